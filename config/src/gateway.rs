@@ -1,0 +1,232 @@
+//! [`GatewayConfig`] and its sections: the TOML schema of `docs/config-spec.md`,
+//! its defaults, derived paths, and loading from a file. Unknown keys are
+//! rejected everywhere; only `data_dir` is required.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::net;
+use crate::size::ByteSize;
+
+/// `nfs.listen` when the key is absent: loopback, the standard NFS port.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2049));
+
+/// The smallest `cache.max_size` that `validate` accepts.
+pub const MIN_CACHE_SIZE: ByteSize = ByteSize::mib(64);
+
+/// The whole gateway config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Folder holding the gateway's state. Must already exist.
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub nfs: NfsConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[nfs]`: the NFSv3 / MOUNT / portmap listener and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NfsConfig {
+    /// NFS, MOUNT and portmap GETPORT all listen on this one address.
+    #[serde(deserialize_with = "net::deserialize_listen")]
+    pub listen: SocketAddr,
+    /// Clients outside every one of these networks are refused.
+    #[serde(deserialize_with = "net::deserialize_networks")]
+    pub allowed_networks: Vec<IpNet>,
+    pub squash: Squash,
+    /// Uid that squashed callers are mapped to.
+    pub anon_uid: u32,
+    /// Gid that squashed callers are mapped to.
+    pub anon_gid: u32,
+}
+
+/// Which callers are mapped to `anon_uid`/`anon_gid`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Squash {
+    /// Credentials are used as sent.
+    #[default]
+    None,
+    /// uid 0 becomes the anonymous user.
+    Root,
+    /// Every caller becomes the anonymous user.
+    All,
+}
+
+/// `[cache]`: the local chunk cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Cache folder; `None` means `<data_dir>/cache`. See [`GatewayConfig::cache_dir`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Upper bound on the cache's size on disk.
+    pub max_size: ByteSize,
+}
+
+/// `[metadata]`: the SQLite metadata database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// Database file; `None` means `<data_dir>/meta.db`. See [`GatewayConfig::metadata_path`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: LogLevel,
+}
+
+/// Least severe level that is logged.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The lowercase name, as written in TOML and understood by `tracing` filters.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Default for NfsConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            allowed_networks: vec![
+                IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+                IpNet::V6(Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
+            ],
+            squash: Squash::None,
+            anon_uid: 65534,
+            anon_gid: 65534,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_size: ByteSize::gib(64),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// A config with every default, for `cairn up`.
+    pub fn with_defaults(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            nfs: NfsConfig {
+                listen,
+                ..NfsConfig::default()
+            },
+            cache: CacheConfig::default(),
+            metadata: MetadataConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::parse(&text, path)?;
+        config.validate().map_err(|err| match err {
+            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+                path: Some(path.to_owned()),
+                problems,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses config text without validating it. `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!(
+                "{}\n{}",
+                err.to_string().trim_end(),
+                fix_hint(err.message())
+            ),
+        })
+    }
+
+    /// The cache folder: `cache.dir`, or `<data_dir>/cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// The metadata database file: `metadata.path`, or `<data_dir>/meta.db`.
+    pub fn metadata_path(&self) -> PathBuf {
+        self.metadata
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("meta.db"))
+    }
+}
+
+/// A one-line `fix:` for a toml error, chosen from its message.
+fn fix_hint(message: &str) -> &'static str {
+    if message.contains("unknown field `data_dir`") {
+        "fix: move data_dir above the first [section] header; keys below a header belong to that section"
+    } else if message.contains("unknown field") {
+        "fix: remove the key or correct its spelling or section; config/examples/gateway.toml lists every key"
+    } else if message.contains("missing field `data_dir`") {
+        "fix: add a line such as data_dir = \"/var/lib/cairn/gateway\" above the first [section] header"
+    } else if message.contains("nfs.listen") {
+        "fix: write the address in quotes, e.g. listen = \"127.0.0.1:2049\""
+    } else if message.contains("nfs.allowed_networks") {
+        "fix: write each network in quotes, e.g. allowed_networks = [\"127.0.0.0/8\", \"192.168.1.0/24\"]"
+    } else if message.contains("invalid size") {
+        "fix: write the size in quotes with a unit, e.g. max_size = \"64 GiB\""
+    } else if message.contains("unknown variant") {
+        "fix: use one of the quoted lowercase values the message lists"
+    } else {
+        "fix: correct the value on the line shown; config/examples/gateway.toml lists every key with its default"
+    }
+}

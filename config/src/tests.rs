@@ -1,0 +1,354 @@
+//! Whole-file tests: the shipped example, defaults, and the error messages an
+//! operator sees for the common mistakes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::{ByteSize, ConfigError, GatewayConfig, LogLevel, Squash, DEFAULT_LISTEN};
+
+const EXAMPLE: &str = include_str!("../examples/gateway.toml");
+const EXAMPLE_DATA_DIR: &str = "/var/lib/cairn/gateway";
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `text` loaded from a file, expected to fail; returns the error and its message.
+fn load_err(dir: &Path, text: &str) -> (ConfigError, String) {
+    let path = write_config(dir, text);
+    let err = GatewayConfig::load(&path).expect_err("config should be rejected");
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()),
+        "error names the file: {message}"
+    );
+    (err, message)
+}
+
+fn minimal(data_dir: &Path) -> String {
+    format!("data_dir = {:?}\n", data_dir.display().to_string())
+}
+
+#[test]
+fn shipped_example_parses_and_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().display().to_string();
+    let text = EXAMPLE.replace(EXAMPLE_DATA_DIR, &data_dir);
+    assert_ne!(text, EXAMPLE, "example sets data_dir to {EXAMPLE_DATA_DIR}");
+    let path = write_config(tmp.path(), &text);
+
+    let config = GatewayConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.data_dir, tmp.path());
+    assert_eq!(config.cache_dir(), tmp.path().join("cache"));
+    assert_eq!(config.metadata_path(), tmp.path().join("meta.db"));
+}
+
+#[test]
+fn shipped_example_shows_the_defaults() {
+    let parsed = GatewayConfig::parse(EXAMPLE, Path::new("examples/gateway.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut defaults = GatewayConfig::with_defaults(EXAMPLE_DATA_DIR.into(), DEFAULT_LISTEN);
+    // The example spells out the default paths, which are implicit otherwise.
+    defaults.cache.dir = Some(defaults.cache_dir());
+    defaults.metadata.path = Some(defaults.metadata_path());
+    assert_eq!(parsed, defaults);
+}
+
+#[test]
+fn defaults_fill_every_omitted_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), &minimal(tmp.path()));
+    let config = GatewayConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(
+        config.nfs.listen,
+        "127.0.0.1:2049".parse::<SocketAddr>().unwrap()
+    );
+    let networks: Vec<String> = config
+        .nfs
+        .allowed_networks
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(networks, ["127.0.0.0/8", "::1/128"]);
+    assert_eq!(config.nfs.squash, Squash::None);
+    assert_eq!((config.nfs.anon_uid, config.nfs.anon_gid), (65534, 65534));
+    assert_eq!(config.cache.dir, None);
+    assert_eq!(config.cache.max_size, ByteSize::gib(64));
+    assert_eq!(config.metadata.path, None);
+    assert_eq!(config.log.level, LogLevel::Info);
+    assert_eq!(config.cache_dir(), tmp.path().join("cache"));
+    assert_eq!(config.metadata_path(), tmp.path().join("meta.db"));
+    assert_eq!(
+        config,
+        GatewayConfig::with_defaults(tmp.path().to_owned(), DEFAULT_LISTEN)
+    );
+}
+
+#[test]
+fn every_key_can_be_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[nfs]\nlisten = \"[::1]:12049\"\nallowed_networks = [\"192.168.1.0/24\", \"10.0.0.5\"]\n\
+         squash = \"all\"\nanon_uid = 1000\nanon_gid = 100\n\
+         [cache]\ndir = {:?}\nmax_size = 4294967296\n\
+         [metadata]\npath = {:?}\n[log]\nlevel = \"trace\"\n",
+        minimal(tmp.path()),
+        tmp.path().join("c").display().to_string(),
+        tmp.path().join("m.db").display().to_string(),
+    );
+    let config =
+        GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.nfs.listen,
+        "[::1]:12049".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.nfs.allowed_networks[1].to_string(), "10.0.0.5/32");
+    assert_eq!(config.nfs.squash, Squash::All);
+    assert_eq!((config.nfs.anon_uid, config.nfs.anon_gid), (1000, 100));
+    assert_eq!(config.cache_dir(), tmp.path().join("c"));
+    assert_eq!(config.cache.max_size, ByteSize::gib(4));
+    assert_eq!(config.metadata_path(), tmp.path().join("m.db"));
+    assert_eq!(config.log.level, LogLevel::Trace);
+}
+
+#[test]
+fn serialized_config_parses_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config =
+        GatewayConfig::with_defaults(tmp.path().to_owned(), "0.0.0.0:2049".parse().unwrap());
+    config.nfs.squash = Squash::Root;
+    config.cache.max_size = ByteSize::mib(1536);
+    config.log.level = LogLevel::Debug;
+    let text = toml::to_string(&config).unwrap();
+    assert!(text.contains("max_size = \"1536 MiB\""), "{text}");
+    assert!(text.contains("squash = \"root\""), "{text}");
+    assert!(
+        !text.contains("\ndir =") && !text.contains("\npath ="),
+        "implicit paths stay implicit: {text}"
+    );
+    let back =
+        GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, config);
+}
+
+#[test]
+fn unknown_key_is_rejected_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!("{}[nfs]\nlisten_port = 2049\n", minimal(tmp.path()));
+    let (err, message) = load_err(tmp.path(), &text);
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(message.contains("listen_port"), "{message}");
+    assert!(message.contains("line 3"), "{message}");
+    assert!(message.contains("\nfix: "), "{message}");
+
+    let (_, message) = load_err(
+        tmp.path(),
+        &format!("{}colour = \"blue\"\n", minimal(tmp.path())),
+    );
+    assert!(message.contains("colour"), "{message}");
+
+    let (_, message) = load_err(tmp.path(), &format!("{}[nfs.extra]\n", minimal(tmp.path())));
+    assert!(message.contains("extra"), "{message}");
+}
+
+#[test]
+fn data_dir_under_a_section_gets_a_targeted_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, message) = load_err(tmp.path(), &format!("[log]\n{}", minimal(tmp.path())));
+    assert!(
+        message.contains("move data_dir above the first [section]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_port_is_rejected_naming_nfs_listen() {
+    let tmp = tempfile::tempdir().unwrap();
+    for listen in ["127.0.0.1:99999", "127.0.0.1", "localhost:2049", "2049"] {
+        let text = format!("{}[nfs]\nlisten = {listen:?}\n", minimal(tmp.path()));
+        let (err, message) = load_err(tmp.path(), &text);
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+        assert!(message.contains("nfs.listen"), "{message}");
+        assert!(message.contains("port 1-65535"), "{message}");
+    }
+    let text = format!("{}[nfs]\nlisten = 2049\n", minimal(tmp.path()));
+    let (_, message) = load_err(tmp.path(), &text);
+    assert!(message.contains("nfs.listen"), "{message}");
+}
+
+#[test]
+fn port_zero_is_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!("{}[nfs]\nlisten = \"127.0.0.1:0\"\n", minimal(tmp.path()));
+    let (err, message) = load_err(tmp.path(), &text);
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("{message}")
+    };
+    assert_eq!(problems.len(), 1, "{message}");
+    assert_eq!(problems[0].field, "nfs.listen");
+    assert!(
+        message.contains("  nfs.listen = \"127.0.0.1:0\": port 0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("fix: choose a port such as 2049"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_data_dir_key_is_rejected_naming_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (err, message) = load_err(tmp.path(), "[log]\nlevel = \"info\"\n");
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(message.contains("data_dir"), "{message}");
+    assert!(
+        message.contains("fix: add a line such as data_dir"),
+        "{message}"
+    );
+}
+
+#[test]
+fn nonexistent_data_dir_is_rejected_naming_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("not-mounted");
+    let (err, message) = load_err(tmp.path(), &minimal(&gone));
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("{message}")
+    };
+    assert_eq!(problems.len(), 1, "{message}");
+    assert_eq!(problems[0].field, "data_dir");
+    assert!(message.contains("data_dir = \""), "{message}");
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(message.contains("mount the disk"), "{message}");
+
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let (_, message) = load_err(tmp.path(), &minimal(&file));
+    assert!(message.contains("is not a directory"), "{message}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[nfs]\nlisten = \"0.0.0.0:0\"\nallowed_networks = []\n\
+         [cache]\ndir = \"/nonexistent-cairn-parent/cache\"\nmax_size = \"16 MiB\"\n\
+         [metadata]\npath = \"/nonexistent-cairn-parent/meta.db\"\n",
+        minimal(&tmp.path().join("missing"))
+    );
+    let (err, message) = load_err(tmp.path(), &text);
+    let ConfigError::Invalid { problems, .. } = &err else {
+        panic!("{message}")
+    };
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "data_dir",
+            "nfs.listen",
+            "nfs.allowed_networks",
+            "cache.max_size",
+            "cache.dir",
+            "metadata.path"
+        ],
+        "{message}"
+    );
+    assert!(message.contains("has 6 problems:"), "{message}");
+    for problem in problems {
+        let line = format!("\n  {problem}");
+        assert!(message.contains(&line), "{message}");
+        assert!(line.contains(&format!("{} = ", problem.field)), "{line}");
+        assert!(line.contains("; fix: "), "{line}");
+    }
+    assert!(
+        message.contains("cache.max_size = \"16 MiB\": is below the minimum of 64 MiB"),
+        "{message}"
+    );
+    assert!(
+        message.contains("parent folder /nonexistent-cairn-parent does not exist"),
+        "{message}"
+    );
+}
+
+#[test]
+fn validate_without_a_file_says_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = GatewayConfig::with_defaults(tmp.path().to_owned(), DEFAULT_LISTEN);
+    config.validate().unwrap();
+    config.cache.max_size = ByteSize::mib(63);
+    let message = config.validate().unwrap_err().to_string();
+    assert!(
+        message.starts_with("config has 1 problem:\n  cache.max_size"),
+        "{message}"
+    );
+}
+
+#[test]
+fn explicit_paths_of_the_wrong_kind_are_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let mut config = GatewayConfig::with_defaults(tmp.path().to_owned(), DEFAULT_LISTEN);
+    config.cache.dir = Some(file);
+    config.metadata.path = Some(tmp.path().to_owned());
+    let message = config.validate().unwrap_err().to_string();
+    assert!(
+        message.contains("cache.dir = ") && message.contains("not a directory"),
+        "{message}"
+    );
+    assert!(
+        message.contains("metadata.path = ") && message.contains("is a directory"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unreadable_file_error_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("absent.toml");
+    let err = GatewayConfig::load(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_enum_and_network_values_are_parse_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, message) = load_err(
+        tmp.path(),
+        &format!("{}[nfs]\nsquash = \"Root\"\n", minimal(tmp.path())),
+    );
+    assert!(
+        message.contains("Root") && message.contains("root"),
+        "{message}"
+    );
+    let (_, message) = load_err(
+        tmp.path(),
+        &format!("{}[log]\nlevel = \"verbose\"\n", minimal(tmp.path())),
+    );
+    assert!(message.contains("verbose"), "{message}");
+    let text = format!(
+        "{}[nfs]\nallowed_networks = [\"10.0.0.0/33\"]\n",
+        minimal(tmp.path())
+    );
+    let (_, message) = load_err(tmp.path(), &text);
+    assert!(
+        message.contains("nfs.allowed_networks") && message.contains("10.0.0.0/33"),
+        "{message}"
+    );
+    let (_, message) = load_err(
+        tmp.path(),
+        &format!("{}[cache]\nmax_size = \"64 GB!\"\n", minimal(tmp.path())),
+    );
+    assert!(
+        message.contains("max_size") && message.contains("unknown unit"),
+        "{message}"
+    );
+}

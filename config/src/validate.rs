@@ -1,0 +1,151 @@
+//! [`GatewayConfig::validate`]: checks that a parsed config can work on this
+//! machine and reports every problem at once, each with the field, the value
+//! and the fix. It only looks at the filesystem; it never creates or changes
+//! anything.
+
+use std::io;
+use std::path::Path;
+
+use crate::error::{ConfigError, Problem};
+use crate::gateway::{GatewayConfig, MIN_CACHE_SIZE};
+
+impl GatewayConfig {
+    /// Checks every value; returns [`ConfigError::Invalid`] (with `path: None`)
+    /// listing all problems found, in file order.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut report = |field: &str, value: String, reason: String, fix: &str| {
+            problems.push(Problem {
+                field: field.to_owned(),
+                value,
+                reason,
+                fix: fix.to_owned(),
+            });
+        };
+
+        match std::fs::metadata(&self.data_dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => report(
+                "data_dir",
+                quoted_path(&self.data_dir),
+                "is not a directory".to_owned(),
+                "point data_dir at the gateway's state folder, or mount the disk that holds it",
+            ),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => report(
+                "data_dir",
+                quoted_path(&self.data_dir),
+                "does not exist".to_owned(),
+                "create it (mkdir -p) or mount the disk that holds it; cairn never creates data_dir",
+            ),
+            Err(err) => report(
+                "data_dir",
+                quoted_path(&self.data_dir),
+                format!("cannot be checked: {err}"),
+                "make it readable by the user cairn runs as",
+            ),
+        }
+
+        let nfs = &self.nfs;
+        if nfs.listen.port() == 0 {
+            report(
+                "nfs.listen",
+                quoted(&nfs.listen),
+                "port 0 is not allowed (clients must know the port)".to_owned(),
+                "choose a port such as 2049",
+            );
+        }
+        if nfs.allowed_networks.is_empty() {
+            report(
+                "nfs.allowed_networks",
+                "[]".to_owned(),
+                "an empty list lets no client in".to_owned(),
+                "list the client networks, e.g. [\"127.0.0.0/8\", \"192.168.1.0/24\"], or remove the key for loopback only",
+            );
+        }
+
+        if self.cache.max_size < MIN_CACHE_SIZE {
+            report(
+                "cache.max_size",
+                quoted(&self.cache.max_size),
+                format!("is below the minimum of {MIN_CACHE_SIZE}"),
+                "set it to at least \"64 MiB\"",
+            );
+        }
+        if let Some(dir) = &self.cache.dir {
+            match std::fs::metadata(dir) {
+                Ok(meta) if !meta.is_dir() => report(
+                    "cache.dir",
+                    quoted_path(dir),
+                    "exists but is not a directory".to_owned(),
+                    "point cache.dir at a folder, or remove the key to use <data_dir>/cache",
+                ),
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(reason) = missing_parent(dir) {
+                        report(
+                            "cache.dir",
+                            quoted_path(dir),
+                            reason,
+                            "create the parent folder, or remove the key to use <data_dir>/cache",
+                        );
+                    }
+                }
+            }
+        }
+
+        if let Some(path) = &self.metadata.path {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => report(
+                    "metadata.path",
+                    quoted_path(path),
+                    "is a directory, not a database file".to_owned(),
+                    "name a file, e.g. \"<folder>/meta.db\", or remove the key to use <data_dir>/meta.db",
+                ),
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(reason) = missing_parent(path) {
+                        report(
+                            "metadata.path",
+                            quoted_path(path),
+                            reason,
+                            "create the parent folder, or remove the key to use <data_dir>/meta.db",
+                        );
+                    }
+                }
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                path: None,
+                problems,
+            })
+        }
+    }
+}
+
+/// Why `path` cannot be created, if its parent folder is missing or not a folder.
+fn missing_parent(path: &Path) -> Option<String> {
+    let parent = match path.parent() {
+        None => return None,
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+    };
+    match std::fs::metadata(parent) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(_) => Some(format!("parent {} is not a directory", parent.display())),
+        Err(_) => Some(format!("parent folder {} does not exist", parent.display())),
+    }
+}
+
+/// A value shown as a TOML string.
+fn quoted(value: &impl std::fmt::Display) -> String {
+    format!("{:?}", value.to_string())
+}
+
+/// A path shown as a TOML string.
+fn quoted_path(path: &Path) -> String {
+    quoted(&path.display())
+}

@@ -1,0 +1,294 @@
+//! The ingest cache: file data on the gateway's local disk, one sparse file
+//! per inode under `<cache>/<xx>/<inode>`.
+//!
+//! The promise: bytes written here and then [`IngestCache::sync`]ed are on
+//! stable storage, including the directory entry of a newly created file.
+//! The cache never holds more than its configured size in allocated blocks;
+//! a write that would pass it is refused with [`FsError::NoSpace`] before a
+//! byte is written. After a crash, [`IngestCache::recover`] trims each file
+//! back to the size the metadata recorded, so bytes of a write that was never
+//! acknowledged cannot reappear later inside the file.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cairn_metadata::InodeId;
+use tracing::warn;
+
+use crate::core::FsError;
+
+/// Open files kept around between calls.
+const OPEN_FILES: usize = 512;
+
+pub struct IngestCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    used: AtomicU64,
+    open: Mutex<HashMap<InodeId, Arc<File>>>,
+    /// Files created since their folder was last fsync'd.
+    unsynced_dirs: Mutex<Vec<InodeId>>,
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> FsError {
+    if source.raw_os_error() == Some(libc_enospc()) || source.kind() == ErrorKind::StorageFull {
+        return FsError::NoSpace;
+    }
+    FsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+const fn libc_enospc() -> i32 {
+    28
+}
+
+impl IngestCache {
+    /// Opens the cache in `dir` (created if missing) with a size limit.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, FsError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        for shard in 0..256u32 {
+            let sub = dir.join(format!("{shard:02x}"));
+            std::fs::create_dir_all(&sub).map_err(|e| io_err(&sub, e))?;
+        }
+        Ok(IngestCache {
+            dir: dir.to_owned(),
+            max_bytes,
+            used: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            unsynced_dirs: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn path(&self, id: InodeId) -> PathBuf {
+        self.dir
+            .join(format!("{:02x}", id.0 % 256))
+            .join(id.0.to_string())
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Trims every cache file to the size its inode records and deletes the
+    /// files of inodes that no longer exist; then counts the space in use.
+    /// `sizes` lists every file inode and its size.
+    pub fn recover(&self, sizes: &HashMap<InodeId, u64>) -> Result<RecoveryReport, FsError> {
+        let mut report = RecoveryReport::default();
+        let mut used = 0u64;
+        for shard in 0..256u32 {
+            let sub = self.dir.join(format!("{shard:02x}"));
+            let entries = std::fs::read_dir(&sub).map_err(|e| io_err(&sub, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| io_err(&sub, e))?;
+                let path = entry.path();
+                let id = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .map(InodeId);
+                match id.and_then(|id| sizes.get(&id)) {
+                    None => {
+                        std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+                        report.removed += 1;
+                    }
+                    Some(&size) => {
+                        let file = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(|e| io_err(&path, e))?;
+                        let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+                        if meta.len() > size {
+                            file.set_len(size).map_err(|e| io_err(&path, e))?;
+                            file.sync_all().map_err(|e| io_err(&path, e))?;
+                            report.trimmed += 1;
+                        }
+                        let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+                        used += meta.blocks() * 512;
+                        report.files += 1;
+                    }
+                }
+            }
+        }
+        self.used.store(used, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Lengths of every cache file, for fsck.
+    pub fn lengths(&self) -> Result<HashMap<InodeId, u64>, FsError> {
+        let mut out = HashMap::new();
+        for shard in 0..256u32 {
+            let sub = self.dir.join(format!("{shard:02x}"));
+            for entry in std::fs::read_dir(&sub).map_err(|e| io_err(&sub, e))? {
+                let entry = entry.map_err(|e| io_err(&sub, e))?;
+                let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                let len = entry
+                    .metadata()
+                    .map_err(|e| io_err(&entry.path(), e))?
+                    .len();
+                out.insert(InodeId(id), len);
+            }
+        }
+        Ok(out)
+    }
+
+    fn file(&self, id: InodeId, create: bool) -> Result<Option<Arc<File>>, FsError> {
+        if let Some(f) = self.open.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(Some(f.clone()));
+        }
+        let path = self.path(id);
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .open(&path);
+        let file = match opened {
+            Ok(f) => Arc::new(f),
+            Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        if create {
+            self.unsynced_dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id);
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.len() >= OPEN_FILES {
+            open.clear();
+        }
+        Ok(Some(open.entry(id).or_insert(file).clone()))
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; bytes the cache does not
+    /// hold (a hole, or past the cache file's end) read as zeros.
+    pub fn read(&self, id: InodeId, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
+        buf.fill(0);
+        let Some(file) = self.file(id, false)? else {
+            return Ok(());
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(&self.path(id), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `offset`. Refuses with `NoSpace`, writing nothing,
+    /// when the cache would pass its size limit.
+    pub fn write(&self, id: InodeId, offset: u64, data: &[u8]) -> Result<(), FsError> {
+        let len = data.len() as u64;
+        if self.used.load(Ordering::Relaxed).saturating_add(len) > self.max_bytes {
+            return Err(FsError::NoSpace);
+        }
+        let file = self.file(id, true)?.ok_or(FsError::NoSpace)?;
+        let path = self.path(id);
+        let before = file.metadata().map_err(|e| io_err(&path, e))?.blocks();
+        let written = file
+            .write_all_at(data, offset)
+            .map_err(|e| io_err(&path, e));
+        let after = file.metadata().map_err(|e| io_err(&path, e))?.blocks();
+        self.account(before, after);
+        written
+    }
+
+    /// Sets the cache file's length (truncate, or extend with a hole).
+    pub fn set_len(&self, id: InodeId, len: u64) -> Result<(), FsError> {
+        let Some(file) = self.file(id, len > 0)? else {
+            return Ok(());
+        };
+        let path = self.path(id);
+        let before = file.metadata().map_err(|e| io_err(&path, e))?.blocks();
+        let result = file.set_len(len).map_err(|e| io_err(&path, e));
+        let after = file.metadata().map_err(|e| io_err(&path, e))?.blocks();
+        self.account(before, after);
+        result
+    }
+
+    fn account(&self, before_blocks: u64, after_blocks: u64) {
+        if after_blocks >= before_blocks {
+            self.used
+                .fetch_add((after_blocks - before_blocks) * 512, Ordering::Relaxed);
+        } else {
+            let freed = (before_blocks - after_blocks) * 512;
+            let _ = self
+                .used
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                    Some(u.saturating_sub(freed))
+                });
+        }
+    }
+
+    /// Makes the inode's cached bytes, and the existence of its cache file,
+    /// durable.
+    pub fn sync(&self, id: InodeId) -> Result<(), FsError> {
+        if let Some(file) = self.file(id, false)? {
+            file.sync_data().map_err(|e| io_err(&self.path(id), e))?;
+        }
+        self.sync_new_dirs()
+    }
+
+    fn sync_new_dirs(&self) -> Result<(), FsError> {
+        let pending =
+            std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut shards: Vec<u64> = pending.iter().map(|id| id.0 % 256).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        for shard in shards {
+            let sub = self.dir.join(format!("{shard:02x}"));
+            let dir = File::open(&sub).map_err(|e| io_err(&sub, e))?;
+            dir.sync_all().map_err(|e| io_err(&sub, e))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the inode's cache file (after its inode was deleted).
+    pub fn remove(&self, id: InodeId) {
+        let file = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        let path = self.path(id);
+        let blocks = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .or_else(|| std::fs::metadata(&path).ok())
+            .map_or(0, |m| m.blocks());
+        match std::fs::remove_file(&path) {
+            Ok(()) => self.account(blocks, 0),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                warn!(inode = %id, cause = %e, "cannot remove cache file; it is collected at the next start")
+            }
+        }
+    }
+}
+
+/// What [`IngestCache::recover`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecoveryReport {
+    pub files: u64,
+    pub trimmed: u64,
+    pub removed: u64,
+}

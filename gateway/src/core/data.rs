@@ -1,0 +1,121 @@
+//! File data: read, write and commit through the ingest cache.
+//!
+//! A write lands in the cache file first and then moves the inode's size and
+//! mtime in one metadata job, so a crash between the two leaves bytes past
+//! the recorded size, which recovery trims. A stable write fsyncs the cache
+//! file before the job and commits the job durably; an unstable one does
+//! neither until [`Fs::commit`].
+
+use cairn_metadata::{FileKind, Inode, InodeId, Timestamp};
+
+use super::perm::{self, READ, WRITE};
+use super::{Credentials, Fs, FsError, Stability, MAX_FILE_SIZE};
+
+/// The largest READ or WRITE the core serves in one call.
+pub const MAX_IO: u32 = 1 << 20;
+
+fn check_file(inode: &Inode) -> Result<(), FsError> {
+    match inode.kind {
+        FileKind::File => Ok(()),
+        FileKind::Dir => Err(FsError::IsDir),
+        _ => Err(FsError::Invalid("not a regular file")),
+    }
+}
+
+impl Fs {
+    /// Reads up to `count` bytes at `offset`. Returns the bytes, whether they
+    /// reach the end of the file, and the attributes.
+    pub async fn read(
+        &self,
+        cred: &Credentials,
+        id: InodeId,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool, Inode), FsError> {
+        let inode = self.getattr(id).await?;
+        check_file(&inode)?;
+        perm::check_data(cred, &inode, READ)?;
+        if offset >= inode.size {
+            return Ok((Vec::new(), true, inode));
+        }
+        let n = (inode.size - offset).min(u64::from(count.min(MAX_IO))) as usize;
+        let cache = self.cache.clone();
+        let buf = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            cache.read(id, offset, &mut buf).map(|()| buf)
+        })
+        .await??;
+        let eof = offset + n as u64 >= inode.size;
+        Ok((buf, eof, inode))
+    }
+
+    /// Writes `data` at `offset`. Returns the new attributes and how stable
+    /// the data is now.
+    pub async fn write(
+        &self,
+        cred: &Credentials,
+        id: InodeId,
+        offset: u64,
+        data: Vec<u8>,
+        stability: Stability,
+    ) -> Result<(Inode, Stability), FsError> {
+        let inode = self.getattr(id).await?;
+        check_file(&inode)?;
+        perm::check_data(cred, &inode, WRITE)?;
+        let len = data.len() as u64;
+        let end = offset.checked_add(len).ok_or(FsError::FileTooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(FsError::FileTooBig);
+        }
+        let stable = stability != Stability::Unstable;
+        {
+            let _guard = self.data_lock(id).lock().await;
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || {
+                cache.write(id, offset, &data)?;
+                if stable {
+                    cache.sync(id)?;
+                }
+                Ok::<_, FsError>(())
+            })
+            .await??;
+        }
+        let by_owner = cred.uid == inode.uid || cred.uid == 0;
+        let inode = self
+            .meta
+            .write(stable, move |tx| {
+                let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
+                let now = Timestamp::now();
+                inode.size = inode.size.max(end);
+                inode.mtime = now;
+                inode.ctime = now;
+                if !by_owner {
+                    inode.mode &= !0o6000;
+                }
+                tx.update_inode(&inode)?;
+                Ok::<_, FsError>(inode)
+            })
+            .await?;
+        let done = if stable {
+            Stability::FileSync
+        } else {
+            Stability::Unstable
+        };
+        Ok((inode, done))
+    }
+
+    /// Makes every earlier write to `id` durable (NFSv3 COMMIT).
+    pub async fn commit(&self, id: InodeId) -> Result<Inode, FsError> {
+        let inode = self.getattr(id).await?;
+        if inode.kind == FileKind::File {
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || cache.sync(id)).await??;
+        }
+        self.meta
+            .write(true, move |tx| {
+                tx.touch()?;
+                tx.inode(id)?.ok_or(FsError::Stale(id))
+            })
+            .await
+    }
+}

@@ -1,0 +1,59 @@
+//! The filesystem core's one error type. Front ends map it to their wire
+//! status in one place each (`nfs::status` for NFSv3).
+
+use std::path::PathBuf;
+
+use cairn_metadata::{InodeId, MetaError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file exists")]
+    Exists,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("name longer than 255 bytes")]
+    NameTooLong,
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    #[error("file would pass the largest size cairn stores")]
+    FileTooBig,
+    #[error("the ingest cache is full")]
+    NoSpace,
+    #[error("inode {0} no longer exists")]
+    Stale(InodeId),
+    #[error("the file changed since the caller last looked (guard mismatch)")]
+    GuardMismatch,
+    #[error("permission denied")]
+    Access,
+    #[error("operation not permitted: only the owner or root may do this")]
+    NotOwner,
+    #[error("too many links")]
+    TooManyLinks,
+    #[error("not supported: {0}")]
+    NotSupported(&'static str),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Meta(MetaError),
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<MetaError> for FsError {
+    fn from(e: MetaError) -> Self {
+        if e.is_disk_full() {
+            FsError::NoSpace
+        } else {
+            FsError::Meta(e)
+        }
+    }
+}

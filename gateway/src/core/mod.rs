@@ -1,0 +1,229 @@
+//! The filesystem core: one async API over the metadata and the ingest cache,
+//! used by every front end (NFS now, FUSE later). Every call takes the
+//! caller's [`Credentials`] and enforces POSIX permission bits for them;
+//! every change is one metadata transaction, so a crash leaves either all of
+//! it or none of it. Namespace changes are durable when the call returns;
+//! data writes are durable when asked for ([`Stability::FileSync`]) or after
+//! [`Fs::commit`].
+
+mod attrs;
+mod data;
+mod error;
+mod namespace;
+pub mod perm;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_metadata::{Inode, InodeId, Metadata, Timestamp};
+use tracing::info;
+
+use crate::cache::IngestCache;
+pub use error::FsError;
+
+/// The largest file cairn stores: the ingest cache keeps a file in one local
+/// file, and 8 TiB stays inside what ext4 and XFS allow.
+pub const MAX_FILE_SIZE: u64 = 8 << 40;
+/// The most links one inode may have.
+pub const MAX_LINKS: u32 = 65_000;
+/// The longest name in a directory, in bytes.
+pub const MAX_NAME: usize = 255;
+/// The longest symlink target, in bytes.
+pub const MAX_PATH: usize = 4096;
+
+/// Who is asking: the uid, primary gid and supplementary gids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub gids: Vec<u32>,
+}
+
+impl Credentials {
+    pub fn root() -> Self {
+        Credentials {
+            uid: 0,
+            gid: 0,
+            gids: Vec::new(),
+        }
+    }
+
+    pub fn user(uid: u32, gid: u32) -> Self {
+        Credentials {
+            uid,
+            gid,
+            gids: Vec::new(),
+        }
+    }
+
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.gids.contains(&gid)
+    }
+}
+
+/// How to set a time in [`SetAttr`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetTime {
+    #[default]
+    Keep,
+    ServerNow,
+    Client(Timestamp),
+}
+
+/// Attributes to change; `None` and `Keep` leave a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: SetTime,
+    pub mtime: SetTime,
+}
+
+/// The three ways NFSv3 creates a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateHow {
+    /// Create, or open an existing file (applying the attributes).
+    Unchecked(SetAttr),
+    /// Create; fail if the name exists.
+    Guarded(SetAttr),
+    /// Create once: a retry with the same verifier finds the same file.
+    Exclusive([u8; 8]),
+}
+
+/// How durable a write must be before the call returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stability {
+    /// In the cache, durable after [`Fs::commit`].
+    Unstable,
+    /// Data and the metadata needed to read it back are durable.
+    DataSync,
+    /// Data and all metadata are durable.
+    FileSync,
+}
+
+/// Capacity, for FSSTAT and statfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsStat {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub avail_bytes: u64,
+    pub total_files: u64,
+    pub free_files: u64,
+}
+
+/// One entry of a directory listing. Cookies 1 and 2 are "." and "..".
+#[derive(Clone, Debug)]
+pub struct DirItem {
+    pub name: Vec<u8>,
+    pub id: InodeId,
+    pub cookie: u64,
+    pub attr: Option<Inode>,
+}
+
+/// The filesystem core. Share it behind an `Arc`.
+pub struct Fs {
+    meta: Arc<Metadata>,
+    cache: Arc<IngestCache>,
+    cache_dir: PathBuf,
+    write_verifier: [u8; 8],
+    /// Serialises the data-changing steps of writes and truncates per inode
+    /// (striped), so a truncate never cuts a write that raced it.
+    data_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fs")
+            .field("meta", &self.meta)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+impl Fs {
+    /// Opens the metadata at `meta_path` and the cache in `cache_dir`,
+    /// repairing the cache after a crash.
+    pub fn open(meta_path: &Path, cache_dir: &Path, cache_max: u64) -> Result<Self, FsError> {
+        let meta = Arc::new(Metadata::open(meta_path)?);
+        let cache = Arc::new(IngestCache::open(cache_dir, cache_max)?);
+        let sizes: HashMap<InodeId, u64> = meta.read(|v| v.file_sizes())?.into_iter().collect();
+        let report = cache.recover(&sizes)?;
+        info!(
+            files = report.files,
+            trimmed = report.trimmed,
+            removed = report.removed,
+            used_bytes = cache.used_bytes(),
+            "ingest cache ready"
+        );
+        Ok(Fs {
+            meta,
+            cache,
+            cache_dir: cache_dir.to_owned(),
+            write_verifier: rand::random::<u64>().to_le_bytes(),
+            data_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        })
+    }
+
+    /// Changes on every start of the gateway, so clients resend the
+    /// unstable writes a crash may have lost.
+    pub fn write_verifier(&self) -> [u8; 8] {
+        self.write_verifier
+    }
+
+    pub fn metadata(&self) -> &Arc<Metadata> {
+        &self.meta
+    }
+
+    pub fn cache(&self) -> &Arc<IngestCache> {
+        &self.cache
+    }
+
+    fn data_lock(&self, id: InodeId) -> &tokio::sync::Mutex<()> {
+        &self.data_locks[(id.0 % self.data_locks.len() as u64) as usize]
+    }
+
+    /// The inode's attributes, or `Stale` if it no longer exists.
+    pub async fn getattr(&self, id: InodeId) -> Result<Inode, FsError> {
+        self.meta.read(|v| v.inode(id))?.ok_or(FsError::Stale(id))
+    }
+
+    /// Capacity of the ingest cache: the configured limit, or the disk's free
+    /// space where that is smaller.
+    pub async fn statfs(&self) -> Result<FsStat, FsError> {
+        let st = rustix::fs::statvfs(&self.cache_dir).map_err(|e| FsError::Io {
+            path: self.cache_dir.clone(),
+            source: e.into(),
+        })?;
+        let disk_total = st.f_blocks.saturating_mul(st.f_frsize);
+        let disk_avail = st.f_bavail.saturating_mul(st.f_frsize);
+        let disk_free = st.f_bfree.saturating_mul(st.f_frsize);
+        let limit = self.cache.max_bytes();
+        let left = limit.saturating_sub(self.cache.used_bytes());
+        let (inodes, _) = self.meta.read(|v| v.usage())?;
+        let total_files = 1u64 << 40;
+        Ok(FsStat {
+            total_bytes: limit.min(disk_total),
+            free_bytes: left.min(disk_free),
+            avail_bytes: left.min(disk_avail),
+            total_files,
+            free_files: total_files.saturating_sub(inodes),
+        })
+    }
+}
+
+/// Refuses names no directory may hold.
+pub(crate) fn check_name(name: &[u8]) -> Result<(), FsError> {
+    if name.len() > MAX_NAME {
+        return Err(FsError::NameTooLong);
+    }
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(FsError::Invalid("the name is empty, \".\" or \"..\""));
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(FsError::Invalid("a name may not hold '/' or NUL"));
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The cairn gateway: the filesystem core over SQLite metadata and the local
+//! ingest cache, the NFSv3 front end, and the `cairn` command line.
+
+pub mod cache;
+
+pub mod core;

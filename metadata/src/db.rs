@@ -1,0 +1,203 @@
+//! Opening the database and the two ways in: [`Metadata::read`] on a pooled
+//! reader connection, [`Metadata::write`] through the group-commit writer.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::writer::{self, Completion, Job};
+use crate::{schema, MetaError, Tx, View};
+
+/// The catalogue. Cheap to share behind an `Arc`.
+pub struct Metadata {
+    path: PathBuf,
+    jobs: Mutex<Option<Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metadata")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, MetaError> {
+    let open = |source| MetaError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open)?;
+    conn.pragma_update(None, "busy_timeout", 10_000)
+        .map_err(open)?;
+    conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(open)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the database at `path` and migrates it to
+    /// the current schema. The folder holding it must exist.
+    pub fn open(path: &Path) -> Result<Self, MetaError> {
+        let mut conn = connect(path)?;
+        match schema::migrate(&mut conn).map_err(|source| MetaError::Open {
+            path: path.to_owned(),
+            source,
+        })? {
+            Ok(_) => {}
+            Err(found) => {
+                return Err(MetaError::SchemaTooNew {
+                    path: path.to_owned(),
+                    found,
+                    supported: schema::SCHEMA_VERSION,
+                })
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("cairn-meta-writer".into())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|e| MetaError::Open {
+                path: path.to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(Metadata {
+            path: path.to_owned(),
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a reader connection; it sees every committed write.
+    pub fn read<R>(
+        &self,
+        f: impl FnOnce(&View<'_>) -> Result<R, MetaError>,
+    ) -> Result<R, MetaError> {
+        let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        let result = f(&View { conn: &conn });
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        result
+    }
+
+    /// Runs `f` inside the next grouped transaction and resolves once that
+    /// transaction committed (durably, if `durable`). If `f` fails, its
+    /// changes are undone and the error returned; other jobs are unaffected.
+    pub async fn write<R, E, F>(&self, durable: bool, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<MetaError> + Send + 'static,
+    {
+        let rx = self.submit(durable, f)?;
+        rx.await.map_err(|_| E::from(MetaError::WriterGone))?
+    }
+
+    /// [`Metadata::write`] for callers outside an async runtime.
+    pub fn write_blocking<R, E, F>(&self, durable: bool, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<MetaError> + Send + 'static,
+    {
+        let rx = self.submit(durable, f)?;
+        rx.blocking_recv()
+            .map_err(|_| E::from(MetaError::WriterGone))?
+    }
+
+    fn submit<R, E, F>(
+        &self,
+        durable: bool,
+        f: F,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<R, E>>, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<MetaError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let run = Box::new(move |conn: &Connection| -> Completion {
+            let result = run_in_savepoint(conn, f);
+            Box::new(move |commit_error: Option<MetaError>| {
+                let outcome = match commit_error {
+                    None => result,
+                    Some(e) => Err(E::from(e)),
+                };
+                let _ = tx.send(outcome);
+            })
+        });
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = jobs.as_ref().ok_or(MetaError::WriterGone)?;
+        sender
+            .send(Job { durable, run })
+            .map_err(|_| E::from(MetaError::WriterGone))?;
+        Ok(rx)
+    }
+
+    /// Stops the writer after it finished the jobs already handed to it.
+    pub fn close(&self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Metadata {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run_in_savepoint<R, E, F>(conn: &Connection, f: F) -> Result<R, E>
+where
+    F: FnOnce(&Tx<'_>) -> Result<R, E>,
+    E: From<MetaError>,
+{
+    conn.execute_batch("SAVEPOINT job")
+        .map_err(|e| E::from(e.into()))?;
+    let tx = Tx {
+        view: View { conn },
+    };
+    let result = match catch_unwind(AssertUnwindSafe(|| f(&tx))) {
+        Ok(r) => r,
+        Err(panic) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            std::panic::resume_unwind(panic);
+        }
+    };
+    let end = if result.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    conn.execute_batch(end).map_err(|e| E::from(e.into()))?;
+    result
+}

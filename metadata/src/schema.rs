@@ -1,0 +1,158 @@
+//! The schema and its forward migrations. Each migration runs once, in order,
+//! inside one transaction with the bump of `schema_version`; a database newer
+//! than this build is refused rather than guessed at.
+
+use rusqlite::{Connection, Transaction};
+
+use crate::{InodeId, Timestamp};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATION_1: &str = r#"
+CREATE TABLE inodes (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind           INTEGER NOT NULL,
+    mode           INTEGER NOT NULL,
+    uid            INTEGER NOT NULL,
+    gid            INTEGER NOT NULL,
+    size           INTEGER NOT NULL DEFAULT 0,
+    nlink          INTEGER NOT NULL,
+    atime_ns       INTEGER NOT NULL,
+    mtime_ns       INTEGER NOT NULL,
+    ctime_ns       INTEGER NOT NULL,
+    generation     INTEGER NOT NULL,
+    rdev           INTEGER NOT NULL DEFAULT 0,
+    symlink_target BLOB,
+    class_id       INTEGER REFERENCES classes(id),
+    parent         INTEGER,
+    create_verf    BLOB
+);
+
+-- The cookie is the row id: AUTOINCREMENT never reuses one, so cookies only
+-- grow and an entry keeps its cookie for as long as it exists.
+CREATE TABLE dirents (
+    cookie INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent INTEGER NOT NULL,
+    name   BLOB NOT NULL,
+    child  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX dirents_by_name ON dirents(parent, name);
+CREATE INDEX dirents_by_child ON dirents(child);
+
+-- Storage classes: how a file's chunks are protected (filled in by the
+-- chunk-store and erasure-coding work).
+CREATE TABLE classes (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    spec       TEXT NOT NULL,
+    created_ns INTEGER NOT NULL
+);
+
+-- Chunk stores: one daemon per drive.
+CREATE TABLE stores (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    address    TEXT NOT NULL,
+    zone       TEXT NOT NULL,
+    host       TEXT NOT NULL,
+    labels     TEXT NOT NULL DEFAULT '',
+    state      INTEGER NOT NULL DEFAULT 0,
+    capacity   INTEGER NOT NULL DEFAULT 0,
+    used       INTEGER NOT NULL DEFAULT 0
+);
+
+-- Chunks group blocks of one class; placements say where each replica or
+-- shard lives.
+CREATE TABLE chunks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    class_id   INTEGER NOT NULL REFERENCES classes(id),
+    size       INTEGER NOT NULL,
+    state      INTEGER NOT NULL DEFAULT 0,
+    created_ns INTEGER NOT NULL
+);
+CREATE TABLE placements (
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    shard    INTEGER NOT NULL,
+    store_id INTEGER NOT NULL REFERENCES stores(id),
+    checksum BLOB NOT NULL,
+    PRIMARY KEY (chunk_id, shard, store_id)
+) WITHOUT ROWID;
+CREATE INDEX placements_by_store ON placements(store_id);
+
+-- Immutable encrypted blocks inside chunks, and the file extents that point
+-- at them.
+CREATE TABLE blocks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id   INTEGER NOT NULL REFERENCES chunks(id),
+    chunk_off  INTEGER NOT NULL,
+    stored_len INTEGER NOT NULL,
+    plain_len  INTEGER NOT NULL,
+    checksum   BLOB NOT NULL,
+    refcount   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX blocks_by_chunk ON blocks(chunk_id);
+CREATE TABLE extents (
+    inode     INTEGER NOT NULL,
+    file_off  INTEGER NOT NULL,
+    len       INTEGER NOT NULL,
+    block_id  INTEGER NOT NULL REFERENCES blocks(id),
+    block_off INTEGER NOT NULL,
+    PRIMARY KEY (inode, file_off)
+) WITHOUT ROWID;
+
+-- Background work (drain, repair, collection), ordered by priority then age.
+CREATE TABLE work_queue (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    subject     INTEGER NOT NULL,
+    priority    INTEGER NOT NULL DEFAULT 0,
+    not_before_ns INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, subject)
+);
+
+-- Small named counters, e.g. the commit sequence bumped by durability barriers.
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters(name, value) VALUES ('commit_seq', 0);
+"#;
+
+const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+/// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<i64, i64>> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let found: Option<i64> =
+        conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+    let found = found.unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Ok(Err(found));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= found {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        if version == 1 {
+            create_root(&tx)?;
+        }
+        tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [version])?;
+        tx.commit()?;
+    }
+    Ok(Ok(found))
+}
+
+fn create_root(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let now = Timestamp::now().0;
+    tx.execute(
+        "INSERT INTO inodes (id, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, generation, parent)
+         VALUES (?1, 2, 493, 0, 0, 0, 2, ?2, ?2, ?2, 1, ?1)",
+        rusqlite::params![InodeId::ROOT.0 as i64, now],
+    )?;
+    Ok(())
+}

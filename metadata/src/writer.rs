@@ -1,0 +1,108 @@
+//! The single writer: one thread, one connection, and group commit. Jobs that
+//! arrive while a transaction runs are gathered into the next one, each inside
+//! its own savepoint so one job's failure undoes only its own changes. A batch
+//! with any durable job commits with `synchronous=FULL`; the others commit with
+//! `NORMAL`, which survives a crash of the process but not of the machine,
+//! until the next durable commit syncs the WAL that holds them.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use rusqlite::{Connection, ErrorCode};
+use tracing::error;
+
+use crate::MetaError;
+
+/// Called after the batch's commit with the commit's error, if any.
+pub(crate) type Completion = Box<dyn FnOnce(Option<MetaError>) + Send>;
+
+pub(crate) struct Job {
+    pub durable: bool,
+    pub run: Box<dyn FnOnce(&Connection) -> Completion + Send>,
+}
+
+/// The most jobs one transaction gathers.
+const MAX_BATCH: usize = 512;
+
+pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>) {
+    let mut full = false;
+    let mut poisoned: Option<ErrorCode> = None;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if let Some(code) = poisoned {
+            // Never run a job after a failed commit: its caller hears why.
+            for job in batch {
+                if conn.execute_batch("BEGIN").is_ok() {
+                    (job.run)(&conn)(Some(MetaError::Commit(code)));
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+            }
+            continue;
+        }
+        let durable = batch.iter().any(|j| j.durable);
+        if durable != full {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
+                error!(cause = %e, "cannot set synchronous mode");
+            } else {
+                full = durable;
+            }
+        }
+        match commit_batch(&mut conn, batch) {
+            Ok(()) => {}
+            Err(code) => {
+                if code != ErrorCode::DiskFull {
+                    error!(?code, "metadata commit failed; refusing further writes");
+                    poisoned = Some(code);
+                }
+            }
+        }
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Result<(), ErrorCode> {
+    let completions: Vec<Completion>;
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let code = e.sqlite_error_code().unwrap_or(ErrorCode::Unknown);
+        for job in batch {
+            (job.run)(conn)(Some(MetaError::Commit(code)));
+        }
+        return Err(code);
+    }
+    completions = batch
+        .into_iter()
+        .map(|job| {
+            let run = job.run;
+            match catch_unwind(AssertUnwindSafe(|| run(conn))) {
+                Ok(done) => done,
+                Err(_) => {
+                    error!("a metadata job panicked; its changes are rolled back");
+                    let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                    Box::new(|_| {}) as Completion
+                }
+            }
+        })
+        .collect();
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for done in completions {
+                done(None);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let code = e.sqlite_error_code().unwrap_or(ErrorCode::Unknown);
+            let _ = conn.execute_batch("ROLLBACK");
+            for done in completions {
+                done(Some(MetaError::Commit(code)));
+            }
+            Err(code)
+        }
+    }
+}
