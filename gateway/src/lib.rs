@@ -2,5 +2,8 @@
 //! ingest cache, the NFSv3 front end, and the `cairn` command line.
 
 pub mod cache;
-
+pub mod cli;
 pub mod core;
+pub mod fsck;
+pub mod nfs;
+pub mod run;

@@ -22,6 +22,27 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
+/// Mounts the export of `gw` with `creds`, panicking with the error if it fails.
+pub async fn mount(gw: &Gateway, creds: Creds) -> Nfs {
+    match Nfs::connect(gw.addr(), creds.clone()).await {
+        Ok(nfs) => nfs,
+        Err(e) => panic!("mount / on {} as {creds:?}: {e}", gw.addr()),
+    }
+}
+
+/// Asserts that `res` failed with one of the `want` NFS statuses.
+#[track_caller]
+pub fn expect_status<T: std::fmt::Debug>(
+    res: Result<T, NfsError>,
+    want: &[nfs3_types::nfs3::nfsstat3],
+    what: &str,
+) {
+    match res {
+        Err(NfsError::Status(s)) if want.contains(&s) => {}
+        other => panic!("{what}: expected one of {want:?}, got {other:?}"),
+    }
+}
+
 /// A seed for a test's random choices: `CAIRN_TEST_SEED` if set, else fresh.
 /// Printed so that a failing run can be replayed.
 pub fn test_seed(test: &str) -> u64 {
@@ -63,10 +84,17 @@ pub fn write_random_file(path: &Path, seed: u64, len: u64) -> std::io::Result<St
 
 /// sha256 (hex) of a local file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex(&hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 /// sha256 (hex) of bytes in memory.

@@ -1,0 +1,121 @@
+//! READ, WRITE and COMMIT.
+
+use nfs3_types::nfs3::{
+    stable_how, writeverf3, COMMIT3resfail, COMMIT3resok, Nfs3Option, Nfs3Result, READ3resfail,
+    READ3resok, WRITE3resfail, WRITE3resok,
+};
+use nfs3_types::xdr_codec::Opaque;
+
+use super::{status, Ctx};
+use crate::core::Stability;
+use crate::nfs::convert::{post_op, wcc};
+use crate::nfs::rpc::Reply;
+use crate::nfs::xdr::{Garbage, Reader};
+
+/// The largest READ and WRITE we announce and accept.
+pub const MAX_IO: u32 = 1 << 20;
+
+pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
+    let fh = r.fh()?;
+    let offset = r.u64()?;
+    let count = r.u32()?;
+    let res = match ctx.resolve(&fh).await {
+        Err(s) => Nfs3Result::Err((
+            s,
+            READ3resfail {
+                file_attributes: Nfs3Option::None,
+            },
+        )),
+        Ok(inode) => match ctx
+            .fs
+            .read(&ctx.cred, inode.id, offset, count.min(MAX_IO))
+            .await
+        {
+            Ok((data, eof, inode)) => Nfs3Result::Ok(READ3resok {
+                file_attributes: post_op(&inode),
+                count: data.len() as u32,
+                eof,
+                data: Opaque::owned(data),
+            }),
+            Err(e) => Nfs3Result::Err((
+                status(&e),
+                READ3resfail {
+                    file_attributes: post_op(&inode),
+                },
+            )),
+        },
+    };
+    Ok(ctx.ok().push(&res))
+}
+
+pub async fn write(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
+    let fh = r.fh()?;
+    let offset = r.u64()?;
+    let count = r.u32()?;
+    let how: stable_how = r.fixed("stable_how")?;
+    let data = r.opaque(MAX_IO as usize, "write larger than 1 MiB")?;
+    let data = &data[..data.len().min(count as usize)];
+    let stability = match how {
+        stable_how::UNSTABLE => Stability::Unstable,
+        stable_how::DATA_SYNC => Stability::DataSync,
+        stable_how::FILE_SYNC => Stability::FileSync,
+    };
+    let res = match ctx.resolve(&fh).await {
+        Err(s) => Nfs3Result::Err((
+            s,
+            WRITE3resfail {
+                file_wcc: wcc(None),
+            },
+        )),
+        Ok(inode) => match ctx
+            .fs
+            .write(&ctx.cred, inode.id, offset, data.to_vec(), stability)
+            .await
+        {
+            Ok((after, done)) => Nfs3Result::Ok(WRITE3resok {
+                file_wcc: wcc(Some(&after)),
+                count: data.len() as u32,
+                committed: match done {
+                    Stability::Unstable => stable_how::UNSTABLE,
+                    Stability::DataSync => stable_how::DATA_SYNC,
+                    Stability::FileSync => stable_how::FILE_SYNC,
+                },
+                verf: writeverf3(ctx.fs.write_verifier()),
+            }),
+            Err(e) => Nfs3Result::Err((
+                status(&e),
+                WRITE3resfail {
+                    file_wcc: wcc(Some(&inode)),
+                },
+            )),
+        },
+    };
+    Ok(ctx.ok().push(&res))
+}
+
+pub async fn commit(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
+    let fh = r.fh()?;
+    let _offset = r.u64()?;
+    let _count = r.u32()?;
+    let res = match ctx.resolve(&fh).await {
+        Err(s) => Nfs3Result::Err((
+            s,
+            COMMIT3resfail {
+                file_wcc: wcc(None),
+            },
+        )),
+        Ok(inode) => match ctx.fs.commit(inode.id).await {
+            Ok(after) => Nfs3Result::Ok(COMMIT3resok {
+                file_wcc: wcc(Some(&after)),
+                verf: writeverf3(ctx.fs.write_verifier()),
+            }),
+            Err(e) => Nfs3Result::Err((
+                status(&e),
+                COMMIT3resfail {
+                    file_wcc: wcc(Some(&inode)),
+                },
+            )),
+        },
+    };
+    Ok(ctx.ok().push(&res))
+}

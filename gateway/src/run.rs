@@ -1,0 +1,105 @@
+//! Running a gateway: take the data folder's lock, open the core, bind the
+//! NFS port, serve until SIGINT or SIGTERM, then close the metadata cleanly.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cairn_config::GatewayConfig;
+use rustix::fs::{flock, FlockOperation};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::core::{Fs, FsError};
+use crate::nfs::{self, Access};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another cairn gateway is already running on {path} (its lock file is held); stop it first"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot open the gateway's state: {0}")]
+    Fs(#[from] FsError),
+    #[error("cannot listen on {addr}: {source}; is another NFS server using the port? choose another with nfs.listen")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Holds the data folder's lock for as long as it lives.
+pub struct DataLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock on `<data_dir>/gateway.lock`.
+pub fn lock_data_dir(cfg: &GatewayConfig) -> Result<DataLock, StartError> {
+    let path = cfg.data_dir.join("gateway.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::Create {
+            path: path.clone(),
+            source,
+        })?;
+    flock(&file, FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| StartError::Locked { path })?;
+    Ok(DataLock { _file: file })
+}
+
+/// Opens the filesystem core as the config says.
+pub fn open_fs(cfg: &GatewayConfig) -> Result<Fs, StartError> {
+    let cache_dir = cfg.cache_dir();
+    std::fs::create_dir_all(&cache_dir).map_err(|source| StartError::Create {
+        path: cache_dir.clone(),
+        source,
+    })?;
+    Ok(Fs::open(
+        &cfg.metadata_path(),
+        &cache_dir,
+        cfg.cache.max_size.bytes(),
+    )?)
+}
+
+/// Runs the gateway until SIGINT or SIGTERM. `ready` is called once the
+/// port is bound, with its address.
+pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), StartError> {
+    let _lock = lock_data_dir(&cfg)?;
+    let fs = Arc::new(open_fs(&cfg)?);
+    let addr = cfg.nfs.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let access = Arc::new(Access {
+        allowed: cfg.nfs.allowed_networks.clone(),
+        squash: cfg.nfs.squash,
+        anon_uid: cfg.nfs.anon_uid,
+        anon_gid: cfg.nfs.anon_gid,
+    });
+    info!(listen = %bound, data = %cfg.data_dir.display(), "gateway serving NFSv3");
+    ready(bound);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(StartError::Signals)?;
+    let server = tokio::spawn(nfs::serve(listener, fs.clone(), access));
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("interrupted; shutting down"),
+        _ = term.recv() => info!("terminated; shutting down"),
+    }
+    server.abort();
+    let _ = server.await;
+    fs.metadata().close();
+    info!("gateway stopped cleanly");
+    Ok(())
+}
