@@ -17,6 +17,9 @@ mod queries;
 mod schema;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use check::Inconsistency;
 pub use db::Metadata;
 pub use error::MetaError;

@@ -67,7 +67,6 @@ pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>) {
 }
 
 fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Result<(), ErrorCode> {
-    let completions: Vec<Completion>;
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let code = e.sqlite_error_code().unwrap_or(ErrorCode::Unknown);
         for job in batch {
@@ -75,7 +74,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Result<(), ErrorCode>
         }
         return Err(code);
     }
-    completions = batch
+    let completions: Vec<Completion> = batch
         .into_iter()
         .map(|job| {
             let run = job.run;

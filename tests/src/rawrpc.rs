@@ -56,6 +56,51 @@ pub fn nfs_null_call(xid: u32) -> Vec<u8> {
     ))
 }
 
+/// A small XDR writer for building arguments by hand, lying length fields
+/// included.
+#[derive(Clone, Debug, Default)]
+pub struct Xdr(pub Vec<u8>);
+
+impl Xdr {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub fn u64(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    /// Variable-length opaque: length, bytes, zero padding to 4.
+    pub fn opaque(self, bytes: &[u8]) -> Self {
+        let len = u32::try_from(bytes.len()).expect("opaque fits u32");
+        self.opaque_claiming(len, bytes)
+    }
+
+    /// An opaque whose length field says `claimed` while only `bytes` follow.
+    pub fn opaque_claiming(mut self, claimed: u32, bytes: &[u8]) -> Self {
+        self.0.extend_from_slice(&claimed.to_be_bytes());
+        self.0.extend_from_slice(bytes);
+        let pad = (4 - bytes.len() % 4) % 4;
+        self.0.extend_from_slice(&[0u8; 3][..pad]);
+        self
+    }
+
+    pub fn raw(mut self, bytes: &[u8]) -> Self {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
 /// What came back on a connection after a call.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply {

@@ -11,6 +11,8 @@ mod data;
 mod error;
 mod namespace;
 pub mod perm;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

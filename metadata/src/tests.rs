@@ -1,0 +1,143 @@
+//! Unit tests of the catalogue: migrations, grouped writes, cookies, check.
+
+use super::*;
+
+fn new_file(now: Timestamp) -> NewInode {
+    NewInode {
+        kind: FileKind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        symlink_target: None,
+        class: None,
+        parent: None,
+        create_verifier: None,
+        now,
+        generation: 7,
+    }
+}
+
+#[derive(Debug)]
+enum TestError {
+    Meta(MetaError),
+    Refused,
+}
+
+impl From<MetaError> for TestError {
+    fn from(e: MetaError) -> Self {
+        TestError::Meta(e)
+    }
+}
+
+fn add(meta: &Metadata, name: &'static str) -> InodeId {
+    meta.write_blocking(true, move |tx| {
+        let mut inode = tx.insert_inode(&new_file(Timestamp::now()))?;
+        inode.nlink = 1;
+        tx.update_inode(&inode)?;
+        tx.add_entry(InodeId::ROOT, name.as_bytes(), inode.id)?;
+        Ok::<_, MetaError>(inode.id)
+    })
+    .unwrap()
+}
+
+#[test]
+fn reopening_keeps_data_and_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let id = {
+        let meta = Metadata::open(&path).unwrap();
+        add(&meta, "a")
+    };
+    let meta = Metadata::open(&path).unwrap();
+    assert_eq!(
+        meta.read(|v| v.lookup(InodeId::ROOT, b"a")).unwrap(),
+        Some(id)
+    );
+    meta.close();
+    drop(meta);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO schema_version(version) VALUES (99)", [])
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Metadata::open(&path),
+        Err(MetaError::SchemaTooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn a_failing_job_undoes_only_its_own_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let failed = meta.write_blocking(true, |tx| {
+        let inode = tx.insert_inode(&new_file(Timestamp::now()))?;
+        tx.add_entry(InodeId::ROOT, b"ghost", inode.id)?;
+        Err::<(), _>(TestError::Refused)
+    });
+    assert!(matches!(failed, Err(TestError::Refused)));
+    add(&meta, "real");
+    assert_eq!(
+        meta.read(|v| v.lookup(InodeId::ROOT, b"ghost")).unwrap(),
+        None
+    );
+    assert!(meta
+        .read(|v| v.lookup(InodeId::ROOT, b"real"))
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn cookies_grow_and_survive_other_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    for n in ["a", "b", "c"] {
+        add(&meta, n);
+    }
+    let before = meta.read(|v| v.list(InodeId::ROOT, 0, 10)).unwrap();
+    meta.write_blocking(true, |tx| tx.remove_entry(InodeId::ROOT, b"b"))
+        .unwrap();
+    add(&meta, "b");
+    let after = meta.read(|v| v.list(InodeId::ROOT, 0, 10)).unwrap();
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[1], before[2]);
+    assert!(
+        after[2].cookie > before[2].cookie,
+        "a re-added name must sort after the cookies handed out"
+    );
+    let rest = meta
+        .read(|v| v.list(InodeId::ROOT, before[0].cookie, 10))
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+}
+
+#[test]
+fn check_finds_bad_link_counts_and_dangling_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let id = add(&meta, "f");
+    assert!(meta.check().unwrap().is_empty());
+    meta.write_blocking(true, move |tx| {
+        let mut inode = tx.inode(id)?.unwrap();
+        inode.nlink = 3;
+        tx.update_inode(&inode)?;
+        tx.add_entry(InodeId::ROOT, b"dangling", InodeId(9999))
+    })
+    .unwrap();
+    let found = meta.check().unwrap();
+    assert!(
+        found.contains(&Inconsistency::LinkCount {
+            inode: id,
+            stored: 3,
+            counted: 1
+        }),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| matches!(
+        p,
+        Inconsistency::DanglingEntry {
+            child: InodeId(9999),
+            ..
+        }
+    )));
+}
