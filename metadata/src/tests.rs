@@ -20,7 +20,7 @@ fn new_file(now: Timestamp) -> NewInode {
 
 #[derive(Debug)]
 enum TestError {
-    Meta(MetaError),
+    Meta(#[allow(dead_code)] MetaError),
     Refused,
 }
 

@@ -9,7 +9,9 @@
 //!
 //! all calls sequential on the one connection (one call in flight). Prints
 //! `key=value` lines (`create_files_per_sec=…`, `stat_files_per_sec=…`,
-//! seconds and per-file latency percentiles in µs) on stdout.
+//! seconds, per-file latency percentiles in µs, and the same per procedure
+//! of the create phase: `create_CREATE_p50_us`, `create_WRITE_…`, `create_COMMIT_…`)
+//! on stdout.
 //!
 //! ```text
 //! cargo run --release -p cairn-tests --example nfs_smallfiles -- \
@@ -223,6 +225,8 @@ async fn main() -> Result<()> {
 
     // (a) CREATE + UNSTABLE WRITE + COMMIT of each file.
     let mut create_lat = Vec::with_capacity(args.count as usize);
+    // per procedure, to see where a slow create goes
+    let mut proc_lat: [Vec<u64>; 3] = Default::default();
     let mut unstable_replies = 0u64;
     let start = Instant::now();
     for name in &names {
@@ -233,6 +237,7 @@ async fn main() -> Result<()> {
         };
         let res = ok("CREATE", call(t, "CREATE", nfs.create(&create)).await?)
             .with_context(|| format!("create {dir_name}/{name}"))?;
+        proc_lat[0].push(t0.elapsed().as_micros() as u64);
         let fh = match res.obj {
             Nfs3Option::Some(fh) => fh,
             Nfs3Option::None => {
@@ -250,8 +255,10 @@ async fn main() -> Result<()> {
                 stable: stable_how::UNSTABLE,
                 data: Opaque::borrowed(&data),
             };
+            let t1 = Instant::now();
             let w = ok("WRITE", call(t, "WRITE", nfs.write(&write)).await?)
                 .with_context(|| format!("write {dir_name}/{name}"))?;
+            proc_lat[1].push(t1.elapsed().as_micros() as u64);
             if w.count != args.size {
                 bail!("WRITE {name}: wrote {} of {} bytes", w.count, args.size);
             }
@@ -263,8 +270,10 @@ async fn main() -> Result<()> {
                 offset: 0,
                 count: 0,
             };
+            let t2 = Instant::now();
             let c = ok("COMMIT", call(t, "COMMIT", nfs.commit(&commit)).await?)
                 .with_context(|| format!("commit {dir_name}/{name}"))?;
+            proc_lat[2].push(t2.elapsed().as_micros() as u64);
             if c.verf != w.verf {
                 bail!(
                     "COMMIT {name}: verifier {:?} differs from the WRITE's {:?} (server restarted?)",
@@ -314,6 +323,16 @@ async fn main() -> Result<()> {
     println!("create_files_per_sec={:.1}", n / create_secs);
     println!("create_unstable_replies={unstable_replies}");
     println!("{}", percentiles("create", &mut create_lat));
+    for (label, lat) in ["create_CREATE", "create_WRITE", "create_COMMIT"]
+        .iter()
+        .zip(proc_lat.iter_mut())
+    {
+        if !lat.is_empty() {
+            let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64;
+            println!("{label}_mean_us={mean:.0}");
+            println!("{}", percentiles(label, lat));
+        }
+    }
     println!("stat_seconds={stat_secs:.3}");
     println!("stat_files_per_sec={:.1}", n / stat_secs);
     println!("{}", percentiles("stat", &mut stat_lat));

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use nfs3_client::io::{AsyncRead, AsyncWrite};
 use nfs3_client::net::Connector;
-use nfs3_client::tokio::TokioIo;
 use nfs3_client::{MountClient, Nfs3Client, RpcError};
 use nfs3_types::mount::dirpath;
 use nfs3_types::nfs3::{
@@ -21,14 +21,39 @@ use nfs3_types::nfs3::{
 };
 use nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_types::xdr_codec::Opaque;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Deadline for one RPC: generous for a debug build on two shared cores,
 /// but a hung server fails the test instead of hanging the suite.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The transport every client here uses.
-pub type Io = TokioIo<TcpStream>;
+/// The transport every client here uses: a TCP stream whose reads turn EOF
+/// into an error. (`nfs3_client`'s own `TokioIo` passes `Ok(0)` through, and
+/// its `async_read_exact` then spins forever on a closed connection, which
+/// is exactly what a killed gateway leaves behind.)
+#[derive(Debug)]
+pub struct Io(pub TcpStream);
+
+impl AsyncRead for Io {
+    async fn async_read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf).await?;
+        if n == 0 && !buf.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(n)
+    }
+}
+
+impl AsyncWrite for Io {
+    async fn async_write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf).await?;
+        if n == 0 && !buf.is_empty() {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        Ok(n)
+    }
+}
 
 /// AUTH_SYS credentials sent with every call of a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,8 +148,7 @@ impl Connector for SourceConnector {
     }
 
     async fn connect_with_port(&self, addr: SocketAddr, local_port: u16) -> std::io::Result<Io> {
-        let stream = tcp_connect_from(addr, self.local_ip, local_port).await?;
-        Ok(TokioIo::new(stream))
+        Ok(Io(tcp_connect_from(addr, self.local_ip, local_port).await?))
     }
 }
 

@@ -69,10 +69,20 @@ impl Default for GatewayOptions {
     }
 }
 
+/// How the process is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Launch {
+    /// `cairn gateway --config <dir>/gateway.toml`
+    Config,
+    /// `cairn up --data <dir>/up --nfs 127.0.0.1:PORT`
+    Up,
+}
+
 /// A running (or stopped) `cairn gateway` owned by one test.
 pub struct Gateway {
     // Declared first so that it is dropped last, after the child is killed.
     dir: tempfile::TempDir,
+    launch: Launch,
     options: GatewayOptions,
     port: u16,
     child: Option<Child>,
@@ -89,6 +99,17 @@ impl Gateway {
 
     /// Starts a gateway with `options` and waits until it accepts connections.
     pub fn start_with(options: GatewayOptions) -> Self {
+        Self::launch(Launch::Config, options)
+    }
+
+    /// Starts `cairn up --data DIR --nfs 127.0.0.1:PORT` (DIR not created
+    /// beforehand: `up` sets everything up itself) and waits until it accepts
+    /// connections. See [`up_dir`](Self::up_dir).
+    pub fn start_up() -> Self {
+        Self::launch(Launch::Up, GatewayOptions::default())
+    }
+
+    fn launch(launch: Launch, options: GatewayOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("cairn-e2e-")
             .tempdir()
@@ -98,6 +119,7 @@ impl Gateway {
         }
         let mut gw = Self {
             dir,
+            launch,
             options,
             port: 0,
             child: None,
@@ -132,6 +154,11 @@ impl Gateway {
     /// The gateway's `data_dir`.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The `--data` folder of a gateway started with [`start_up`](Self::start_up).
+    pub fn up_dir(&self) -> PathBuf {
+        self.dir.path().join("up")
     }
 
     /// A folder the test may use for local files (nfs-cp sources and targets).
@@ -224,6 +251,7 @@ impl Gateway {
     /// Runs `cairn fsck --config FILE` (the gateway must be stopped).
     pub fn fsck(&self) -> Output {
         assert!(self.child.is_none(), "fsck wants the gateway stopped");
+        assert_eq!(self.launch, Launch::Config, "fsck needs a config file");
         let mut cmd = Command::new(cairn_bin());
         cmd.arg("fsck").arg("--config").arg(self.config_path());
         match command::run(cmd, COMMAND_DEADLINE) {
@@ -279,6 +307,9 @@ impl Gateway {
     }
 
     fn write_config(&self) {
+        if self.launch == Launch::Up {
+            return;
+        }
         std::fs::write(self.config_path(), self.config_text()).expect("write gateway config");
     }
 
@@ -312,10 +343,17 @@ impl Gateway {
         self.generation += 1;
         let stdout = File::create(self.log_path(self.generation, "stdout")).expect("log file");
         let stderr = File::create(self.log_path(self.generation, "stderr")).expect("log file");
-        let child = Command::new(cairn_bin())
-            .arg("gateway")
-            .arg("--config")
-            .arg(self.config_path())
+        let mut cmd = Command::new(cairn_bin());
+        match self.launch {
+            Launch::Config => cmd.arg("gateway").arg("--config").arg(self.config_path()),
+            Launch::Up => cmd
+                .arg("up")
+                .arg("--data")
+                .arg(self.up_dir())
+                .arg("--nfs")
+                .arg(self.addr().to_string()),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -361,11 +399,15 @@ impl Gateway {
                 self.addr()
             ),
         };
-        panic!(
-            "cairn gateway {what}\nconfig:\n{}\n{}",
-            self.config_text(),
-            self.logs()
-        );
+        let how = match self.launch {
+            Launch::Config => format!("config:\n{}", self.config_text()),
+            Launch::Up => format!(
+                "cairn up --data {} --nfs {}",
+                self.up_dir().display(),
+                self.addr()
+            ),
+        };
+        panic!("cairn gateway {what}\n{how}\n{}", self.logs());
     }
 }
 

@@ -1,9 +1,11 @@
 //! Crash consistency against an oracle: writers push FILE_SYNC writes and
-//! UNSTABLE+COMMIT batches through `nfs3_client` while the test kill -9s the
-//! gateway at random moments. After every restart each byte, size and mtime
-//! the server acknowledged as stable must read back exactly (bytes whose
-//! writes were never acknowledged may hold anything), and `cairn fsck` must
-//! find the metadata consistent.
+//! UNSTABLE+COMMIT batches through `nfs3_client`, and a churner creates,
+//! links, renames and removes names, while the test kill -9s the gateway at
+//! random moments. After every restart each byte, size and mtime the server
+//! acknowledged as stable must read back exactly (bytes whose writes were
+//! never acknowledged may hold anything), every acknowledged namespace change
+//! must still be there, and `cairn fsck` must find the metadata consistent,
+//! both as the crash left it and after recovery.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,12 +300,182 @@ fn fsck_ok(gw: &Gateway, when: &str) {
     );
 }
 
+// ------------------------------------------------------------ namespace churn
+
+/// What the oracle knows about a name in the churn directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    Yes,
+    No,
+    /// An operation on it was sent but never acknowledged.
+    Unknown,
+}
+
+type Names = Arc<Mutex<BTreeMap<String, Known>>>;
+
+/// Names and their states, before or after one operation.
+type Change<'a> = Vec<(&'a str, Known)>;
+
+const CHURN_FILES: usize = 12;
+const CHURN_DIRS: usize = 4;
+
+fn churn_names() -> BTreeMap<String, Known> {
+    let files = (0..CHURN_FILES).map(|i| format!("n{i}"));
+    let dirs = (0..CHURN_DIRS).map(|i| format!("d{i}"));
+    files.chain(dirs).map(|n| (n, Known::No)).collect()
+}
+
+/// Namespace operations (CREATE, REMOVE, LINK, RENAME, MKDIR, RMDIR) in
+/// `dir`, each of which the server must make durable before it answers; this
+/// also gives fsck link counts and directory entries to check.
+async fn churner(
+    mut nfs: Nfs,
+    dir: nfs_fh3,
+    names: Names,
+    acks: Arc<AtomicU64>,
+    seed: u64,
+) -> Stop {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    loop {
+        let file = |rng: &mut SmallRng| format!("n{}", rng.random_range(0..CHURN_FILES));
+        let (a, b) = (file(&mut rng), file(&mut rng));
+        let d = format!("d{}", rng.random_range(0..CHURN_DIRS));
+        let state = |n: &str| names.lock().unwrap()[n];
+        let set = |n: &str, k: Known| {
+            names.lock().unwrap().insert(n.to_string(), k);
+        };
+        let (sa, sb, sd) = (state(&a), state(&b), state(&d));
+        // Each arm: names touched with their prior states, the call's result,
+        // and the states an acknowledgement leaves.
+        let (touched, res, after): (Change, _, Change) = match rng.random_range(0..5) {
+            0 if sa != Known::Yes => {
+                set(&a, Known::Unknown);
+                let r = nfs.create_guarded(&dir, &a, 0o644).await.map(|_| ());
+                (vec![(a.as_str(), sa)], r, vec![(a.as_str(), Known::Yes)])
+            }
+            1 if sa != Known::No => {
+                set(&a, Known::Unknown);
+                let r = nfs.remove(&dir, &a).await;
+                (vec![(a.as_str(), sa)], r, vec![(a.as_str(), Known::No)])
+            }
+            2 if a != b && sa != Known::No && sb == Known::No => {
+                let src = match nfs.lookup(&dir, &a).await {
+                    Ok(fh) => fh,
+                    Err(e)
+                        if e.status() == Some(nfsstat3::NFS3ERR_NOENT) && sa == Known::Unknown =>
+                    {
+                        set(&a, Known::No);
+                        continue;
+                    }
+                    Err(e) => return classify(&format!("LOOKUP churn/{a}"), e),
+                };
+                set(&b, Known::Unknown);
+                let r = nfs.link(&src, &dir, &b).await;
+                (vec![(b.as_str(), sb)], r, vec![(b.as_str(), Known::Yes)])
+            }
+            3 if a != b && sa != Known::No && sb == Known::No => {
+                set(&a, Known::Unknown);
+                set(&b, Known::Unknown);
+                let r = nfs.rename(&dir, &a, &dir, &b).await;
+                (
+                    vec![(a.as_str(), sa), (b.as_str(), sb)],
+                    r,
+                    vec![(a.as_str(), Known::No), (b.as_str(), Known::Yes)],
+                )
+            }
+            4 => {
+                set(&d, Known::Unknown);
+                let mk = sd == Known::No || (sd == Known::Unknown && rng.random_bool(0.5));
+                let r = if mk {
+                    nfs.mkdir(&dir, &d, 0o755).await.map(|_| ())
+                } else {
+                    nfs.rmdir(&dir, &d).await
+                };
+                let now = if mk { Known::Yes } else { Known::No };
+                (vec![(d.as_str(), sd)], r, vec![(d.as_str(), now)])
+            }
+            _ => continue,
+        };
+        match res {
+            Ok(()) => {
+                for (n, k) in after {
+                    set(n, k);
+                }
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let what = format!("churn {touched:?} -> {after:?}");
+                let Some(status) = e.status() else {
+                    // No answer: the call may or may not have happened, so
+                    // its names stay Unknown.
+                    return classify(&what, e);
+                };
+                let unknown: Vec<&str> = touched
+                    .iter()
+                    .filter(|(_, k)| *k == Known::Unknown)
+                    .map(|(n, _)| *n)
+                    .collect();
+                // The server answered: the call did not happen, so put back
+                // what it would have changed.
+                for (n, k) in &touched {
+                    set(n, *k);
+                }
+                match status {
+                    // Only an earlier unacknowledged call explains such an
+                    // answer, and the answer tells us what that call did.
+                    nfsstat3::NFS3ERR_EXIST if !unknown.is_empty() => {
+                        let target = after.last().expect("one name").0;
+                        set(target, Known::Yes);
+                    }
+                    nfsstat3::NFS3ERR_NOENT if !unknown.is_empty() => {
+                        set(touched[0].0, Known::No);
+                    }
+                    _ => return classify(&what, e),
+                }
+            }
+        }
+    }
+}
+
+/// Checks every name whose state is known.
+async fn verify_churn(nfs: &mut Nfs, dir: &nfs_fh3, names: &Names, when: &str) {
+    let snapshot = names.lock().unwrap().clone();
+    for (name, known) in snapshot {
+        let res = nfs.lookup(dir, &name).await;
+        match (known, res) {
+            (Known::Unknown, _) => {}
+            (Known::Yes, Ok(fh)) => {
+                let a = nfs.getattr(&fh).await.unwrap_or_else(|e| panic!("{when}: churn/{name}: {e}"));
+                let dir_name = name.starts_with('d');
+                assert_eq!(
+                    a.type_ == nfs3_types::nfs3::ftype3::NF3DIR,
+                    dir_name,
+                    "{when}: churn/{name} has type {:?}",
+                    a.type_
+                );
+            }
+            (Known::No, Err(e)) if e.status() == Some(nfsstat3::NFS3ERR_NOENT) => {}
+            (k, r) => panic!(
+                "{when}: churn/{name} should {}exist after an acknowledged operation; LOOKUP gave {:?}",
+                if k == Known::Yes { "" } else { "not " },
+                r.map(|_| "a handle")
+            ),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
     let seed = test_seed("crash");
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut gw = Gateway::start();
     let model: Model = Arc::new(Mutex::new(BTreeMap::new()));
+    let names: Names = Arc::new(Mutex::new(churn_names()));
+    let churn_dir = {
+        let mut nfs = mount(&gw, Creds::root()).await;
+        let root = nfs.root.clone();
+        nfs.mkdir(&root, "churn", 0o755).await.expect("mkdir churn")
+    };
     let mut total_acks = 0;
 
     for round in 0..ROUNDS {
@@ -320,9 +492,17 @@ async fn acknowledged_writes_survive_kill_9() {
                 wseed,
             )));
         }
+        let nfs = mount(&gw, Creds::root()).await;
+        tasks.push(tokio::spawn(churner(
+            nfs,
+            churn_dir.clone(),
+            names.clone(),
+            acks.clone(),
+            seed ^ ((round as u64) << 32) ^ 0xC4u64,
+        )));
         // Kill once a random number of operations have been acknowledged,
         // after a random extra delay, so the kill lands mid-operation.
-        let target = rng.random_range(1..=150);
+        let target = rng.random_range(1..=600);
         let start = Instant::now();
         while acks.load(Ordering::Relaxed) < target
             && start.elapsed() < ROUND_CAP
@@ -345,14 +525,17 @@ async fn acknowledged_writes_survive_kill_9() {
         total_acks += n;
         eprintln!("round {round}: killed after {n} acknowledged operations (target {target})");
 
+        // fsck reads the metadata exactly as the crash left it.
+        fsck_ok(&gw, &format!("round {round}, straight after the kill"));
         let when = format!("round {round}, after restart");
         gw.restart();
         let mut nfs = mount(&gw, Creds::root()).await;
         verify(&mut nfs, &model, &when).await;
+        verify_churn(&mut nfs, &churn_dir, &names, &when).await;
         drop(nfs);
-        // fsck reads the metadata as a crash leaves it.
+        // And once more after recovery (kill -9 again, nothing in flight).
         gw.kill9();
-        fsck_ok(&gw, &format!("round {round}"));
+        fsck_ok(&gw, &format!("round {round}, after recovery"));
         gw.restart();
     }
     assert!(
@@ -375,6 +558,7 @@ async fn acknowledged_writes_survive_kill_9() {
             .unwrap_or_else(|e| panic!("handle of {name} after {ROUNDS} crashes: {e}"));
     }
     verify(&mut nfs, &model, "final").await;
+    verify_churn(&mut nfs, &churn_dir, &names, "final").await;
     drop(nfs);
     gw.stop();
     fsck_ok(&gw, "after a clean stop");
