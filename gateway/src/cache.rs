@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_metadata::InodeId;
@@ -32,6 +32,12 @@ pub struct IngestCache {
     open: Mutex<HashMap<InodeId, Arc<File>>>,
     /// Files created since their folder was last fsync'd.
     unsynced_dirs: Mutex<Vec<InodeId>>,
+    /// Held while folders are fsync'd, so a caller whose file was taken off
+    /// `unsynced_dirs` by another waits for that fsync to finish.
+    dir_sync: Mutex<()>,
+    /// Set by a failed fsync: the kernel may have dropped the dirty pages,
+    /// so nothing written since can be promised durable. Never cleared.
+    poisoned: AtomicBool,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> FsError {
@@ -62,6 +68,8 @@ impl IngestCache {
             used: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             unsynced_dirs: Mutex::new(Vec::new()),
+            dir_sync: Mutex::new(()),
+            poisoned: AtomicBool::new(false),
         })
     }
 
@@ -197,6 +205,7 @@ impl IngestCache {
     /// Writes `data` at `offset`. Refuses with `NoSpace`, writing nothing,
     /// when the cache would pass its size limit.
     pub fn write(&self, id: InodeId, offset: u64, data: &[u8]) -> Result<(), FsError> {
+        self.check_poison()?;
         let len = data.len() as u64;
         if self.used.load(Ordering::Relaxed).saturating_add(len) > self.max_bytes {
             return Err(FsError::NoSpace);
@@ -239,25 +248,50 @@ impl IngestCache {
         }
     }
 
+    fn check_poison(&self) -> Result<(), FsError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(FsError::Poisoned {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn fsync_failed(&self, path: &Path, e: std::io::Error) -> FsError {
+        self.poisoned.store(true, Ordering::SeqCst);
+        tracing::error!(path = %path.display(), cause = %e, "fsync failed; the ingest cache refuses further writes until the gateway restarts");
+        io_err(path, e)
+    }
+
     /// Makes the inode's cached bytes, and the existence of its cache file,
     /// durable.
     pub fn sync(&self, id: InodeId) -> Result<(), FsError> {
-        if let Some(file) = self.file(id, false)? {
-            file.sync_data().map_err(|e| io_err(&self.path(id), e))?;
-        }
-        self.sync_new_dirs()
+        self.sync_file(id)?;
+        self.sync_dirs()
     }
 
-    fn sync_new_dirs(&self) -> Result<(), FsError> {
-        let pending =
-            std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
+    /// Makes the inode's cached bytes durable (not a new file's name).
+    pub fn sync_file(&self, id: InodeId) -> Result<(), FsError> {
+        self.check_poison()?;
+        if let Some(file) = self.file(id, false)? {
+            file.sync_data().map_err(|e| self.fsync_failed(&self.path(id), e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the names of newly created cache files durable: one fsync per
+    /// folder touched, shared by every caller waiting at the same time.
+    pub fn sync_dirs(&self) -> Result<(), FsError> {
+        self.check_poison()?;
+        let _held = self.dir_sync.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
         let mut shards: Vec<u64> = pending.iter().map(|id| id.0 % 256).collect();
         shards.sort_unstable();
         shards.dedup();
         for shard in shards {
             let sub = self.dir.join(format!("{shard:02x}"));
             let dir = File::open(&sub).map_err(|e| io_err(&sub, e))?;
-            dir.sync_all().map_err(|e| io_err(&sub, e))?;
+            dir.sync_all().map_err(|e| self.fsync_failed(&sub, e))?;
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
@@ -18,6 +19,7 @@ pub struct Metadata {
     jobs: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    unsynced: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Metadata {
@@ -71,9 +73,11 @@ impl Metadata {
             }
         }
         let (tx, rx) = mpsc::channel();
+        let unsynced = Arc::new(AtomicBool::new(false));
+        let flag = unsynced.clone();
         let handle = std::thread::Builder::new()
             .name("cairn-meta-writer".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(conn, rx, flag))
             .map_err(|e| MetaError::Open {
                 path: path.to_owned(),
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
@@ -83,6 +87,7 @@ impl Metadata {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
+            unsynced,
         })
     }
 
@@ -159,6 +164,16 @@ impl Metadata {
             .send(Job { durable, run })
             .map_err(|_| E::from(MetaError::WriterGone))?;
         Ok(rx)
+    }
+
+    /// Makes every committed change durable: a no-op when the last commit
+    /// was already durable, else one durable commit (shared with whatever
+    /// else is in flight) that fsyncs the WAL holding the earlier ones.
+    pub async fn sync(&self) -> Result<(), MetaError> {
+        if !self.unsynced.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.write(true, |tx| tx.touch()).await
     }
 
     /// Stops the writer after it finished the jobs already handed to it.

@@ -6,7 +6,9 @@
 //! until the next durable commit syncs the WAL that holds them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
 
 use rusqlite::{Connection, ErrorCode};
 use tracing::error;
@@ -24,7 +26,9 @@ pub(crate) struct Job {
 /// The most jobs one transaction gathers.
 const MAX_BATCH: usize = 512;
 
-pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>) {
+/// `unsynced` is true while some committed change has not been fsync'd
+/// (a `NORMAL` commit since the last `FULL` one).
+pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>, unsynced: Arc<AtomicBool>) {
     let mut full = false;
     let mut poisoned: Option<ErrorCode> = None;
     while let Ok(first) = jobs.recv() {
@@ -54,7 +58,7 @@ pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>) {
                 full = durable;
             }
         }
-        match commit_batch(&mut conn, batch) {
+        match commit_batch(&mut conn, batch, durable, &unsynced) {
             Ok(()) => {}
             Err(code) => {
                 if code != ErrorCode::DiskFull {
@@ -66,7 +70,12 @@ pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>) {
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Result<(), ErrorCode> {
+fn commit_batch(
+    conn: &mut Connection,
+    batch: Vec<Job>,
+    durable: bool,
+    unsynced: &AtomicBool,
+) -> Result<(), ErrorCode> {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let code = e.sqlite_error_code().unwrap_or(ErrorCode::Unknown);
         for job in batch {
@@ -88,8 +97,17 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> Result<(), ErrorCode>
             }
         })
         .collect();
+    // A durable batch always writes a frame, so its commit fsyncs the WAL
+    // (and every earlier NORMAL commit in it) even if all its jobs failed.
+    if durable {
+        if let Err(e) = conn.execute_batch("UPDATE counters SET value = value + 1 WHERE name = 'commit_seq'") {
+            error!(cause = %e, "cannot bump the commit counter");
+        }
+    }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
+            // Before anyone hears of the commit, so a later sync sees it.
+            unsynced.store(!durable, Ordering::SeqCst);
             for done in completions {
                 done(None);
             }

@@ -125,8 +125,7 @@ impl Fs {
             })
             .await?;
         if let Some(len) = cut {
-            let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || cache.set_len(id, len)).await??;
+            self.trim_data(id, len).await?;
         }
         Ok(inode)
     }

@@ -71,31 +71,30 @@ impl Fs {
         {
             let _guard = self.data_lock(id).lock().await;
             let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || {
-                cache.write(id, offset, &data)?;
-                if stable {
-                    cache.sync(id)?;
-                }
-                Ok::<_, FsError>(())
-            })
-            .await??;
+            tokio::task::spawn_blocking(move || cache.write(id, offset, &data)).await??;
         }
         let by_owner = cred.uid == inode.uid || cred.uid == 0;
-        let inode = self
-            .meta
-            .write(stable, move |tx| {
-                let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
-                let now = Timestamp::now();
-                inode.size = inode.size.max(end);
-                inode.mtime = now;
-                inode.ctime = now;
-                if !by_owner {
-                    inode.mode &= !0o6000;
-                }
-                tx.update_inode(&inode)?;
-                Ok::<_, FsError>(inode)
-            })
-            .await?;
+        let update = self.meta.write(stable, move |tx| {
+            let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
+            let now = Timestamp::now();
+            inode.size = inode.size.max(end);
+            inode.mtime = now;
+            inode.ctime = now;
+            if !by_owner {
+                inode.mode &= !0o6000;
+            }
+            tx.update_inode(&inode)?;
+            Ok::<_, FsError>(inode)
+        });
+        let inode = if stable {
+            // The data fsync and the metadata commit overlap: the reply
+            // waits for both, and the filesystem's journal merges them.
+            let (synced, inode) = tokio::join!(self.sync_data(id), update);
+            synced?;
+            inode?
+        } else {
+            update.await?
+        };
         let done = if stable {
             Stability::FileSync
         } else {
@@ -108,14 +107,24 @@ impl Fs {
     pub async fn commit(&self, id: InodeId) -> Result<Inode, FsError> {
         let inode = self.getattr(id).await?;
         if inode.kind == FileKind::File {
-            let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || cache.sync(id)).await??;
+            let (data, meta) = tokio::join!(self.sync_data(id), self.meta.sync());
+            data?;
+            meta?;
+        } else {
+            self.meta.sync().await?;
         }
-        self.meta
-            .write(true, move |tx| {
-                tx.touch()?;
-                tx.inode(id)?.ok_or(FsError::Stale(id))
-            })
-            .await
+        self.getattr(id).await
+    }
+
+    /// Fsyncs the inode's cache file and any new cache file names at once.
+    async fn sync_data(&self, id: InodeId) -> Result<(), FsError> {
+        let (file_cache, dir_cache) = (self.cache.clone(), self.cache.clone());
+        let (file, dirs) = tokio::join!(
+            tokio::task::spawn_blocking(move || file_cache.sync_file(id)),
+            tokio::task::spawn_blocking(move || dir_cache.sync_dirs()),
+        );
+        file??;
+        dirs??;
+        Ok(())
     }
 }

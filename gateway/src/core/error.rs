@@ -42,6 +42,8 @@ pub enum FsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("an fsync in {path} failed earlier; restart the gateway after checking the disk")]
+    Poisoned { path: PathBuf },
     #[error(transparent)]
     Meta(MetaError),
     #[error("a background task failed: {0}")]

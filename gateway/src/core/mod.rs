@@ -187,6 +187,22 @@ impl Fs {
         &self.data_locks[(id.0 % self.data_locks.len() as u64) as usize]
     }
 
+    /// Shrinks the cache file after a committed truncate (the caller holds
+    /// the inode's data lock).
+    async fn trim_data(&self, id: InodeId, len: u64) -> Result<(), FsError> {
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || cache.set_len(id, len)).await?
+    }
+
+    /// Drops the cached data of an inode whose deletion committed.
+    async fn drop_data(&self, gone: Option<InodeId>) -> Result<(), FsError> {
+        if let Some(id) = gone {
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || cache.remove(id)).await?;
+        }
+        Ok(())
+    }
+
     /// The inode's attributes, or `Stale` if it no longer exists.
     pub async fn getattr(&self, id: InodeId) -> Result<Inode, FsError> {
         self.meta.read(|v| v.inode(id))?.ok_or(FsError::Stale(id))

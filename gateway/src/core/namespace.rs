@@ -213,10 +213,8 @@ impl Fs {
             })
             .await?;
         if let Some(len) = truncated {
-            let cache = self.cache.clone();
-            let id = inode.id;
-            let _guard = self.data_lock(id).lock().await;
-            tokio::task::spawn_blocking(move || cache.set_len(id, len)).await??;
+            let _guard = self.data_lock(inode.id).lock().await;
+            self.trim_data(inode.id, len).await?;
         }
         Ok(inode)
     }
@@ -411,11 +409,7 @@ impl Fs {
                 drop_link(tx, victim, now)
             })
             .await?;
-        if let Some(id) = dropped {
-            let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || cache.remove(id)).await?;
-        }
-        Ok(())
+        self.drop_data(dropped).await
     }
 
     /// Moves `from_dir/from` to `to_dir/to`, replacing a compatible target.
@@ -502,11 +496,7 @@ impl Fs {
                 Ok(dropped)
             })
             .await?;
-        if let Some(gone) = dropped {
-            let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || cache.remove(gone)).await?;
-        }
-        Ok(())
+        self.drop_data(dropped).await
     }
 
     /// Lists `dir` after `cookie` (0 starts; 1 is ".", 2 is ".."), at most
