@@ -22,6 +22,9 @@ use tracing::warn;
 
 use crate::core::FsError;
 
+/// Folders the cache files are spread over (`<cache>/<xx>/`).
+const SHARDS: u64 = 256;
+
 /// Open files kept around between calls.
 const OPEN_FILES: usize = 512;
 
@@ -58,7 +61,7 @@ impl IngestCache {
     /// Opens the cache in `dir` (created if missing) with a size limit.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, FsError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        for shard in 0..256u32 {
+        for shard in 0..SHARDS {
             let sub = dir.join(format!("{shard:02x}"));
             std::fs::create_dir_all(&sub).map_err(|e| io_err(&sub, e))?;
         }
@@ -75,7 +78,7 @@ impl IngestCache {
 
     fn path(&self, id: InodeId) -> PathBuf {
         self.dir
-            .join(format!("{:02x}", id.0 % 256))
+            .join(format!("{:02x}", id.0 % SHARDS))
             .join(id.0.to_string())
     }
 
@@ -88,12 +91,14 @@ impl IngestCache {
     }
 
     /// Trims every cache file to the size its inode records and deletes the
-    /// files of inodes that no longer exist; then counts the space in use.
-    /// `sizes` lists every file inode and its size.
+    /// files of inodes that no longer exist (or keep their bytes inline:
+    /// such a file is what a crash left of an unfinished spill); then counts
+    /// the space in use. `sizes` lists every file inode with a cache file's
+    /// right to exist, and its size.
     pub fn recover(&self, sizes: &HashMap<InodeId, u64>) -> Result<RecoveryReport, FsError> {
         let mut report = RecoveryReport::default();
         let mut used = 0u64;
-        for shard in 0..256u32 {
+        for shard in 0..SHARDS {
             let sub = self.dir.join(format!("{shard:02x}"));
             let entries = std::fs::read_dir(&sub).map_err(|e| io_err(&sub, e))?;
             for entry in entries {
@@ -134,7 +139,7 @@ impl IngestCache {
     /// Lengths of every cache file, for fsck.
     pub fn lengths(&self) -> Result<HashMap<InodeId, u64>, FsError> {
         let mut out = HashMap::new();
-        for shard in 0..256u32 {
+        for shard in 0..SHARDS {
             let sub = self.dir.join(format!("{shard:02x}"));
             for entry in std::fs::read_dir(&sub).map_err(|e| io_err(&sub, e))? {
                 let entry = entry.map_err(|e| io_err(&sub, e))?;
@@ -183,6 +188,24 @@ impl IngestCache {
         Ok(Some(open.entry(id).or_insert(file).clone()))
     }
 
+    /// Whether the inode has a cache file.
+    pub fn exists(&self, id: InodeId) -> Result<bool, FsError> {
+        if self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&id)
+        {
+            return Ok(true);
+        }
+        let path = self.path(id);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
     /// Reads up to `buf.len()` bytes at `offset`; bytes the cache does not
     /// hold (a hole, or past the cache file's end) read as zeros.
     pub fn read(&self, id: InodeId, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
@@ -221,9 +244,10 @@ impl IngestCache {
         written
     }
 
-    /// Sets the cache file's length (truncate, or extend with a hole).
+    /// Sets the length of the cache file, if there is one (a missing file
+    /// reads as zeros up to the size anyway).
     pub fn set_len(&self, id: InodeId, len: u64) -> Result<(), FsError> {
-        let Some(file) = self.file(id, len > 0)? else {
+        let Some(file) = self.file(id, false)? else {
             return Ok(());
         };
         let path = self.path(id);
@@ -274,7 +298,8 @@ impl IngestCache {
     pub fn sync_file(&self, id: InodeId) -> Result<(), FsError> {
         self.check_poison()?;
         if let Some(file) = self.file(id, false)? {
-            file.sync_data().map_err(|e| self.fsync_failed(&self.path(id), e))?;
+            file.sync_data()
+                .map_err(|e| self.fsync_failed(&self.path(id), e))?;
         }
         Ok(())
     }
@@ -284,8 +309,9 @@ impl IngestCache {
     pub fn sync_dirs(&self) -> Result<(), FsError> {
         self.check_poison()?;
         let _held = self.dir_sync.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut shards: Vec<u64> = pending.iter().map(|id| id.0 % 256).collect();
+        let pending =
+            std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut shards: Vec<u64> = pending.iter().map(|id| id.0 % SHARDS).collect();
         shards.sort_unstable();
         shards.dedup();
         for shard in shards {

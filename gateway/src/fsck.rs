@@ -16,7 +16,8 @@ pub struct Report {
     /// Cache files longer than their file (bytes of writes never
     /// acknowledged); trimmed at the next gateway start.
     pub cache_tails: Vec<InodeId>,
-    /// Cache files of deleted inodes; removed at the next gateway start.
+    /// Cache files of deleted inodes (or of files whose bytes are inline);
+    /// removed at the next gateway start.
     pub cache_orphans: Vec<InodeId>,
 }
 
@@ -30,7 +31,11 @@ impl Report {
 pub fn check(meta: &Metadata, cache: &IngestCache) -> Result<Report, crate::core::FsError> {
     let problems = meta.check()?;
     let (inodes, _) = meta.read(|v| v.usage())?;
-    let sizes: HashMap<InodeId, u64> = meta.read(|v| v.file_sizes())?.into_iter().collect();
+    let mut sizes: HashMap<InodeId, u64> = meta.read(|v| v.file_sizes())?.into_iter().collect();
+    // A cache file beside inline bytes is a leftover of an unfinished spill.
+    for id in meta.read(|v| v.inline_inodes())? {
+        sizes.remove(&id);
+    }
     let mut report = Report {
         inodes,
         problems,

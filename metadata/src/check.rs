@@ -30,6 +30,14 @@ pub enum Inconsistency {
     MissingSymlinkTarget {
         inode: InodeId,
     },
+    InlineLongerThanFile {
+        inode: InodeId,
+        inline: u64,
+        size: u64,
+    },
+    InlineForMissingFile {
+        inode: InodeId,
+    },
 }
 
 impl std::fmt::Display for Inconsistency {
@@ -64,6 +72,22 @@ impl std::fmt::Display for Inconsistency {
                 "directory {dir}: parent recorded as {stored:?} but it lives in {actual}"
             ),
             Self::MissingSymlinkTarget { inode } => write!(f, "symlink {inode} has no target"),
+            Self::InlineLongerThanFile {
+                inode,
+                inline,
+                size,
+            } => {
+                write!(
+                    f,
+                    "file {inode} keeps {inline} inline bytes but its size is {size}"
+                )
+            }
+            Self::InlineForMissingFile { inode } => {
+                write!(
+                    f,
+                    "inline bytes belong to inode {inode}, which is not a file"
+                )
+            }
         }
     }
 }
@@ -144,6 +168,22 @@ impl Metadata {
                 }
                 if kind == FileKind::Symlink as i64 && target.is_none() {
                     found.push(Inconsistency::MissingSymlinkTarget { inode });
+                }
+            }
+            let mut stmt = conn.prepare(
+                "SELECT d.inode, length(d.data), i.size, i.kind FROM inline_data d LEFT JOIN inodes i ON i.id = d.inode",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let inode = InodeId(r.get::<_, i64>(0)? as u64);
+                let inline = r.get::<_, i64>(1)? as u64;
+                match (r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?) {
+                    (Some(size), Some(kind)) if kind == FileKind::File as i64 => {
+                        if inline > size as u64 {
+                            found.push(Inconsistency::InlineLongerThanFile { inode, inline, size: size as u64 });
+                        }
+                    }
+                    _ => found.push(Inconsistency::InlineForMissingFile { inode }),
                 }
             }
             Ok(found)

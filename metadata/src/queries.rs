@@ -76,6 +76,21 @@ impl View<'_> {
         })?)
     }
 
+    /// The inline bytes of a small file, if it keeps them in the catalogue.
+    pub fn inline_data(&self, id: InodeId) -> Result<Option<Vec<u8>>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM inline_data WHERE inode = ?1")?;
+        Ok(stmt.query_row([id.0 as i64], |r| r.get(0)).optional()?)
+    }
+
+    /// Every inode that keeps its bytes inline.
+    pub fn inline_inodes(&self) -> Result<Vec<InodeId>, MetaError> {
+        let mut stmt = self.conn.prepare_cached("SELECT inode FROM inline_data")?;
+        let rows = stmt.query_map([], |r| Ok(InodeId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every file inode with its size, for cache recovery and fsck.
     pub fn file_sizes(&self) -> Result<Vec<(InodeId, u64)>, MetaError> {
         let mut stmt = self
@@ -162,6 +177,24 @@ impl Tx<'_> {
         let mut stmt = self
             .conn()
             .prepare_cached("DELETE FROM inodes WHERE id = ?1")?;
+        stmt.execute([id.0 as i64])?;
+        self.remove_inline(id)
+    }
+
+    /// Stores `data` as the inline bytes of a small file.
+    pub fn set_inline(&self, id: InodeId, data: &[u8]) -> Result<(), MetaError> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("INSERT OR REPLACE INTO inline_data (inode, data) VALUES (?1, ?2)")?;
+        stmt.execute(params![id.0 as i64, data])?;
+        Ok(())
+    }
+
+    /// Forgets a file's inline bytes (deleted, or moved to the cache).
+    pub fn remove_inline(&self, id: InodeId) -> Result<(), MetaError> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("DELETE FROM inline_data WHERE inode = ?1")?;
         stmt.execute([id.0 as i64])?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -120,7 +120,17 @@ CREATE TABLE counters (
 INSERT INTO counters(name, value) VALUES ('commit_seq', 0);
 "#;
 
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+/// Version 2: the bytes of small files live in the catalogue itself, so a
+/// small file costs one SQLite row instead of a local file (and its inode,
+/// directory entry and fsyncs).
+const MIGRATION_2: &str = r#"
+CREATE TABLE inline_data (
+    inode INTEGER PRIMARY KEY,
+    data  BLOB NOT NULL
+);
+"#;
+
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<i64, i64>> {

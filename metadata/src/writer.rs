@@ -100,7 +100,9 @@ fn commit_batch(
     // A durable batch always writes a frame, so its commit fsyncs the WAL
     // (and every earlier NORMAL commit in it) even if all its jobs failed.
     if durable {
-        if let Err(e) = conn.execute_batch("UPDATE counters SET value = value + 1 WHERE name = 'commit_seq'") {
+        if let Err(e) =
+            conn.execute_batch("UPDATE counters SET value = value + 1 WHERE name = 'commit_seq'")
+        {
             error!(cause = %e, "cannot bump the commit counter");
         }
     }

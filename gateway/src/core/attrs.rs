@@ -54,6 +54,12 @@ pub(crate) fn apply_setattr(
         }
         perm::check_data(cred, &inode, WRITE)?;
         if size != inode.size {
+            if let Some(mut blob) = tx.inline_data(inode.id)? {
+                if blob.len() as u64 > size {
+                    blob.truncate(size as usize);
+                    tx.set_inline(inode.id, &blob)?;
+                }
+            }
             inode.size = size;
             inode.mtime = now;
         }

@@ -1,5 +1,11 @@
 //! File data: read, write and commit through the ingest cache.
 //!
+//! A file whose bytes all lie below [`INLINE_MAX`] keeps them inline in the
+//! metadata: each write is one transaction (bytes, size and mtime together),
+//! with no local file, inode or extra fsync. The first write past that moves
+//! the bytes into a cache file ("spill") in the same transaction as the
+//! write's own metadata.
+//!
 //! A write lands in the cache file first and then moves the inode's size and
 //! mtime in one metadata job, so a crash between the two leaves bytes past
 //! the recorded size, which recovery trims. A stable write fsyncs the cache
@@ -13,6 +19,20 @@ use super::{Credentials, Fs, FsError, Stability, MAX_FILE_SIZE};
 
 /// The largest READ or WRITE the core serves in one call.
 pub const MAX_IO: u32 = 1 << 20;
+/// Files whose bytes end below this offset keep them inline in the metadata.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+/// What every write does to the inode: size, times, and losing setuid and
+/// setgid when someone other than the owner writes.
+fn stamp_write(inode: &mut Inode, end: u64, by_owner: bool) {
+    let now = Timestamp::now();
+    inode.size = inode.size.max(end);
+    inode.mtime = now;
+    inode.ctime = now;
+    if !by_owner {
+        inode.mode &= !0o6000;
+    }
+}
 
 fn check_file(inode: &Inode) -> Result<(), FsError> {
     match inode.kind {
@@ -39,6 +59,14 @@ impl Fs {
             return Ok((Vec::new(), true, inode));
         }
         let n = (inode.size - offset).min(u64::from(count.min(MAX_IO))) as usize;
+        if let Some(blob) = self.meta.read(|v| v.inline_data(id))? {
+            let mut buf = vec![0u8; n];
+            let start = (offset.min(blob.len() as u64)) as usize;
+            let stop = (offset + n as u64).min(blob.len() as u64) as usize;
+            buf[..stop - start].copy_from_slice(&blob[start..stop]);
+            let eof = offset + n as u64 >= inode.size;
+            return Ok((buf, eof, inode));
+        }
         let cache = self.cache.clone();
         let buf = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; n];
@@ -68,21 +96,57 @@ impl Fs {
             return Err(FsError::FileTooBig);
         }
         let stable = stability != Stability::Unstable;
-        {
-            let _guard = self.data_lock(id).lock().await;
-            let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || cache.write(id, offset, &data)).await??;
-        }
+        let done = if stable {
+            Stability::FileSync
+        } else {
+            Stability::Unstable
+        };
         let by_owner = cred.uid == inode.uid || cred.uid == 0;
+        let guard = self.data_lock(id).lock().await;
+        let cache = self.cache.clone();
+        let has_file = tokio::task::spawn_blocking(move || cache.exists(id)).await??;
+        if end <= INLINE_MAX && !has_file {
+            // The lock stays held until the commit, so the choice between
+            // inline and cache cannot change under this write.
+            let inode = self
+                .meta
+                .write(stable, move |tx| {
+                    let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
+                    let mut blob = tx.inline_data(id)?.unwrap_or_default();
+                    let (start, stop) = (offset as usize, end as usize);
+                    if blob.len() < stop {
+                        blob.resize(stop, 0);
+                    }
+                    blob[start..stop].copy_from_slice(&data);
+                    tx.set_inline(id, &blob)?;
+                    stamp_write(&mut inode, end, by_owner);
+                    tx.update_inode(&inode)?;
+                    Ok::<_, FsError>(inode)
+                })
+                .await?;
+            drop(guard);
+            return Ok((inode, done));
+        }
+        let spill = if has_file {
+            None
+        } else {
+            self.meta.read(|v| v.inline_data(id))?
+        };
+        {
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Some(blob) = spill {
+                    cache.write(id, 0, &blob)?;
+                }
+                cache.write(id, offset, &data)
+            })
+            .await??;
+        }
+        drop(guard);
         let update = self.meta.write(stable, move |tx| {
             let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
-            let now = Timestamp::now();
-            inode.size = inode.size.max(end);
-            inode.mtime = now;
-            inode.ctime = now;
-            if !by_owner {
-                inode.mode &= !0o6000;
-            }
+            tx.remove_inline(id)?;
+            stamp_write(&mut inode, end, by_owner);
             tx.update_inode(&inode)?;
             Ok::<_, FsError>(inode)
         });

@@ -7,7 +7,7 @@
 //! [`Fs::commit`].
 
 mod attrs;
-mod data;
+pub(crate) mod data;
 mod error;
 mod namespace;
 pub mod perm;
@@ -151,7 +151,10 @@ impl Fs {
     pub fn open(meta_path: &Path, cache_dir: &Path, cache_max: u64) -> Result<Self, FsError> {
         let meta = Arc::new(Metadata::open(meta_path)?);
         let cache = Arc::new(IngestCache::open(cache_dir, cache_max)?);
-        let sizes: HashMap<InodeId, u64> = meta.read(|v| v.file_sizes())?.into_iter().collect();
+        let mut sizes: HashMap<InodeId, u64> = meta.read(|v| v.file_sizes())?.into_iter().collect();
+        for id in meta.read(|v| v.inline_inodes())? {
+            sizes.remove(&id);
+        }
         let report = cache.recover(&sizes)?;
         info!(
             files = report.files,

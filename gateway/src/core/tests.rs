@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use cairn_metadata::{FileKind, InodeId};
 use tempfile::TempDir;
 
+use super::data::MAX_IO;
 use super::*;
 
 fn open(max_cache: u64) -> (TempDir, Fs) {
@@ -384,33 +385,100 @@ async fn exclusive_create_is_idempotent_per_verifier() {
 async fn recovery_trims_bytes_past_the_recorded_size() {
     let dir = tempfile::tempdir().unwrap();
     let (meta, cache) = (dir.path().join("meta.db"), dir.path().join("cache"));
-    let id = {
+    let big = (data::INLINE_MAX + 100) as usize;
+    let (id, small) = {
         let fs = Fs::open(&meta, &cache, 1 << 30).unwrap();
         let f = file(&fs, InodeId::ROOT, "f").await;
-        fs.write(&root(), f.id, 0, vec![1u8; 100], Stability::FileSync)
+        fs.write(&root(), f.id, 0, vec![1u8; big], Stability::FileSync)
             .await
             .unwrap();
         // A write that reached the cache but whose metadata never committed.
-        fs.cache().write(f.id, 100, &[2u8; 50]).unwrap();
+        fs.cache().write(f.id, big as u64, &[2u8; 50]).unwrap();
+        // And a cache file an unfinished spill left beside inline bytes.
+        let s = file(&fs, InodeId::ROOT, "small").await;
+        fs.write(&root(), s.id, 0, vec![3u8; 10], Stability::FileSync)
+            .await
+            .unwrap();
+        fs.cache().write(s.id, 0, &[4u8; 4096]).unwrap();
         fs.metadata().close();
-        f.id
+        (f.id, s.id)
     };
     let fs = Fs::open(&meta, &cache, 1 << 30).unwrap();
+    assert!(
+        !fs.cache().exists(small).unwrap(),
+        "the spill leftover was kept"
+    );
     // Extending now must show zeros, not the unacknowledged bytes.
-    fs.setattr(
-        &root(),
-        id,
-        SetAttr {
-            size: Some(150),
-            ..SetAttr::default()
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let (back, _, _) = fs.read(&root(), id, 0, 200).await.unwrap();
-    assert_eq!(&back[..100], &[1u8; 100][..]);
-    assert!(back[100..].iter().all(|&b| b == 0));
+    let grow = |n| SetAttr {
+        size: Some(n),
+        ..SetAttr::default()
+    };
+    fs.setattr(&root(), id, grow(big as u64 + 50), None)
+        .await
+        .unwrap();
+    let (back, _, _) = fs.read(&root(), id, 0, MAX_IO).await.unwrap();
+    assert!(back[..big].iter().all(|&b| b == 1));
+    assert!(
+        back[big..].iter().all(|&b| b == 0),
+        "unacknowledged bytes came back"
+    );
+    fs.setattr(&root(), small, grow(20), None).await.unwrap();
+    let (back, _, _) = fs.read(&root(), small, 0, 100).await.unwrap();
+    assert_eq!(back, [[3u8; 10], [0u8; 10]].concat());
+}
+
+#[tokio::test]
+async fn small_files_stay_inline_until_they_grow() {
+    let (_d, fs) = open(1 << 30);
+    let f = file(&fs, InodeId::ROOT, "grow").await;
+    let first: Vec<u8> = (0..5000u32).map(|i| (i % 199) as u8).collect();
+    fs.write(&root(), f.id, 0, first.clone(), Stability::Unstable)
+        .await
+        .unwrap();
+    fs.commit(f.id).await.unwrap();
+    assert!(
+        !fs.cache().exists(f.id).unwrap(),
+        "a 5,000-byte file got a cache file"
+    );
+    // Overwrite inside, then shrink and check the tail is gone.
+    fs.write(&root(), f.id, 100, vec![9u8; 10], Stability::FileSync)
+        .await
+        .unwrap();
+    let cut = SetAttr {
+        size: Some(200),
+        ..SetAttr::default()
+    };
+    fs.setattr(&root(), f.id, cut, None).await.unwrap();
+    let grow = SetAttr {
+        size: Some(300),
+        ..SetAttr::default()
+    };
+    fs.setattr(&root(), f.id, grow, None).await.unwrap();
+    let (back, _, _) = fs.read(&root(), f.id, 0, 1000).await.unwrap();
+    let mut want = first[..200].to_vec();
+    want[100..110].fill(9);
+    want.resize(300, 0);
+    assert_eq!(back, want);
+    // A write past the inline limit moves everything to the cache.
+    let far = data::INLINE_MAX + 10;
+    fs.write(&root(), f.id, far, vec![7u8; 10], Stability::FileSync)
+        .await
+        .unwrap();
+    assert!(fs.cache().exists(f.id).unwrap());
+    assert_eq!(fs.metadata().read(|v| v.inline_data(f.id)).unwrap(), None);
+    let (back, _, attr) = fs.read(&root(), f.id, 0, MAX_IO).await.unwrap();
+    assert_eq!(attr.size, far + 10);
+    assert_eq!(&back[..300], &want[..]);
+    assert!(back[300..far as usize].iter().all(|&b| b == 0));
+    assert_eq!(&back[far as usize..], &[7u8; 10]);
+    // Deleting the file drops its bytes wherever they are.
+    let g = file(&fs, InodeId::ROOT, "inline").await;
+    fs.write(&root(), g.id, 0, vec![1u8; 10], Stability::FileSync)
+        .await
+        .unwrap();
+    fs.remove(&root(), InodeId::ROOT, b"inline").await.unwrap();
+    assert_eq!(fs.metadata().read(|v| v.inline_data(g.id)).unwrap(), None);
+    assert_consistent(&fs);
 }
 
 #[tokio::test]
