@@ -209,14 +209,17 @@ impl IngestCache {
     /// Reads up to `buf.len()` bytes at `offset`; bytes the cache does not
     /// hold (a hole, or past the cache file's end) read as zeros.
     pub fn read(&self, id: InodeId, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
-        buf.fill(0);
         let Some(file) = self.file(id, false)? else {
+            buf.fill(0);
             return Ok(());
         };
         let mut done = 0;
         while done < buf.len() {
             match file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
+                Ok(0) => {
+                    buf[done..].fill(0);
+                    break;
+                }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_err(&self.path(id), e)),

@@ -59,7 +59,13 @@ impl Fs {
             return Ok((Vec::new(), true, inode));
         }
         let n = (inode.size - offset).min(u64::from(count.min(MAX_IO))) as usize;
-        if let Some(blob) = self.meta.read(|v| v.inline_data(id))? {
+        // Inline bytes never reach past INLINE_MAX: reads beyond need no look.
+        let inline = if offset < INLINE_MAX {
+            self.meta.read(|v| v.inline_data(id))?
+        } else {
+            None
+        };
+        if let Some(blob) = inline {
             let mut buf = vec![0u8; n];
             let start = (offset.min(blob.len() as u64)) as usize;
             let stop = (offset + n as u64).min(blob.len() as u64) as usize;

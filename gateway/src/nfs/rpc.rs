@@ -161,6 +161,7 @@ impl Reply {
 
     /// Appends a result body.
     pub fn push<T: Pack>(mut self, value: &T) -> Self {
+        self.buf.reserve(value.packed_size());
         let _ = value.pack(&mut self.buf);
         self
     }
