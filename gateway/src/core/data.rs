@@ -52,13 +52,47 @@ impl Fs {
         offset: u64,
         count: u32,
     ) -> Result<(Vec<u8>, bool, Inode), FsError> {
+        let mut seen = None;
+        let buf = self
+            .read_into(cred, id, offset, count, Vec::new(), |inode, _, eof, _| {
+                seen = Some((inode.clone(), eof));
+            })
+            .await?;
+        let (inode, eof) = seen.ok_or(FsError::Invalid("read finished without attributes"))?;
+        Ok((buf, eof, inode))
+    }
+
+    /// Appends up to `count` bytes at `offset` to `out`, so a front end can
+    /// read straight into its reply. First `header` gets the attributes, the
+    /// byte count and whether it reaches the end of the file, and writes what
+    /// must come before the bytes.
+    pub async fn read_into<H>(
+        &self,
+        cred: &Credentials,
+        id: InodeId,
+        offset: u64,
+        count: u32,
+        mut out: Vec<u8>,
+        header: H,
+    ) -> Result<Vec<u8>, FsError>
+    where
+        H: FnOnce(&Inode, usize, bool, &mut Vec<u8>),
+    {
         let inode = self.getattr(id).await?;
         check_file(&inode)?;
         perm::check_data(cred, &inode, READ)?;
-        if offset >= inode.size {
-            return Ok((Vec::new(), true, inode));
+        let n = if offset >= inode.size {
+            0
+        } else {
+            (inode.size - offset).min(u64::from(count.min(MAX_IO))) as usize
+        };
+        let eof = offset + n as u64 >= inode.size;
+        header(&inode, n, eof, &mut out);
+        if n == 0 {
+            return Ok(out);
         }
-        let n = (inode.size - offset).min(u64::from(count.min(MAX_IO))) as usize;
+        let start = out.len();
+        out.resize(start + n, 0);
         // Inline bytes never reach past INLINE_MAX: reads beyond need no look.
         let inline = if offset < INLINE_MAX {
             self.meta.read(|v| v.inline_data(id))?
@@ -66,21 +100,14 @@ impl Fs {
             None
         };
         if let Some(blob) = inline {
-            let mut buf = vec![0u8; n];
-            let start = (offset.min(blob.len() as u64)) as usize;
-            let stop = (offset + n as u64).min(blob.len() as u64) as usize;
-            buf[..stop - start].copy_from_slice(&blob[start..stop]);
-            let eof = offset + n as u64 >= inode.size;
-            return Ok((buf, eof, inode));
+            let from = (offset.min(blob.len() as u64)) as usize;
+            let to = (offset + n as u64).min(blob.len() as u64) as usize;
+            out[start..start + (to - from)].copy_from_slice(&blob[from..to]);
+            return Ok(out);
         }
         let cache = self.cache.clone();
-        let buf = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; n];
-            cache.read(id, offset, &mut buf).map(|()| buf)
-        })
-        .await??;
-        let eof = offset + n as u64 >= inode.size;
-        Ok((buf, eof, inode))
+        tokio::task::spawn_blocking(move || cache.read(id, offset, &mut out[start..]).map(|()| out))
+            .await?
     }
 
     /// Writes `data` at `offset`. Returns the new attributes and how stable

@@ -1,10 +1,11 @@
 //! READ, WRITE and COMMIT.
 
+use nfs3_types::nfs3::nfsstat3;
 use nfs3_types::nfs3::{
     stable_how, writeverf3, COMMIT3resfail, COMMIT3resok, Nfs3Option, Nfs3Result, READ3resfail,
     READ3resok, WRITE3resfail, WRITE3resok,
 };
-use nfs3_types::xdr_codec::Opaque;
+use nfs3_types::xdr_codec::Pack;
 
 use super::{status, Ctx};
 use crate::core::Stability;
@@ -19,33 +20,55 @@ pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
     let fh = r.fh()?;
     let offset = r.u64()?;
     let count = r.u32()?;
-    let res = match ctx.resolve(&fh).await {
-        Err(s) => Nfs3Result::Err((
-            s,
-            READ3resfail {
-                file_attributes: Nfs3Option::None,
-            },
-        )),
-        Ok(inode) => match ctx
-            .fs
-            .read(&ctx.cred, inode.id, offset, count.min(MAX_IO))
-            .await
-        {
-            Ok((data, eof, inode)) => Nfs3Result::Ok(READ3resok {
-                file_attributes: post_op(&inode),
-                count: data.len() as u32,
-                eof,
-                data: Opaque::owned(data),
-            }),
-            Err(e) => Nfs3Result::Err((
+    let inode = match ctx.resolve(&fh).await {
+        Ok(i) => i,
+        Err(s) => {
+            let res: Nfs3Result<READ3resok<'_>, READ3resfail> = Nfs3Result::Err((
+                s,
+                READ3resfail {
+                    file_attributes: Nfs3Option::None,
+                },
+            ));
+            return Ok(ctx.ok().push(&res));
+        }
+    };
+    // READ3resok is packed by hand around the bytes, which the core reads
+    // straight into the reply: status, attributes, count, eof, then the
+    // opaque data (length, bytes, padding to four).
+    let reply = ctx.ok();
+    let header = |inode: &cairn_metadata::Inode, n: usize, eof: bool, out: &mut Vec<u8>| {
+        let _ = nfsstat3::NFS3_OK.pack(out);
+        let _ = post_op(inode).pack(out);
+        let _ = (n as u32).pack(out);
+        let _ = eof.pack(out);
+        let _ = (n as u32).pack(out);
+    };
+    match ctx
+        .fs
+        .read_into(
+            &ctx.cred,
+            inode.id,
+            offset,
+            count.min(MAX_IO),
+            reply.buf,
+            header,
+        )
+        .await
+    {
+        Ok(mut buf) => {
+            buf.resize(buf.len().div_ceil(4) * 4, 0);
+            Ok(Reply { buf })
+        }
+        Err(e) => {
+            let res: Nfs3Result<READ3resok<'_>, READ3resfail> = Nfs3Result::Err((
                 status(&e),
                 READ3resfail {
                     file_attributes: post_op(&inode),
                 },
-            )),
-        },
-    };
-    Ok(ctx.ok().push(&res))
+            ));
+            Ok(ctx.ok().push(&res))
+        }
+    }
 }
 
 pub async fn write(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
