@@ -1,5 +1,26 @@
-//! The chunk-store daemon: one per remote drive. It keeps encrypted shards as
-//! checksummed files written durably (temp name, fsync, rename), reports its
-//! capacity, labels, host and zone, and deletes a shard only when the gateway
-//! asks. The daemon and its wire protocol arrive with the chunk-store issue;
-//! until then the gateway's ingest cache is the only home of file data.
+//! The chunk-store daemon: one per remote drive. It keeps the gateway's
+//! encrypted shards as checksummed files written durably (temp name, fsync,
+//! rename), verifies them on every read, reports its capacity, labels, host and
+//! zone, and deletes a shard only when the gateway asks. Every connection is
+//! authenticated and encrypted with the cluster secret (Noise NNpsk0).
+//!
+//! - [`init`] writes a drive's marker; [`serve`] runs the daemon on it.
+//! - [`StoreClient`] is the gateway's side of the [`protocol`].
+//! - [`layout`] documents the on-disk format, [`protocol`] the wire format.
+
+mod client;
+mod error;
+mod init;
+pub mod layout;
+pub mod protocol;
+mod secret;
+mod server;
+mod store;
+pub mod transport;
+
+pub use client::StoreClient;
+pub use error::{Status, StoreError};
+pub use init::{init, InitReport};
+pub use protocol::{Capacity, ListEntry, ShardStat};
+pub use secret::{Secret, MIN_SECRET_LEN};
+pub use server::{serve, serve_until, MAX_CONNECTIONS};

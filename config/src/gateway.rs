@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use crate::duration::Duration;
 use crate::error::ConfigError;
 use crate::net;
 use crate::size::ByteSize;
@@ -33,6 +34,58 @@ pub struct GatewayConfig {
     pub metadata: MetadataConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub drain: DrainConfig,
+    /// The chunk stores file data drains to; none keeps data in the cache only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<StoreRef>,
+}
+
+/// `[cluster]`: what the gateway shares with its chunk stores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster secret (authenticates every store link; block keys
+    /// derive from it). Required when `stores` is not empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `[drain]`: moving cached data to the chunk stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainConfig {
+    /// A file drains once it has not been written for this long.
+    pub quiet: Duration,
+    /// Target size of a chunk (blocks of many small files share one).
+    pub chunk_size: ByteSize,
+    /// Uploads to one store at a time.
+    pub store_concurrency: usize,
+    /// Bytes per second sent to one store; "0" for no limit.
+    pub store_bandwidth: ByteSize,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            quiet: Duration::secs(3),
+            chunk_size: ByteSize::mib(32),
+            store_concurrency: 4,
+            store_bandwidth: ByteSize(0),
+        }
+    }
+}
+
+/// `[[stores]]`: one chunk store the gateway uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreRef {
+    /// A name unique in the cluster (its drive, e.g. "b1-sda").
+    pub name: String,
+    /// Where it listens, as HOST:PORT.
+    pub address: String,
 }
 
 /// `[nfs]`: the NFSv3 / MOUNT / portmap listener and who may use it.
@@ -161,6 +214,9 @@ impl GatewayConfig {
             cache: CacheConfig::default(),
             metadata: MetadataConfig::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
+            drain: DrainConfig::default(),
+            stores: Vec::new(),
         }
     }
 

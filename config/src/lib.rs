@@ -4,18 +4,22 @@
 //! then runs [`GatewayConfig::validate`], which reports every problem at once.
 //! Each error names the file, the field, the value and the fix.
 
+mod duration;
 mod error;
 mod gateway;
 mod net;
 mod size;
+mod store;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
-    CacheConfig, GatewayConfig, LogConfig, LogLevel, MetadataConfig, NfsConfig, Squash,
-    DEFAULT_LISTEN, MIN_CACHE_SIZE,
+    CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel, MetadataConfig,
+    NfsConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
+pub use store::{StoreConfig, DEFAULT_STORE_RESERVE};

@@ -23,6 +23,55 @@ impl GatewayConfig {
             });
         };
 
+        if !self.stores.is_empty() {
+            match &self.cluster.secret_file {
+                None => report(
+                    "cluster.secret_file",
+                    "(missing)".to_owned(),
+                    "is required when stores are listed".to_owned(),
+                    "point it at the cluster secret the stores use (cairn up writes DIR/cluster.secret)",
+                ),
+                Some(p) if !p.is_file() => report(
+                    "cluster.secret_file",
+                    quoted_path(p),
+                    "does not exist".to_owned(),
+                    "copy the cluster secret there, readable only by cairn (chmod 600)",
+                ),
+                Some(_) => {}
+            }
+            let mut names = std::collections::HashSet::new();
+            for (i, s) in self.stores.iter().enumerate() {
+                if !names.insert(s.name.as_str()) {
+                    report(
+                        &format!("stores[{i}].name"),
+                        format!("{:?}", s.name),
+                        "is listed twice".to_owned(),
+                        "give every store its own name",
+                    );
+                }
+                if s.address
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none_or(|p| p == 0)
+                {
+                    report(
+                        &format!("stores[{i}].address"),
+                        format!("{:?}", s.address),
+                        "is not HOST:PORT".to_owned(),
+                        "write it as \"10.0.0.5:7070\"",
+                    );
+                }
+            }
+        }
+        if self.drain.store_concurrency == 0 {
+            report(
+                "drain.store_concurrency",
+                "0".to_owned(),
+                "must be at least 1".to_owned(),
+                "use 4 unless the links are very slow",
+            );
+        }
+
         match std::fs::metadata(&self.data_dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => report(

@@ -261,6 +261,22 @@ impl IngestCache {
         result
     }
 
+    /// Frees `len` bytes at `offset` of the inode's cache file (they read as
+    /// zeros after). Returns the bytes freed.
+    pub fn punch(&self, id: InodeId, offset: u64, len: u64) -> Result<u64, FsError> {
+        let Some(file) = self.file(id, false)? else {
+            return Ok(0);
+        };
+        let path = self.path(id);
+        let before = file.metadata().map_err(|e| io_err(&path, e))?.blocks();
+        let mode = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        let result =
+            rustix::fs::fallocate(&*file, mode, offset, len).map_err(|e| io_err(&path, e.into()));
+        let after = file.metadata().map_err(|e| io_err(&path, e))?.blocks();
+        self.account(before, after);
+        result.map(|()| before.saturating_sub(after) * 512)
+    }
+
     fn account(&self, before_blocks: u64, after_blocks: u64) {
         if after_blocks >= before_blocks {
             self.used

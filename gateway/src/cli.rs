@@ -2,11 +2,13 @@
 //! commands behind them. `main.rs` only calls [`main`].
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn_config::{ConfigError, GatewayConfig};
 use clap::{Parser, Subcommand};
+
+use serde_json::{json, Value};
 
 use crate::cache::IngestCache;
 use crate::run::{self, StartError};
@@ -37,6 +39,45 @@ enum Command {
         /// Address and port for NFSv3, MOUNT and portmap (one port for all).
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:2049")]
         nfs: SocketAddr,
+        /// How many local chunk stores to run (hosts a, b, c, …; label hdd),
+        /// each its own process under DIR/stores/NAME. 0 keeps data in the
+        /// gateway's cache only.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        stores: usize,
+    },
+    /// Run a chunk store (one per drive) from its config, or `init` its
+    /// data folder first.
+    Chunkstore {
+        #[command(subcommand)]
+        action: Option<StoreAction>,
+        /// The store's TOML config (see config/examples/store.toml).
+        #[arg(long, env = "CAIRN_STORE_CONFIG", value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Where everything stands: stores, drain backlog, chunk health per
+    /// class, cache use.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON (the backlog is the top-level `backlog_bytes`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chunk stores as the gateway sees them.
+    Store {
+        #[command(subcommand)]
+        action: StoreCmd,
+    },
+    /// Storage classes: how a directory's data is protected (MooseFS's
+    /// mfsscadmin and mfssetsclass).
+    Class {
+        #[command(subcommand)]
+        action: ClassCmd,
+    },
+    /// The gateway's ingest cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheCmd,
     },
     /// Run a gateway from a config file. A bad config exits with status 2
     /// and names every field that is wrong.
@@ -66,11 +107,168 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum StoreAction {
+    /// Write the drive's marker so the daemon accepts the folder (once per
+    /// drive; refuses a folder that holds something else).
+    Init,
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCmd {
+    /// List the stores: online, zone/host/labels, used, free, fill.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every stored chunk: its object key, class and the stores
+    /// holding a copy.
+    Chunks {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClassCmd {
+    /// Define a class: `cairn class create archive --replicas 3 --labels hdd,hdd,* --spread host --strict`.
+    Create {
+        name: String,
+        /// Whole copies of every chunk (1-8; default 2).
+        #[arg(long)]
+        replicas: Option<u8>,
+        /// Reed-Solomon K data + M parity shards (arrives with erasure coding).
+        #[arg(long, value_name = "K+M")]
+        ec: Option<String>,
+        /// One label rule per copy (`hdd,hdd`, `ssd,*`), or one for all.
+        #[arg(long, value_name = "EXPR")]
+        labels: Option<String>,
+        /// The failure domain copies must not share: store, host or zone.
+        #[arg(long)]
+        spread: Option<String>,
+        /// Leave a chunk undergoal rather than share a domain.
+        #[arg(long, conflicts_with = "loose")]
+        strict: bool,
+        /// Place as wide as possible and report the chunk at risk (default).
+        #[arg(long)]
+        loose: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the classes.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one class.
+    Show {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a class nothing uses.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set the class of a directory (path inside the export); new files
+    /// below inherit it.
+    Set {
+        path: String,
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show the class of a path.
+    Get {
+        path: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    /// Evict every drained byte from the ingest cache (undrained data stays).
+    Drop {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which gateway an admin command talks to.
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// The folder given to `cairn up --data` (default ./cairn-data).
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    data: Option<PathBuf>,
+    /// The gateway's config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        match (&self.config, &self.data) {
+            (Some(c), _) => Ok(GatewayConfig::load(c)?.data_dir),
+            (None, Some(d)) => Ok(d.join("gateway")),
+            (None, None) => Ok(PathBuf::from("./cairn-data/gateway")),
+        }
+    }
+}
+
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Up { data, nfs } => up(&data, nfs),
+        Command::Up { data, nfs, stores } => crate::up::up(&data, nfs, stores),
+        Command::Chunkstore { action, config } => chunkstore(action, config),
+        Command::Status { target, json } => {
+            admin_call(&target, json!({"cmd": "status"}), json, print_status)
+        }
+        Command::Store {
+            action: StoreCmd::List { target, json },
+        } => admin_call(&target, json!({"cmd": "store_list"}), json, print_stores),
+        Command::Store {
+            action: StoreCmd::Chunks { target, json },
+        } => admin_call(&target, json!({"cmd": "chunks"}), json, |v| {
+            for c in v["chunks"].as_array().into_iter().flatten() {
+                let stores: Vec<&str> = c["stores"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{} {:<12} {}",
+                    c["key"].as_str().unwrap_or(""),
+                    c["class"].as_str().unwrap_or(""),
+                    stores.join(",")
+                );
+            }
+        }),
+        Command::Class { action } => class(action),
+        Command::Cache {
+            action: CacheCmd::Drop { target },
+        } => admin_call(&target, json!({"cmd": "cache_drop"}), false, |v| {
+            println!(
+                "evicted {} from the cache ({} slots); {} not yet drained stays",
+                human(v["evicted_bytes"].as_u64().unwrap_or(0)),
+                v["evicted_slots"],
+                human(v["undrained_bytes"].as_u64().unwrap_or(0))
+            );
+        }),
         Command::Gateway { config } => match GatewayConfig::load(&config) {
             Ok(cfg) => serve(cfg, None),
             Err(e) => config_error(&e),
@@ -95,12 +293,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn config_error(e: &ConfigError) -> ExitCode {
+pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("cairn: bad config: {e}");
     ExitCode::from(2)
 }
 
-fn init_logging(level: &str) {
+pub(crate) fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},cairn_gateway={level}"))
     });
@@ -112,7 +310,7 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -125,39 +323,9 @@ fn runtime() -> tokio::runtime::Runtime {
     }
 }
 
-fn up(data: &Path, nfs: SocketAddr) -> ExitCode {
-    let gateway_dir = data.join("gateway");
-    if let Err(e) = std::fs::create_dir_all(&gateway_dir) {
-        eprintln!("cairn up: cannot create {}: {e}", gateway_dir.display());
-        return ExitCode::from(2);
-    }
-    let cfg = GatewayConfig::with_defaults(gateway_dir.clone(), nfs);
-    if let Err(e) = cfg.validate() {
-        return config_error(&e);
-    }
-    let config_path = gateway_dir.join("gateway.toml");
-    if let Ok(text) = toml::to_string(&cfg) {
-        let _ = std::fs::write(&config_path, text);
-    }
-    let data = data.display().to_string();
-    let banner = move |addr: SocketAddr| {
-        let (ip, port) = (addr.ip(), addr.port());
-        println!("cairn is up: NFSv3 gateway on {addr}, data in {data}");
-        println!("  list it:    nfs-ls 'nfs://{ip}/?nfsport={port}&mountport={port}'");
-        println!("  copy in:    nfs-cp ./FILE 'nfs://{ip}//FILE?nfsport={port}&mountport={port}'");
-        println!("  Linux:      mount -t nfs -o vers=3,tcp,nolock,port={port},mountport={port} {ip}:/ /mnt/cairn");
-        println!(
-            "  same setup: cairn gateway --config {}",
-            config_path.display()
-        );
-        println!("Stop with Ctrl-C.");
-    };
-    serve(cfg, Some(Box::new(banner)))
-}
+pub(crate) type Banner = Box<dyn FnOnce(SocketAddr) + Send>;
 
-type Banner = Box<dyn FnOnce(SocketAddr) + Send>;
-
-fn serve(cfg: GatewayConfig, banner: Option<Banner>) -> ExitCode {
+pub(crate) fn serve(cfg: GatewayConfig, banner: Option<Banner>) -> ExitCode {
     init_logging(cfg.log.level.as_str());
     let result = runtime().block_on(run::run(cfg, |addr| {
         if let Some(b) = banner {
@@ -238,5 +406,230 @@ fn fsck(cfg: &GatewayConfig, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn chunkstore(action: Option<StoreAction>, config: Option<PathBuf>) -> ExitCode {
+    let Some(path) = config else {
+        eprintln!(
+            "cairn chunkstore: say which store: --config FILE (see config/examples/store.toml)"
+        );
+        return ExitCode::from(2);
+    };
+    let cfg = match cairn_config::StoreConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    match action {
+        Some(StoreAction::Init) => match cairn_chunkstore::init(&cfg) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cairn chunkstore init: {e}");
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            init_logging(cfg.log.level.as_str());
+            match runtime().block_on(cairn_chunkstore::serve(cfg, |addr| {
+                println!("cairn chunkstore listening on {addr}");
+            })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cairn chunkstore: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Sends one admin request; prints the reply with `show`, or as JSON.
+fn admin_call(target: &Target, req: Value, json: bool, show: impl FnOnce(&Value)) -> ExitCode {
+    let dir = match target.data_dir() {
+        Ok(d) => d,
+        Err(e) => return config_error(&e),
+    };
+    match runtime().block_on(crate::admin::request(&dir, &req)) {
+        Ok(mut reply) => {
+            if json {
+                if let Some(o) = reply.as_object_mut() {
+                    o.remove("ok");
+                }
+                println!("{reply:#}");
+            } else {
+                show(&reply);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn class(action: ClassCmd) -> ExitCode {
+    match action {
+        ClassCmd::Create {
+            name,
+            replicas,
+            ec,
+            labels,
+            spread,
+            strict,
+            loose,
+            target,
+        } => admin_call(
+            &target,
+            json!({"cmd": "class_create", "name": name, "replicas": replicas, "ec": ec, "labels": labels,
+                   "spread": spread, "strict": strict, "loose": loose}),
+            false,
+            |v| {
+                println!(
+                    "class {} created: {}\n{}",
+                    v["class"].as_str().unwrap_or(""),
+                    v["describe"].as_str().unwrap_or(""),
+                    v["note"].as_str().unwrap_or("")
+                )
+            },
+        ),
+        ClassCmd::List { target, json } => {
+            admin_call(&target, json!({"cmd": "class_list"}), json, |v| {
+                for c in v["classes"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<16} {}",
+                        c["name"].as_str().unwrap_or(""),
+                        c["describe"].as_str().unwrap_or("")
+                    );
+                }
+            })
+        }
+        ClassCmd::Show { name, target, json } => admin_call(
+            &target,
+            json!({"cmd": "class_show", "name": name}),
+            json,
+            |v| {
+                println!(
+                    "{}: {}",
+                    v["name"].as_str().unwrap_or(""),
+                    v["describe"].as_str().unwrap_or("")
+                );
+            },
+        ),
+        ClassCmd::Delete { name, target } => admin_call(
+            &target,
+            json!({"cmd": "class_delete", "name": name}),
+            false,
+            |v| {
+                println!("class {} deleted", v["deleted"].as_str().unwrap_or(""));
+            },
+        ),
+        ClassCmd::Set { path, name, target } => admin_call(
+            &target,
+            json!({"cmd": "class_set", "path": path, "name": name}),
+            false,
+            |v| {
+                println!(
+                    "{} now has class {} ({})",
+                    v["path"].as_str().unwrap_or(""),
+                    v["class"].as_str().unwrap_or(""),
+                    v["note"].as_str().unwrap_or("")
+                );
+            },
+        ),
+        ClassCmd::Get { path, target, json } => admin_call(
+            &target,
+            json!({"cmd": "class_get", "path": path}),
+            json,
+            |v| {
+                println!(
+                    "{}: {}",
+                    v["path"].as_str().unwrap_or(""),
+                    v["class"].as_str().unwrap_or("")
+                );
+            },
+        ),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn print_stores(v: &Value) {
+    println!(
+        "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>6}",
+        "STORE", "STATE", "ZONE", "HOST", "LABELS", "USED", "FREE", "FILL"
+    );
+    for s in v["stores"].as_array().into_iter().flatten() {
+        let labels: Vec<&str> = s["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}%",
+            s["name"].as_str().unwrap_or(""),
+            if s["online"].as_bool() == Some(true) {
+                "online"
+            } else {
+                "OFFLINE"
+            },
+            s["zone"].as_str().unwrap_or(""),
+            s["host"].as_str().unwrap_or(""),
+            labels.join(","),
+            human(s["used"].as_u64().unwrap_or(0)),
+            human(s["free"].as_u64().unwrap_or(0)),
+            s["fill_percent"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+fn print_status(v: &Value) {
+    print_stores(v);
+    let b = &v["backlog"];
+    println!(
+        "\ndrain backlog: {} in {} file(s), oldest waiting {}",
+        human(b["bytes"].as_u64().unwrap_or(0)),
+        b["files"],
+        b["oldest_seconds"]
+            .as_f64()
+            .map_or("-".to_owned(), |s| format!("{s:.1} s"))
+    );
+    println!(
+        "cache: {} used of {}",
+        human(v["cache"]["used_bytes"].as_u64().unwrap_or(0)),
+        human(v["cache"]["max_bytes"].as_u64().unwrap_or(0))
+    );
+    println!(
+        "\n{:<16} {:>8} {:>10} {:>8} {:>8}  LAYOUT",
+        "CLASS", "HEALTHY", "UNDERGOAL", "AT RISK", "MISSING"
+    );
+    for c in v["classes"].as_array().into_iter().flatten() {
+        let k = &c["chunks"];
+        println!(
+            "{:<16} {:>8} {:>10} {:>8} {:>8}  {}",
+            c["name"].as_str().unwrap_or(""),
+            k["healthy"].as_u64().unwrap_or(0),
+            k["undergoal"].as_u64().unwrap_or(0),
+            k["at_risk"].as_u64().unwrap_or(0),
+            k["missing"].as_u64().unwrap_or(0),
+            c["describe"].as_str().unwrap_or("")
+        );
     }
 }

@@ -1,9 +1,16 @@
 //! The cairn gateway: the filesystem core over SQLite metadata and the local
 //! ingest cache, the NFSv3 front end, and the `cairn` command line.
 
+pub mod admin;
 pub mod cache;
+pub mod class;
 pub mod cli;
 pub mod core;
+pub mod crypto;
+pub mod drain;
 pub mod fsck;
 pub mod nfs;
+pub mod placement;
+pub mod remote;
 pub mod run;
+mod up;

@@ -11,8 +11,12 @@ use rustix::fs::{flock, FlockOperation};
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::admin::{self, Admin};
 use crate::core::{Fs, FsError};
+use crate::drain::Drainer;
 use crate::nfs::{self, Access};
+use crate::remote::Stores;
+use cairn_chunkstore::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -30,6 +34,13 @@ pub enum StartError {
     #[error("cannot listen on {addr}: {source}; is another NFS server using the port? choose another with nfs.listen")]
     Bind {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the cluster secret: {0}")]
+    Secret(#[from] cairn_chunkstore::StoreError),
+    #[error("cannot open the admin socket {path}: {source}")]
+    Admin {
+        path: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot install signal handlers: {0}")]
@@ -76,7 +87,27 @@ pub fn open_fs(cfg: &GatewayConfig) -> Result<Fs, StartError> {
 /// port is bound, with its address.
 pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), StartError> {
     let _lock = lock_data_dir(&cfg)?;
-    let fs = Arc::new(open_fs(&cfg)?);
+    let mut fs = open_fs(&cfg)?;
+    let stores = match &cfg.cluster.secret_file {
+        Some(path) if !cfg.stores.is_empty() => {
+            let secret = Secret::load(path)?;
+            let stores = Arc::new(Stores::new(secret));
+            for s in &cfg.stores {
+                let (name, address) = (s.name.clone(), s.address.clone());
+                let id = fs
+                    .metadata()
+                    .write(true, move |tx| tx.upsert_store(&name, &address, "", "", ""))
+                    .await
+                    .map_err(FsError::from)?;
+                stores.add(id, &s.name, &s.address);
+            }
+            fs = fs.with_blocks(stores.clone());
+            Some(stores)
+        }
+        _ => None,
+    };
+    let fs = Arc::new(fs);
+    admin::default_class_id(&fs).await?;
     let addr = cfg.nfs.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -88,17 +119,49 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         anon_uid: cfg.nfs.anon_uid,
         anon_gid: cfg.nfs.anon_gid,
     });
-    info!(listen = %bound, data = %cfg.data_dir.display(), "gateway serving NFSv3");
+    let admin_path = admin::socket_path(&cfg.data_dir);
+    let admin = Arc::new(Admin {
+        fs: fs.clone(),
+        stores: stores.clone(),
+    });
+    let mut tasks = Vec::new();
+    // Bind the socket before announcing readiness, so the CLI works at once.
+    let _ = std::fs::remove_file(&admin_path);
+    let admin_task = {
+        let path = admin_path.clone();
+        tokio::spawn(async move {
+            if let Err(e) = admin.serve(path).await {
+                admin::log_failure(&e);
+            }
+        })
+    };
+    for _ in 0..200 {
+        if admin_path.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tasks.push(admin_task);
+    if let Some(stores) = &stores {
+        let drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
+        tasks.push(tokio::spawn(drainer.run()));
+    }
+    info!(listen = %bound, data = %cfg.data_dir.display(), stores = cfg.stores.len(), "gateway serving NFSv3");
     ready(bound);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(StartError::Signals)?;
-    let server = tokio::spawn(nfs::serve(listener, fs.clone(), access));
+    tasks.push(tokio::spawn(nfs::serve(listener, fs.clone(), access)));
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("interrupted; shutting down"),
         _ = term.recv() => info!("terminated; shutting down"),
     }
-    server.abort();
-    let _ = server.await;
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = std::fs::remove_file(&admin_path);
     fs.metadata().close();
     info!("gateway stopped cleanly");
     Ok(())

@@ -15,6 +15,7 @@ mod ids;
 mod inode;
 mod queries;
 mod schema;
+mod slots;
 mod writer;
 
 #[cfg(test)]
@@ -27,3 +28,4 @@ pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};
 pub use inode::{DirEntry, FileKind, Inode, NewInode, Timestamp};
 pub use queries::{Tx, View};
 pub use schema::SCHEMA_VERSION;
+pub use slots::{Backlog, BlockLocation, DirtySlot, NewBlock, Slot, SLOT_SIZE};

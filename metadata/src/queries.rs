@@ -120,7 +120,7 @@ impl<'c> Deref for Tx<'c> {
 }
 
 impl Tx<'_> {
-    fn conn(&self) -> &Connection {
+    pub(crate) fn conn(&self) -> &Connection {
         self.view.conn
     }
 
@@ -178,6 +178,7 @@ impl Tx<'_> {
             .conn()
             .prepare_cached("DELETE FROM inodes WHERE id = ?1")?;
         stmt.execute([id.0 as i64])?;
+        self.delete_slots(id)?;
         self.remove_inline(id)
     }
 

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -130,7 +130,31 @@ CREATE TABLE inline_data (
 );
 "#;
 
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+/// Version 3: file data is tracked per fixed 4 MiB slot. A slot's current
+/// bytes are in the ingest cache (`cached`), in a drained block (`block_id`,
+/// of which the first `valid_len` bytes count), or both; `dirty` says the
+/// cache is newer than the block; `version` grows with every write so the
+/// drainer can tell a slot changed while it was being uploaded. Slots replace
+/// the byte-range `extents` of version 1, which nothing had used.
+const MIGRATION_3: &str = r#"
+DROP TABLE extents;
+CREATE TABLE slots (
+    inode          INTEGER NOT NULL,
+    slot           INTEGER NOT NULL,
+    block_id       INTEGER REFERENCES blocks(id),
+    valid_len      INTEGER NOT NULL DEFAULT 0,
+    cached         INTEGER NOT NULL DEFAULT 1,
+    dirty          INTEGER NOT NULL DEFAULT 1,
+    version        INTEGER NOT NULL DEFAULT 1,
+    dirty_since_ns INTEGER,
+    PRIMARY KEY (inode, slot)
+) WITHOUT ROWID;
+CREATE INDEX slots_dirty ON slots(dirty_since_ns) WHERE dirty = 1;
+CREATE INDEX slots_by_block ON slots(block_id);
+ALTER TABLE chunks ADD COLUMN live_bytes INTEGER NOT NULL DEFAULT 0;
+"#;
+
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<i64, i64>> {

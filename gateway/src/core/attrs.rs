@@ -60,6 +60,9 @@ pub(crate) fn apply_setattr(
                     tx.set_inline(inode.id, &blob)?;
                 }
             }
+            if size < inode.size {
+                tx.truncate_slots(inode.id, size)?;
+            }
             inode.size = size;
             inode.mtime = now;
         }

@@ -12,7 +12,7 @@
 //! file before the job and commits the job durably; an unstable one does
 //! neither until [`Fs::commit`].
 
-use cairn_metadata::{FileKind, Inode, InodeId, Timestamp};
+use cairn_metadata::{FileKind, Inode, InodeId, Slot, Timestamp, SLOT_SIZE};
 
 use super::perm::{self, READ, WRITE};
 use super::{Credentials, Fs, FsError, Stability, MAX_FILE_SIZE};
@@ -93,6 +93,14 @@ impl Fs {
         }
         let start = out.len();
         out.resize(start + n, 0);
+        let end = offset + n as u64;
+        let (first, last) = (offset / SLOT_SIZE, (end - 1) / SLOT_SIZE);
+        let evicted: Vec<Slot> = self
+            .meta
+            .read(|v| v.slots(id, first, last))?
+            .into_iter()
+            .filter(|s| !s.cached)
+            .collect();
         // Inline bytes never reach past INLINE_MAX: reads beyond need no look.
         let inline = if offset < INLINE_MAX {
             self.meta.read(|v| v.inline_data(id))?
@@ -103,11 +111,44 @@ impl Fs {
             let from = (offset.min(blob.len() as u64)) as usize;
             let to = (offset + n as u64).min(blob.len() as u64) as usize;
             out[start..start + (to - from)].copy_from_slice(&blob[from..to]);
-            return Ok(out);
+        } else {
+            let cache = self.cache.clone();
+            out = tokio::task::spawn_blocking(move || {
+                cache.read(id, offset, &mut out[start..]).map(|()| out)
+            })
+            .await??;
         }
-        let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || cache.read(id, offset, &mut out[start..]).map(|()| out))
-            .await?
+        // Slots whose cache copy was evicted come from their blocks.
+        for slot in evicted {
+            let slot_start = slot.index * SLOT_SIZE;
+            let from = offset.max(slot_start);
+            let to = end.min(slot_start + SLOT_SIZE);
+            let dst = &mut out[start + (from - offset) as usize..start + (to - offset) as usize];
+            dst.fill(0);
+            let bytes = self.slot_bytes(&slot).await?;
+            let (a, b) = ((from - slot_start) as usize, (to - slot_start) as usize);
+            let have = bytes.len().min(b);
+            if a < have {
+                dst[..have - a].copy_from_slice(&bytes[a..have]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The current bytes of an evicted slot, from its block (at most
+    /// `valid_len` of them; the rest of the slot reads as zeros).
+    async fn slot_bytes(&self, slot: &Slot) -> Result<Vec<u8>, FsError> {
+        let Some(block) = slot.block else {
+            return Ok(Vec::new());
+        };
+        let source = self.blocks.as_ref().ok_or(FsError::NoStores)?;
+        let loc = self
+            .meta
+            .read(|v| v.block_location(block))?
+            .ok_or(FsError::BlockLost(block))?;
+        let mut bytes = source.fetch(&loc).await?;
+        bytes.truncate(slot.valid_len as usize);
+        Ok(bytes)
     }
 
     /// Writes `data` at `offset`. Returns the new attributes and how stable
@@ -135,17 +176,31 @@ impl Fs {
             Stability::Unstable
         };
         let by_owner = cred.uid == inode.uid || cred.uid == 0;
+        let (first, last) = (offset / SLOT_SIZE, end.saturating_sub(1) / SLOT_SIZE);
+        let _in_flight = self.write_started(id);
         let guard = self.data_lock(id).lock().await;
+        // Slots whose cache copy was evicted are fetched back first, so the
+        // bytes around this write are the file's, not zeros.
+        let mut refetched = Vec::new();
+        for slot in self.meta.read(|v| v.slots(id, first, last))? {
+            if !slot.cached && slot.block.is_some() {
+                refetched.push((slot.index, self.slot_bytes(&slot).await?));
+            }
+        }
         let cache = self.cache.clone();
         let has_file = tokio::task::spawn_blocking(move || cache.exists(id)).await??;
         if end <= INLINE_MAX && !has_file {
             // The lock stays held until the commit, so the choice between
             // inline and cache cannot change under this write.
+            let base = refetched.into_iter().find(|(i, _)| *i == 0).map(|(_, b)| b);
             let inode = self
                 .meta
                 .write(stable, move |tx| {
                     let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
-                    let mut blob = tx.inline_data(id)?.unwrap_or_default();
+                    let mut blob = match tx.inline_data(id)? {
+                        Some(b) => b,
+                        None => base.unwrap_or_default(),
+                    };
                     let (start, stop) = (offset as usize, end as usize);
                     if blob.len() < stop {
                         blob.resize(stop, 0);
@@ -154,6 +209,7 @@ impl Fs {
                     tx.set_inline(id, &blob)?;
                     stamp_write(&mut inode, end, by_owner);
                     tx.update_inode(&inode)?;
+                    tx.mark_written(id, first, last, inode.mtime)?;
                     Ok::<_, FsError>(inode)
                 })
                 .await?;
@@ -171,6 +227,9 @@ impl Fs {
                 if let Some(blob) = spill {
                     cache.write(id, 0, &blob)?;
                 }
+                for (index, bytes) in &refetched {
+                    cache.write(id, index * SLOT_SIZE, bytes)?;
+                }
                 cache.write(id, offset, &data)
             })
             .await??;
@@ -181,6 +240,7 @@ impl Fs {
             tx.remove_inline(id)?;
             stamp_write(&mut inode, end, by_owner);
             tx.update_inode(&inode)?;
+            tx.mark_written(id, first, last, inode.mtime)?;
             Ok::<_, FsError>(inode)
         });
         let inode = if stable {
@@ -191,11 +251,6 @@ impl Fs {
             inode?
         } else {
             update.await?
-        };
-        let done = if stable {
-            Stability::FileSync
-        } else {
-            Stability::Unstable
         };
         Ok((inode, done))
     }
@@ -223,5 +278,30 @@ impl Fs {
         file??;
         dirs??;
         Ok(())
+    }
+}
+
+impl Fs {
+    /// The current bytes of a cached slot, for the drainer: from the inline
+    /// row or the cache file, as long as the file is now (shorter at its
+    /// end). `None` when the slot lies past the end of the file.
+    pub async fn slot_content(&self, id: InodeId, index: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let inode = self.getattr(id).await?;
+        let start = index * SLOT_SIZE;
+        if start >= inode.size {
+            return Ok(None);
+        }
+        let len = (inode.size - start).min(SLOT_SIZE) as usize;
+        let mut buf = vec![0u8; len];
+        if start < INLINE_MAX {
+            if let Some(blob) = self.meta.read(|v| v.inline_data(id))? {
+                let to = blob.len().min(len);
+                buf[..to].copy_from_slice(&blob[..to]);
+                return Ok(Some(buf));
+            }
+        }
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || cache.read(id, start, &mut buf).map(|()| Some(buf)))
+            .await?
     }
 }

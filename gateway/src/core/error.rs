@@ -37,6 +37,15 @@ pub enum FsError {
     TooManyLinks,
     #[error("not supported: {0}")]
     NotSupported(&'static str),
+    #[error("this data was drained to chunk stores, but the gateway has none configured")]
+    NoStores,
+    #[error("block {0} is referenced but its location is unknown")]
+    BlockLost(cairn_metadata::BlockId),
+    #[error("no chunk store holding chunk {chunk} could serve it: {why}")]
+    Unavailable {
+        chunk: cairn_metadata::ChunkId,
+        why: String,
+    },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

@@ -9,20 +9,25 @@
 mod attrs;
 pub(crate) mod data;
 mod error;
+mod evict;
 mod namespace;
 pub mod perm;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use cairn_metadata::{Inode, InodeId, Metadata, Timestamp};
+use cairn_metadata::{BlockLocation, Inode, InodeId, Metadata, Timestamp};
 use tracing::info;
 
 use crate::cache::IngestCache;
 pub use error::FsError;
+pub use evict::Evicted;
 
 /// The largest file cairn stores: the ingest cache keeps a file in one local
 /// file, and 8 TiB stays inside what ext4 and XFS allow.
@@ -125,6 +130,24 @@ pub struct DirItem {
     pub attr: Option<Inode>,
 }
 
+/// Where drained blocks are read back from: the chunk stores in the gateway,
+/// anything else in tests. Returns the block's plain bytes, verified.
+pub trait BlockSource: Send + Sync {
+    fn fetch<'a>(
+        &'a self,
+        loc: &'a BlockLocation,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>;
+}
+
+/// Counts a write as in flight until dropped.
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The filesystem core. Share it behind an `Arc`.
 pub struct Fs {
     meta: Arc<Metadata>,
@@ -134,6 +157,12 @@ pub struct Fs {
     /// Serialises the data-changing steps of writes and truncates per inode
     /// (striped), so a truncate never cuts a write that raced it.
     data_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Writes between their first byte reaching the cache and their
+    /// metadata commit, striped by inode: the drain and eviction leave an
+    /// inode alone while any is counted.
+    in_flight: Vec<AtomicUsize>,
+    /// Reads drained blocks back; `None` without chunk stores.
+    blocks: Option<Arc<dyn BlockSource>>,
 }
 
 impl std::fmt::Debug for Fs {
@@ -169,7 +198,31 @@ impl Fs {
             cache_dir: cache_dir.to_owned(),
             write_verifier: rand::random::<u64>().to_le_bytes(),
             data_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            in_flight: (0..64).map(|_| AtomicUsize::new(0)).collect(),
+            blocks: None,
         })
+    }
+
+    /// Reads evicted slots back through `source`.
+    pub fn with_blocks(mut self, source: Arc<dyn BlockSource>) -> Self {
+        self.blocks = Some(source);
+        self
+    }
+
+    fn stripe(&self, id: InodeId) -> usize {
+        (id.0 % self.in_flight.len() as u64) as usize
+    }
+
+    pub(crate) fn write_started(&self, id: InodeId) -> InFlight<'_> {
+        let counter = &self.in_flight[self.stripe(id)];
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+
+    /// Whether a write to `id` (or an inode sharing its stripe) is between
+    /// its cache write and its metadata commit.
+    pub fn writes_in_flight(&self, id: InodeId) -> bool {
+        self.in_flight[self.stripe(id)].load(Ordering::SeqCst) > 0
     }
 
     /// Changes on every start of the gateway, so clients resend the
@@ -186,7 +239,7 @@ impl Fs {
         &self.cache
     }
 
-    fn data_lock(&self, id: InodeId) -> &tokio::sync::Mutex<()> {
+    pub(crate) fn data_lock(&self, id: InodeId) -> &tokio::sync::Mutex<()> {
         &self.data_locks[(id.0 % self.data_locks.len() as u64) as usize]
     }
 

@@ -22,7 +22,13 @@ pub fn nfs_status(e: &FsError) -> nfsstat3 {
         FsError::NotOwner => nfsstat3::NFS3ERR_PERM,
         FsError::TooManyLinks => nfsstat3::NFS3ERR_MLINK,
         FsError::NotSupported(_) => nfsstat3::NFS3ERR_NOTSUPP,
-        FsError::Io { .. } | FsError::Poisoned { .. } | FsError::Meta(_) | FsError::Task(_) => {
+        FsError::Io { .. }
+        | FsError::Poisoned { .. }
+        | FsError::NoStores
+        | FsError::BlockLost(_)
+        | FsError::Unavailable { .. }
+        | FsError::Meta(_)
+        | FsError::Task(_) => {
             warn!(cause = %e, "NFS call failed with an I/O error");
             nfsstat3::NFS3ERR_IO
         }

@@ -1,0 +1,287 @@
+//! [`StoreClient`]: the gateway's connection to one chunk store. Connecting
+//! is cheap (one TCP connect and a two-message handshake), so a client whose
+//! connection broke is simply replaced; every error names the store and the
+//! operation. Requests on one client run one at a time.
+
+use std::fmt::Display;
+use std::io;
+
+use tokio::net::TcpStream;
+
+use crate::error::StoreError;
+use crate::protocol::{
+    check_key, decode_response, encode_request, Capacity, ListEntry, Request, Response, ShardStat,
+    HANDSHAKE_TIMEOUT, MAX_LIST, MAX_PAYLOAD,
+};
+use crate::secret::Secret;
+use crate::transport::NoiseStream;
+
+/// An authenticated connection to one chunk store.
+pub struct StoreClient {
+    /// `host:port` as given to [`StoreClient::connect`].
+    addr: String,
+    /// `None` after a transport error: the stream may be out of step.
+    stream: Option<NoiseStream>,
+}
+
+impl std::fmt::Debug for StoreClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreClient")
+            .field("addr", &self.addr)
+            .field("connected", &self.stream.is_some())
+            .finish()
+    }
+}
+
+impl StoreClient {
+    /// Connects to `addr` (`host:port` or a `SocketAddr`; names are resolved)
+    /// and runs the handshake, all within 10 s.
+    pub async fn connect(addr: impl Display, secret: &Secret) -> Result<StoreClient, StoreError> {
+        let addr = addr.to_string();
+        let attempt = async {
+            let tcp =
+                TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+            NoiseStream::initiate(tcp, secret)
+                .await
+                .map_err(|err| match err.kind() {
+                    io::ErrorKind::TimedOut => StoreError::Timeout {
+                        addr: addr.clone(),
+                        op: "handshake",
+                        after: HANDSHAKE_TIMEOUT,
+                    },
+                    _ => StoreError::Handshake {
+                        addr: addr.clone(),
+                        reason: err.to_string(),
+                    },
+                })
+        };
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt)
+            .await
+            .map_err(|_| StoreError::Timeout {
+                addr: addr.clone(),
+                op: "connect",
+                after: HANDSHAKE_TIMEOUT,
+            })??;
+        Ok(StoreClient {
+            addr,
+            stream: Some(stream),
+        })
+    }
+
+    /// The store's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the connection is still usable (no transport error so far).
+    pub fn is_connected(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Stores `data` under `key` (replacing any shard there); returns the
+    /// length and crc32c the store verified and made durable.
+    pub async fn put(&mut self, key: &str, data: &[u8]) -> Result<ShardStat, StoreError> {
+        check_key(key)?;
+        if data.len() as u64 > MAX_PAYLOAD {
+            return Err(StoreError::TooLarge {
+                key: key.to_owned(),
+                len: data.len() as u64,
+                max: MAX_PAYLOAD,
+            });
+        }
+        let req = Request::Put {
+            key: key.to_owned(),
+            len: data.len() as u64,
+        };
+        let resp = self.call(&req, data).await?;
+        let crc = crc32c::crc32c(data);
+        match resp {
+            Response::Put(stat) if stat.len == data.len() as u64 && stat.crc == crc => Ok(stat),
+            Response::Put(stat) => Err(self.violation(
+                "put",
+                format!(
+                    "store stored {} bytes with crc {:08x}, sent {} with crc {crc:08x}",
+                    stat.len,
+                    stat.crc,
+                    data.len()
+                ),
+            )),
+            other => Err(self.unexpected("put", key, other)),
+        }
+    }
+
+    /// Reads `len` bytes at `offset` of a shard; the store verifies the whole
+    /// shard's checksum first.
+    pub async fn get(&mut self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        check_key(key)?;
+        if len > MAX_PAYLOAD {
+            return Err(StoreError::TooLarge {
+                key: key.to_owned(),
+                len,
+                max: MAX_PAYLOAD,
+            });
+        }
+        let req = Request::Get {
+            key: key.to_owned(),
+            offset,
+            len,
+        };
+        match self.call(&req, &[]).await? {
+            Response::Get { len: got } if got == len => {
+                let mut data = vec![0u8; len as usize];
+                let stream = self.stream.as_mut().expect("connected after call");
+                if let Err(err) = stream.read_exact(&mut data).await {
+                    return Err(self.broken("get", err));
+                }
+                Ok(data)
+            }
+            Response::Get { len: got } => {
+                // The stream now carries `got` bytes we did not ask for.
+                self.stream = None;
+                Err(self.violation("get", format!("asked for {len} bytes, store sends {got}")))
+            }
+            other => Err(self.unexpected("get", key, other)),
+        }
+    }
+
+    /// Removes a shard; `false` if there was none.
+    pub async fn delete(&mut self, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let req = Request::Delete {
+            key: key.to_owned(),
+        };
+        match self.call(&req, &[]).await? {
+            Response::Delete { existed } => Ok(existed),
+            other => Err(self.unexpected("delete", key, other)),
+        }
+    }
+
+    /// A shard's length and crc32c.
+    pub async fn stat(&mut self, key: &str) -> Result<ShardStat, StoreError> {
+        check_key(key)?;
+        let req = Request::Stat {
+            key: key.to_owned(),
+        };
+        match self.call(&req, &[]).await? {
+            Response::Stat(stat) => Ok(stat),
+            other => Err(self.unexpected("stat", key, other)),
+        }
+    }
+
+    /// Up to `limit` (1..=10,000) keys after `after`, sorted; a page shorter
+    /// than `limit` is the last.
+    pub async fn list(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ListEntry>, StoreError> {
+        if let Some(key) = after {
+            check_key(key)?;
+        }
+        let req = Request::List {
+            after: after.map(str::to_owned),
+            limit: limit.clamp(1, MAX_LIST),
+        };
+        match self.call(&req, &[]).await? {
+            Response::List(entries) => Ok(entries),
+            other => Err(self.unexpected("list", after.unwrap_or(""), other)),
+        }
+    }
+
+    /// The store's space, identity and labels.
+    pub async fn capacity(&mut self) -> Result<Capacity, StoreError> {
+        match self.call(&Request::Capacity, &[]).await? {
+            Response::Capacity(cap) => Ok(cap),
+            other => Err(self.unexpected("capacity", "", other)),
+        }
+    }
+
+    /// Succeeds if the store answers.
+    pub async fn health(&mut self) -> Result<(), StoreError> {
+        match self.call(&Request::Health, &[]).await? {
+            Response::Health => Ok(()),
+            other => Err(self.unexpected("health", "", other)),
+        }
+    }
+
+    /// Sends a request (and a put's data) and reads the response frame.
+    async fn call(&mut self, req: &Request, data: &[u8]) -> Result<Response, StoreError> {
+        let op = req.op();
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(StoreError::Transport {
+                addr: self.addr.clone(),
+                op,
+                source: io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "an earlier request broke this connection; reconnect",
+                ),
+            });
+        };
+        let sent = async {
+            stream.write_frame(&encode_request(req)).await?;
+            stream.write(data).await?;
+            stream.flush().await?;
+            stream.read_frame().await
+        }
+        .await;
+        let body = match sent {
+            Ok(body) => body,
+            Err(err) => return Err(self.broken(op, err)),
+        };
+        match decode_response(&body) {
+            Ok(Response::Error { status, detail }) => Err(StoreError::Remote {
+                addr: self.addr.clone(),
+                op,
+                key: req.key().to_owned(),
+                status,
+                detail,
+            }),
+            Ok(resp) => Ok(resp),
+            Err(err) => {
+                self.stream = None;
+                Err(self.violation(op, err.to_string()))
+            }
+        }
+    }
+
+    /// A transport error: the connection is dropped.
+    fn broken(&mut self, op: &'static str, err: io::Error) -> StoreError {
+        self.stream = None;
+        match err.kind() {
+            io::ErrorKind::TimedOut => StoreError::Timeout {
+                addr: self.addr.clone(),
+                op,
+                after: crate::protocol::MESSAGE_TIMEOUT,
+            },
+            _ => StoreError::Transport {
+                addr: self.addr.clone(),
+                op,
+                source: err,
+            },
+        }
+    }
+
+    fn violation(&self, op: &'static str, what: String) -> StoreError {
+        StoreError::Protocol {
+            addr: self.addr.clone(),
+            op,
+            what,
+        }
+    }
+
+    fn unexpected(&mut self, op: &'static str, key: &str, resp: Response) -> StoreError {
+        self.stream = None;
+        self.violation(
+            op,
+            format!("unexpected response {resp:?} for {key:?}")
+                .chars()
+                .take(200)
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,418 @@
+//! The on-disk layout of a chunk-store folder, and the one durable-write helper
+//! ([`TempFile`]) every file goes through. Nothing here shows file content or
+//! names: shards hold ciphertext from the gateway, keys are opaque ids.
+//!
+//! ```text
+//! <data_dir>/
+//!   cairn-store.marker     written once by `init`; the daemon refuses a folder without it
+//!   store.lock             flock(LOCK_EX|LOCK_NB) held by the running daemon
+//!   shards/<hh>/<key>      one file per shard; hh = crc32c(key) & 0xff, two lowercase hex
+//!   shards/<hh>/.<key>.<random>.tmp   a put in progress (removed on drop and at start)
+//!   quarantine/<key>.<unix-nanos>     shards that failed their checksum
+//! ```
+//!
+//! **Marker** (UTF-8 text, four lines, `\n`-terminated):
+//! ```text
+//! cairn-store-marker
+//! version = 1
+//! cluster_id = <32 lowercase hex: HKDF of the cluster secret, see secret.rs>
+//! store_uuid = <8-4-4-4-12 lowercase hex, random, version 4>
+//! ```
+//!
+//! **Shard file**: a 24-byte header, then the payload. All integers little-endian.
+//! ```text
+//! offset  size  field
+//!      0     8  magic   b"CAIRNSHD"
+//!      8     2  version 1
+//!     10     2  reserved, 0
+//!     12     8  payload length in bytes
+//!     20     4  crc32c (Castagnoli) of the payload
+//!     24     n  payload
+//! ```
+//! A file whose size is not 24 + length, or whose payload does not match the
+//! crc, is corrupt and is moved to quarantine when read.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::StoreError;
+use crate::secret::Secret;
+
+/// Marker file name.
+pub const MARKER_FILE: &str = "cairn-store.marker";
+/// Lock file name.
+pub const LOCK_FILE: &str = "store.lock";
+/// Folder of shard files.
+pub const SHARDS_DIR: &str = "shards";
+/// Folder of shards that failed their checksum.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+const MARKER_MAGIC: &str = "cairn-store-marker";
+const MARKER_VERSION: u32 = 1;
+
+/// Shard header magic.
+pub const SHARD_MAGIC: [u8; 8] = *b"CAIRNSHD";
+/// Shard header format version.
+pub const SHARD_VERSION: u16 = 1;
+/// Shard header size in bytes.
+pub const SHARD_HEADER_LEN: u64 = 24;
+
+/// A decoded shard header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardHeader {
+    pub len: u64,
+    pub crc: u32,
+}
+
+impl ShardHeader {
+    pub fn encode(&self) -> [u8; SHARD_HEADER_LEN as usize] {
+        let mut out = [0u8; SHARD_HEADER_LEN as usize];
+        out[0..8].copy_from_slice(&SHARD_MAGIC);
+        out[8..10].copy_from_slice(&SHARD_VERSION.to_le_bytes());
+        out[12..20].copy_from_slice(&self.len.to_le_bytes());
+        out[20..24].copy_from_slice(&self.crc.to_le_bytes());
+        out
+    }
+
+    /// `None` if the magic or version is wrong.
+    pub fn decode(bytes: &[u8; SHARD_HEADER_LEN as usize]) -> Option<ShardHeader> {
+        if bytes[0..8] != SHARD_MAGIC || bytes[8..10] != SHARD_VERSION.to_le_bytes() {
+            return None;
+        }
+        Some(ShardHeader {
+            len: u64::from_le_bytes(bytes[12..20].try_into().ok()?),
+            crc: u32::from_le_bytes(bytes[20..24].try_into().ok()?),
+        })
+    }
+}
+
+/// What the marker says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub cluster_id: String,
+    pub store_uuid: String,
+}
+
+impl Marker {
+    pub fn render(&self) -> String {
+        format!(
+            "{MARKER_MAGIC}\nversion = {MARKER_VERSION}\ncluster_id = {}\nstore_uuid = {}\n",
+            self.cluster_id, self.store_uuid
+        )
+    }
+
+    /// Reads `<data_dir>/cairn-store.marker`; `Ok(None)` if it does not exist.
+    pub fn read(data_dir: &Path) -> Result<Option<Marker>, StoreError> {
+        let path = data_dir.join(MARKER_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("read marker", path, e)),
+        };
+        let bad = |reason: &str| StoreError::BadMarker {
+            path: path.clone(),
+            reason: reason.to_owned(),
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(MARKER_MAGIC) {
+            return Err(bad("first line is not cairn-store-marker"));
+        }
+        let mut field = |name: &str| {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(name))
+                .and_then(|l| l.strip_prefix(" = "))
+                .map(str::to_owned)
+        };
+        match field("version") {
+            Some(v) if v == MARKER_VERSION.to_string() => {}
+            Some(_) => return Err(bad("unknown format version (written by a newer cairn?)")),
+            None => return Err(bad("missing version line")),
+        }
+        let cluster_id = field("cluster_id").ok_or_else(|| bad("missing cluster_id line"))?;
+        let store_uuid = field("store_uuid").ok_or_else(|| bad("missing store_uuid line"))?;
+        if cluster_id.len() != 32 || !cluster_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("cluster_id is not 32 hex characters"));
+        }
+        Ok(Some(Marker {
+            cluster_id,
+            store_uuid,
+        }))
+    }
+
+    /// Checks that the marker exists and belongs to `secret`'s cluster.
+    pub fn check(data_dir: &Path, secret: &Secret) -> Result<Marker, StoreError> {
+        let marker = Marker::read(data_dir)?.ok_or_else(|| StoreError::NotInitialized {
+            data_dir: data_dir.to_owned(),
+        })?;
+        let expected = secret.cluster_id_hex();
+        if marker.cluster_id != expected {
+            return Err(StoreError::ForeignCluster {
+                data_dir: data_dir.to_owned(),
+                found: marker.cluster_id,
+                expected,
+            });
+        }
+        Ok(marker)
+    }
+}
+
+/// The exclusive lock on a data folder, held until dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl StoreLock {
+    /// Takes `<data_dir>/store.lock` without waiting; [`StoreError::Locked`]
+    /// if another process (or another open in this one) holds it.
+    pub fn acquire(data_dir: &Path) -> Result<StoreLock, StoreError> {
+        let path = data_dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("open lock file", &path, e))?;
+        match rustix::fs::flock(
+            file.as_fd(),
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => Ok(StoreLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Locked {
+                data_dir: data_dir.to_owned(),
+            }),
+            Err(e) => Err(StoreError::io("lock", path, e.into())),
+        }
+    }
+}
+
+/// The shard folder for `key`: `shards/<hh>` with `hh = crc32c(key) & 0xff`.
+pub fn shard_dir(data_dir: &Path, key: &str) -> PathBuf {
+    let bucket = crc32c::crc32c(key.as_bytes()) & 0xff;
+    data_dir.join(SHARDS_DIR).join(format!("{bucket:02x}"))
+}
+
+/// The shard file for `key`.
+pub fn shard_path(data_dir: &Path, key: &str) -> PathBuf {
+    shard_dir(data_dir, key).join(key)
+}
+
+/// Whether a file name in a shard folder is a temp file.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// fsyncs a directory, so a rename or unlink in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync directory", dir, e))
+}
+
+/// The durable-write helper: a temp file next to its final name. Write to
+/// [`TempFile::file`], then [`TempFile::commit`] (fsync, rename, fsync the
+/// folder). Dropped uncommitted, the temp file is removed.
+#[derive(Debug)]
+pub struct TempFile {
+    file: Option<File>,
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+impl TempFile {
+    /// Creates `<dir>/.<name>.<random>.tmp` (mode 0600) for `<dir>/<name>`.
+    pub fn create(dir: &Path, name: &str) -> Result<TempFile, StoreError> {
+        let mut nonce = [0u8; 8];
+        random_bytes(&mut nonce);
+        let temp = dir.join(format!(".{name}.{}.tmp", hex(&nonce)));
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)
+                .map_err(|e| StoreError::io("create temp file", &temp, e))?
+        };
+        Ok(TempFile {
+            file: Some(file),
+            temp,
+            dest: dir.join(name),
+        })
+    }
+
+    /// The open temp file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("temp file is open until commit")
+    }
+
+    /// The temp file's path (for errors).
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// fsync → rename over the final name → fsync the folder. A failed fsync
+    /// is reported as [`SyncFailed`]: the caller must poison the store.
+    pub fn commit(mut self) -> Result<(), SyncFailed> {
+        let file = self.file.take().expect("commit once");
+        file.sync_all()
+            .map_err(|e| SyncFailed(StoreError::io("fsync", &self.temp, e)))?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.dest)
+            .map_err(|e| SyncFailed(StoreError::io("rename", &self.temp, e)))?;
+        let dir = self.dest.parent().unwrap_or(Path::new("."));
+        // The temp name is gone; nothing left for Drop to remove.
+        self.temp = PathBuf::new();
+        sync_dir(dir).map_err(SyncFailed)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// A durable write failed part-way; the store must stop taking writes.
+#[derive(Debug)]
+pub struct SyncFailed(pub StoreError);
+
+/// Writes `bytes` to `<dir>/<name>` durably (temp, fsync, rename, fsync dir).
+pub fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SyncFailed> {
+    let mut temp = TempFile::create(dir, name).map_err(SyncFailed)?;
+    let path = temp.temp_path().to_owned();
+    temp.file()
+        .write_all(bytes)
+        .map_err(|e| SyncFailed(StoreError::io("write", path, e)))?;
+    temp.commit()
+}
+
+/// Removes leftover temp files in every shard folder; returns how many.
+pub fn remove_leftover_temps(data_dir: &Path) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for_each_shard_file(data_dir, |dir, name, _| {
+        if is_temp_name(name) {
+            let path = dir.join(name);
+            std::fs::remove_file(&path).map_err(|e| StoreError::io("remove temp", &path, e))?;
+            removed += 1;
+        }
+        Ok(())
+    })?;
+    Ok(removed)
+}
+
+/// Calls `f(folder, file name, file size)` for every file under `shards/`.
+pub fn for_each_shard_file(
+    data_dir: &Path,
+    mut f: impl FnMut(&Path, &str, u64) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let shards = data_dir.join(SHARDS_DIR);
+    let buckets = match std::fs::read_dir(&shards) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("list", shards, e)),
+    };
+    for bucket in buckets {
+        let bucket = bucket.map_err(|e| StoreError::io("list", &shards, e))?;
+        let dir = bucket.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
+            let size = entry
+                .metadata()
+                .map_err(|e| StoreError::io("stat", entry.path(), e))?
+                .len();
+            if let Some(name) = entry.file_name().to_str() {
+                f(&dir, name, size)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills `out` from the system's secure random source.
+pub fn random_bytes(out: &mut [u8]) {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(out)
+        .expect("the system random source works");
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A random (version 4) UUID, as text.
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_bad_magic() {
+        let h = ShardHeader {
+            len: 0x0102_0304_0506,
+            crc: 0xdead_beef,
+        };
+        let bytes = h.encode();
+        assert_eq!(&bytes[0..8], b"CAIRNSHD");
+        assert_eq!(bytes[12], 0x06, "little-endian length at offset 12");
+        assert_eq!(ShardHeader::decode(&bytes), Some(h));
+        let mut bad = bytes;
+        bad[0] ^= 1;
+        assert_eq!(ShardHeader::decode(&bad), None);
+    }
+
+    #[test]
+    fn dropped_temp_is_removed_and_commit_is_durable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = TempFile::create(tmp.path(), "x").unwrap();
+        t.file().write_all(b"abc").unwrap();
+        let temp = t.temp_path().to_owned();
+        assert!(temp.exists());
+        drop(t);
+        assert!(!temp.exists());
+        write_durable(tmp.path(), "x", b"abc").unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("x")).unwrap(), b"abc");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = StoreLock::acquire(tmp.path()).unwrap();
+        assert!(matches!(
+            StoreLock::acquire(tmp.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        drop(first);
+        StoreLock::acquire(tmp.path()).unwrap();
+    }
+}

@@ -1,0 +1,304 @@
+//! The chunk-store daemon: [`serve`] opens the data folder (marker, lock),
+//! listens, authenticates every connection with the cluster secret, and
+//! answers requests until SIGINT/SIGTERM. Each connection is served by its
+//! own task, one request at a time; disk work runs on the blocking pool.
+//! Logs carry the peer, op and key, never the secret or payload bytes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_config::StoreConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::error::StoreError;
+use crate::protocol::{decode_request, encode_response, Request, Response, IDLE_TIMEOUT, MAX_LIST};
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::transport::NoiseStream;
+
+/// Most connections served at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Put data is read and written in pieces of this size.
+const PUT_CHUNK: u64 = 1 << 20;
+
+/// Runs the daemon until SIGINT or SIGTERM. `ready` is called with the bound
+/// address once the store accepts connections.
+pub async fn serve(cfg: StoreConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), StoreError> {
+    let signals = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => info!(signal = "SIGINT", "shutting down"),
+                    _ = term.recv() => info!(signal = "SIGTERM", "shutting down"),
+                }
+            }
+            _ => {
+                warn!("cannot install signal handlers; stopping on ctrl-c only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    serve_until(cfg, ready, signals).await
+}
+
+/// Runs the daemon until `shutdown` completes (tests, `cairn up`), then stops
+/// accepting, lets requests in flight finish (up to 30 s), and releases the
+/// folder's lock.
+pub async fn serve_until(
+    cfg: StoreConfig,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StoreError> {
+    cfg.validate()?;
+    let secret = Secret::load(&cfg.secret_file)?;
+    let store = {
+        let (cfg, secret) = (cfg.clone(), secret.clone());
+        Arc::new(blocking(move || Store::open(&cfg, &secret)).await?)
+    };
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StoreError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StoreError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    info!(%addr, data_dir = %store.data_dir().display(), store_uuid = store.store_uuid(),
+        zone = %cfg.zone, host = %cfg.host, name = cfg.store_name(), "chunk store serving");
+    ready(addr);
+
+    let secret = Arc::new(secret);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        warn!(%peer, max = MAX_CONNECTIONS, "too many connections; closing");
+                        continue;
+                    };
+                    let (store, secret, stop) = (Arc::clone(&store), Arc::clone(&secret), stop_rx.clone());
+                    conns.spawn(async move {
+                        connection(store, tcp, peer, &secret, stop).await;
+                        drop(permit);
+                    });
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, don't spin.
+                    warn!(cause = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            open = conns.len(),
+            "requests still running after the grace period; aborting them"
+        );
+        conns.shutdown().await;
+    }
+    info!(%addr, "chunk store stopped");
+    Ok(())
+}
+
+/// Runs blocking disk work off the async threads; a panic there is re-raised.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
+async fn connection(
+    store: Arc<Store>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    secret: &Secret,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut stream = tokio::select! {
+        accepted = NoiseStream::accept(tcp, secret) => match accepted {
+            Ok(stream) => stream,
+            Err(err) => {
+                warn!(%peer, cause = %err, "handshake refused");
+                return;
+            }
+        },
+        _ = stop.wait_for(|stopped| *stopped) => return,
+    };
+    debug!(%peer, "connection authenticated");
+    loop {
+        let more = tokio::select! {
+            more = stream.wait_readable(IDLE_TIMEOUT) => more,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        match more {
+            Ok(true) => {}
+            Ok(false) => return debug!(%peer, "connection closed"),
+            Err(err) => return debug!(%peer, cause = %err, "connection ended"),
+        }
+        match request(&store, &mut stream, peer).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => return warn!(%peer, cause = %err, "connection dropped mid-request"),
+        }
+    }
+}
+
+/// Serves one request; `Ok(false)` when the connection must close.
+async fn request(
+    store: &Arc<Store>,
+    stream: &mut NoiseStream,
+    peer: SocketAddr,
+) -> std::io::Result<bool> {
+    let body = stream.read_frame().await?;
+    let req = match decode_request(&body) {
+        Ok(req) => req,
+        Err(err) => {
+            warn!(%peer, cause = %err, "malformed request; closing");
+            let resp = Response::Error {
+                status: crate::error::Status::BadRequest,
+                detail: err.to_string(),
+            };
+            stream.write_frame(&encode_response(&resp)).await?;
+            stream.flush().await?;
+            return Ok(false);
+        }
+    };
+    let (op, key) = (req.op(), req.key().to_owned());
+    let outcome: Result<(), StoreError> = match req {
+        Request::Put { key, len } => match put(store, stream, key, len).await? {
+            Ok(stat) => {
+                stream
+                    .write_frame(&encode_response(&Response::Put(stat)))
+                    .await?;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        },
+        Request::Get { key, offset, len } => {
+            let s = Arc::clone(store);
+            match blocking(move || s.get(&key, offset, len)).await {
+                Ok(data) => {
+                    let header = Response::Get {
+                        len: data.len() as u64,
+                    };
+                    stream.write_frame(&encode_response(&header)).await?;
+                    stream.write(&data).await?;
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            }
+        }
+        Request::Delete { key } => {
+            let s = Arc::clone(store);
+            let existed = blocking(move || s.delete(&key)).await;
+            reply(stream, existed.map(|existed| Response::Delete { existed })).await?
+        }
+        Request::Stat { key } => {
+            let s = Arc::clone(store);
+            let stat = blocking(move || s.stat(&key)).await;
+            reply(stream, stat.map(Response::Stat)).await?
+        }
+        Request::List { after, limit } => {
+            let s = Arc::clone(store);
+            let page = blocking(move || s.list(after.as_deref(), limit.min(MAX_LIST))).await;
+            reply(stream, Ok(Response::List(page))).await?
+        }
+        Request::Capacity => {
+            let s = Arc::clone(store);
+            let cap = blocking(move || s.capacity()).await;
+            reply(stream, cap.map(Response::Capacity)).await?
+        }
+        Request::Health => reply(stream, Ok(Response::Health)).await?,
+    };
+    match outcome {
+        Ok(()) => debug!(%peer, op, key, "ok"),
+        Err(err) => {
+            let status = err.status();
+            warn!(%peer, op, key, %status, cause = %err, "request failed");
+            let resp = Response::Error {
+                status,
+                detail: err.to_string(),
+            };
+            stream.write_frame(&encode_response(&resp)).await?;
+        }
+    }
+    stream.flush().await?;
+    Ok(true)
+}
+
+/// Writes `resp` if it is `Ok`, else hands the error back to be answered.
+async fn reply(
+    stream: &mut NoiseStream,
+    resp: Result<Response, StoreError>,
+) -> std::io::Result<Result<(), StoreError>> {
+    match resp {
+        Ok(resp) => {
+            stream.write_frame(&encode_response(&resp)).await?;
+            Ok(Ok(()))
+        }
+        Err(err) => Ok(Err(err)),
+    }
+}
+
+/// Receives a put's `len` data bytes into a temp file and commits it. When the
+/// put is refused (no space, poisoned) the data is still read and dropped, so
+/// the connection stays in step. The outer error is the connection's.
+async fn put(
+    store: &Arc<Store>,
+    stream: &mut NoiseStream,
+    key: String,
+    len: u64,
+) -> std::io::Result<Result<crate::protocol::ShardStat, StoreError>> {
+    let s = Arc::clone(store);
+    let mut writer = {
+        let key = key.clone();
+        blocking(move || s.begin_put(&key, len)).await
+    };
+    let mut buf = vec![0u8; PUT_CHUNK.min(len) as usize];
+    let mut remaining = len;
+    while remaining > 0 {
+        let n = PUT_CHUNK.min(remaining) as usize;
+        stream.read_exact(&mut buf[..n]).await?;
+        remaining -= n as u64;
+        if let Ok(mut w) = writer {
+            let (w, b, res) = blocking(move || {
+                let res = w.write(&buf[..n]);
+                (w, buf, res)
+            })
+            .await;
+            buf = b;
+            writer = res.map(|()| w);
+        }
+    }
+    Ok(match writer {
+        Ok(w) => blocking(move || w.finish()).await,
+        Err(err) => Err(err),
+    })
+}

@@ -1,0 +1,430 @@
+//! [`Store`]: the shards of one data folder and the blocking disk work behind
+//! every operation. It holds the folder's lock, keeps an in-memory index of
+//! keys and lengths (rebuilt from disk at start), verifies the whole shard's
+//! crc on every get, quarantines a shard that fails, and refuses all writes
+//! after a failed fsync (poisoned) until restarted.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cairn_config::StoreConfig;
+
+use crate::error::StoreError;
+use crate::layout::{
+    self, Marker, ShardHeader, StoreLock, SyncFailed, TempFile, QUARANTINE_DIR, SHARDS_DIR,
+    SHARD_HEADER_LEN,
+};
+use crate::protocol::{check_key, Capacity, ListEntry, ShardStat, MAX_PAYLOAD};
+use crate::secret::Secret;
+
+/// Read size when verifying a shard.
+const READ_CHUNK: usize = 1 << 20;
+
+/// One open data folder.
+#[derive(Debug)]
+pub struct Store {
+    data_dir: PathBuf,
+    reserve: u64,
+    zone: String,
+    host: String,
+    name: String,
+    labels: Vec<String>,
+    store_uuid: String,
+    /// key → payload length, for list and capacity.
+    index: Mutex<BTreeMap<String, u64>>,
+    /// Bytes promised to puts in progress.
+    pending: AtomicU64,
+    poisoned: AtomicBool,
+    _lock: StoreLock,
+}
+
+/// A put in progress: a temp file, the running crc, the bytes still expected.
+#[derive(Debug)]
+pub struct PutWriter {
+    store: Arc<Store>,
+    key: String,
+    /// `None` once committed.
+    temp: Option<TempFile>,
+    expected: u64,
+    written: u64,
+    crc: u32,
+}
+
+/// Creates `shards/00`..`shards/ff` and `quarantine/` where missing, durably.
+pub fn create_dirs(data_dir: &Path) -> Result<(), StoreError> {
+    let shards = data_dir.join(SHARDS_DIR);
+    let mut created = false;
+    for dir in [shards.clone(), data_dir.join(QUARANTINE_DIR)] {
+        if !dir.is_dir() {
+            std::fs::create_dir(&dir).map_err(|e| StoreError::io("create folder", &dir, e))?;
+            created = true;
+        }
+    }
+    if created {
+        layout::sync_dir(data_dir)?;
+    }
+    let mut created = false;
+    for bucket in 0..=255u32 {
+        let dir = shards.join(format!("{bucket:02x}"));
+        if !dir.is_dir() {
+            std::fs::create_dir(&dir).map_err(|e| StoreError::io("create folder", &dir, e))?;
+            created = true;
+        }
+    }
+    if created {
+        layout::sync_dir(&shards)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens a data folder for serving: checks the marker against the secret,
+    /// takes the lock, removes leftover temps, and indexes the shards.
+    pub fn open(cfg: &StoreConfig, secret: &Secret) -> Result<Store, StoreError> {
+        let data_dir = cfg.data_dir.clone();
+        let marker = Marker::check(&data_dir, secret)?;
+        let lock = StoreLock::acquire(&data_dir)?;
+        create_dirs(&data_dir)?;
+        let removed = layout::remove_leftover_temps(&data_dir)?;
+        if removed > 0 {
+            tracing::info!(data_dir = %data_dir.display(), removed, "removed leftover temp files");
+        }
+        let mut index = BTreeMap::new();
+        layout::for_each_shard_file(&data_dir, |_, name, size| {
+            if check_key(name).is_ok() {
+                index.insert(name.to_owned(), size.saturating_sub(SHARD_HEADER_LEN));
+            }
+            Ok(())
+        })?;
+        Ok(Store {
+            data_dir,
+            reserve: cfg.reserve.bytes(),
+            zone: cfg.zone.clone(),
+            host: cfg.host.clone(),
+            name: cfg.store_name().to_owned(),
+            labels: cfg.labels.clone(),
+            store_uuid: marker.store_uuid,
+            index: Mutex::new(index),
+            pending: AtomicU64::new(0),
+            poisoned: AtomicBool::new(false),
+            _lock: lock,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn store_uuid(&self) -> &str {
+        &self.store_uuid
+    }
+
+    fn index(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            Err(StoreError::Poisoned {
+                data_dir: self.data_dir.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn poison(&self, failed: SyncFailed) -> StoreError {
+        self.poisoned.store(true, Ordering::SeqCst);
+        tracing::error!(data_dir = %self.data_dir.display(), cause = %failed.0,
+            "durable write failed; refusing writes until restart");
+        failed.0
+    }
+
+    /// Filesystem (total, free to unprivileged users, used) in bytes.
+    fn fs_space(&self) -> Result<(u64, u64, u64), StoreError> {
+        let st = rustix::fs::statvfs(&self.data_dir)
+            .map_err(|e| StoreError::io("statvfs", &self.data_dir, e.into()))?;
+        let unit = st.f_frsize.max(1);
+        let total = st.f_blocks.saturating_mul(unit);
+        let free = st.f_bavail.saturating_mul(unit);
+        let used = total.saturating_sub(st.f_bfree.saturating_mul(unit));
+        Ok((total, free, used))
+    }
+
+    /// Starts a put of `len` bytes: checks the key, the size, and that the
+    /// store keeps its reserve afterwards.
+    pub fn begin_put(self: &Arc<Self>, key: &str, len: u64) -> Result<PutWriter, StoreError> {
+        check_key(key)?;
+        if len > MAX_PAYLOAD {
+            return Err(StoreError::TooLarge {
+                key: key.to_owned(),
+                len,
+                max: MAX_PAYLOAD,
+            });
+        }
+        self.check_writable()?;
+        let need = len + SHARD_HEADER_LEN;
+        let (_, free, _) = self.fs_space()?;
+        let pending = self.pending.fetch_add(need, Ordering::SeqCst);
+        let available = free.saturating_sub(pending);
+        if available < need.saturating_add(self.reserve) {
+            self.pending.fetch_sub(need, Ordering::SeqCst);
+            return Err(StoreError::NoSpace {
+                key: key.to_owned(),
+                len,
+                free: available,
+                reserve: self.reserve,
+            });
+        }
+        let started = (|| {
+            let mut temp = TempFile::create(&layout::shard_dir(&self.data_dir, key), key)?;
+            let path = temp.temp_path().to_owned();
+            temp.file()
+                .write_all(&[0u8; SHARD_HEADER_LEN as usize])
+                .map_err(|e| StoreError::io("write", path, e))?;
+            Ok(temp)
+        })();
+        match started {
+            Ok(temp) => Ok(PutWriter {
+                store: Arc::clone(self),
+                key: key.to_owned(),
+                temp: Some(temp),
+                expected: len,
+                written: 0,
+                crc: 0,
+            }),
+            Err(err) => {
+                self.pending.fetch_sub(need, Ordering::SeqCst);
+                Err(err)
+            }
+        }
+    }
+
+    /// Reads `len` bytes at `offset` of a shard after verifying the crc of the
+    /// whole payload; a shard that fails is quarantined ([`StoreError::Corrupt`]).
+    pub fn get(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        check_key(key)?;
+        let path = layout::shard_path(&self.data_dir, key);
+        let (mut file, header) = match self.open_shard(key, &path)? {
+            Ok(opened) => opened,
+            Err(reason) => return Err(self.quarantine(key, &path, reason)),
+        };
+        let end = offset.checked_add(len).filter(|&end| end <= header.len);
+        let Some(end) = end else {
+            return Err(StoreError::InvalidRange {
+                key: key.to_owned(),
+                offset,
+                len,
+                shard_len: header.len,
+            });
+        };
+        let mut out = Vec::with_capacity(len as usize);
+        let mut buf = vec![0u8; READ_CHUNK.min(header.len as usize).max(1)];
+        let mut pos = 0u64;
+        let mut crc = 0u32;
+        while pos < header.len {
+            let want = buf.len().min((header.len - pos) as usize);
+            file.read_exact(&mut buf[..want])
+                .map_err(|e| StoreError::io("read shard", &path, e))?;
+            let chunk = &buf[..want];
+            crc = crc32c::crc32c_append(crc, chunk);
+            let (lo, hi) = (pos.max(offset), (pos + want as u64).min(end));
+            if lo < hi {
+                out.extend_from_slice(&chunk[(lo - pos) as usize..(hi - pos) as usize]);
+            }
+            pos += want as u64;
+        }
+        if crc != header.crc {
+            return Err(self.quarantine(key, &path, "payload crc32c mismatch"));
+        }
+        Ok(out)
+    }
+
+    /// A shard's length and crc from its header.
+    pub fn stat(&self, key: &str) -> Result<ShardStat, StoreError> {
+        check_key(key)?;
+        let path = layout::shard_path(&self.data_dir, key);
+        match self.open_shard(key, &path)? {
+            Ok((_, header)) => Ok(ShardStat {
+                len: header.len,
+                crc: header.crc,
+            }),
+            Err(reason) => Err(self.quarantine(key, &path, reason)),
+        }
+    }
+
+    /// Opens a shard and checks its header against the file size. The inner
+    /// error is why the shard is corrupt.
+    #[allow(clippy::type_complexity)]
+    fn open_shard(
+        &self,
+        key: &str,
+        path: &Path,
+    ) -> Result<Result<(File, ShardHeader), &'static str>, StoreError> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    key: key.to_owned(),
+                })
+            }
+            Err(e) => return Err(StoreError::io("open shard", path, e)),
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat shard", path, e))?
+            .len();
+        let mut raw = [0u8; SHARD_HEADER_LEN as usize];
+        if size < SHARD_HEADER_LEN {
+            return Ok(Err("shorter than its header"));
+        }
+        file.read_exact(&mut raw)
+            .map_err(|e| StoreError::io("read shard", path, e))?;
+        let Some(header) = ShardHeader::decode(&raw) else {
+            return Ok(Err("bad header magic or version"));
+        };
+        if header.len.checked_add(SHARD_HEADER_LEN) != Some(size) {
+            return Ok(Err("file size does not match the header's length"));
+        }
+        Ok(Ok((file, header)))
+    }
+
+    /// Moves a corrupt shard to `quarantine/<key>.<unix-nanos>`.
+    fn quarantine(&self, key: &str, path: &Path, reason: &'static str) -> StoreError {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let qdir = self.data_dir.join(QUARANTINE_DIR);
+        let dest = qdir.join(format!("{key}.{nanos}"));
+        tracing::error!(key, reason, path = %path.display(), quarantine = %dest.display(),
+            "shard failed verification; quarantined");
+        let moved = std::fs::rename(path, &dest)
+            .map_err(|e| StoreError::io("quarantine", path, e))
+            .and_then(|()| layout::sync_dir(&qdir))
+            .and_then(|()| layout::sync_dir(path.parent().unwrap_or(&self.data_dir)));
+        if let Err(err) = moved {
+            tracing::error!(key, cause = %err, "could not quarantine shard");
+        }
+        self.index().remove(key);
+        StoreError::Corrupt {
+            key: key.to_owned(),
+            quarantined: dest,
+        }
+    }
+
+    /// Removes a shard; `Ok(false)` if there was none.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        self.check_writable()?;
+        let path = layout::shard_path(&self.data_dir, key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io("delete shard", path, e)),
+        }
+        self.index().remove(key);
+        let dir = layout::shard_dir(&self.data_dir, key);
+        layout::sync_dir(&dir).map_err(|e| self.poison(SyncFailed(e)))?;
+        Ok(true)
+    }
+
+    /// Up to `limit` keys after `after`, sorted, with their lengths.
+    pub fn list(&self, after: Option<&str>, limit: u32) -> Vec<ListEntry> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.index()
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(limit as usize)
+            .map(|(key, &len)| ListEntry {
+                key: key.clone(),
+                len,
+            })
+            .collect()
+    }
+
+    /// Space and identity.
+    pub fn capacity(&self) -> Result<Capacity, StoreError> {
+        let (total, free, used) = self.fs_space()?;
+        let (stored, shards) = {
+            let index = self.index();
+            (index.values().sum(), index.len() as u64)
+        };
+        Ok(Capacity {
+            total,
+            free,
+            used,
+            stored,
+            shards,
+            reserve: self.reserve,
+            zone: self.zone.clone(),
+            host: self.host.clone(),
+            name: self.name.clone(),
+            store_uuid: self.store_uuid.clone(),
+            labels: self.labels.clone(),
+        })
+    }
+}
+
+impl PutWriter {
+    /// Appends payload bytes; more than announced is an error.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        if self.written + data.len() as u64 > self.expected {
+            return Err(StoreError::LengthMismatch {
+                key: self.key.clone(),
+                expected: self.expected,
+                got: self.written + data.len() as u64,
+            });
+        }
+        let temp = self.temp.as_mut().expect("open until finish");
+        let path = temp.temp_path().to_owned();
+        temp.file()
+            .write_all(data)
+            .map_err(|e| StoreError::io("write", path, e))?;
+        self.crc = crc32c::crc32c_append(self.crc, data);
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Checks the length, writes the header, and makes the shard durable.
+    pub fn finish(mut self) -> Result<ShardStat, StoreError> {
+        if self.written != self.expected {
+            return Err(StoreError::LengthMismatch {
+                key: self.key.clone(),
+                expected: self.expected,
+                got: self.written,
+            });
+        }
+        let header = ShardHeader {
+            len: self.written,
+            crc: self.crc,
+        };
+        let mut temp = self.temp.take().expect("open until finish");
+        let path = temp.temp_path().to_owned();
+        temp.file()
+            .write_all_at(&header.encode(), 0)
+            .map_err(|e| StoreError::io("write", path, e))?;
+        let store = Arc::clone(&self.store);
+        store.check_writable()?;
+        let key = std::mem::take(&mut self.key);
+        temp.commit().map_err(|failed| store.poison(failed))?;
+        store.index().insert(key, header.len);
+        Ok(ShardStat {
+            len: header.len,
+            crc: header.crc,
+        })
+    }
+}
+
+impl Drop for PutWriter {
+    fn drop(&mut self) {
+        self.store
+            .pending
+            .fetch_sub(self.expected + SHARD_HEADER_LEN, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,242 @@
+//! [`NoiseStream`]: a TCP connection after the Noise NNpsk0 handshake, as a
+//! byte stream in each direction carried in length-prefixed Noise messages
+//! (u16 BE length + ciphertext). Every network await has a timeout; a message
+//! that fails to decrypt ends the connection.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::protocol::{
+    HANDSHAKE_TIMEOUT, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MESSAGE_TIMEOUT, NOISE_PARAMS,
+    PROLOGUE,
+};
+use crate::secret::Secret;
+
+/// An authenticated, encrypted connection.
+pub struct NoiseStream {
+    tcp: TcpStream,
+    noise: snow::TransportState,
+    /// Decrypted bytes not yet consumed: `rbuf[rpos..]`.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Plaintext waiting to be sent.
+    wbuf: Vec<u8>,
+    /// Ciphertext scratch space.
+    cbuf: Vec<u8>,
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+fn noise_builder(psk: &[u8; 32]) -> Result<snow::Builder<'_>, snow::Error> {
+    let params = NOISE_PARAMS.parse().expect("valid Noise protocol name");
+    snow::Builder::new(params).psk(0, psk)?.prologue(PROLOGUE)
+}
+
+fn noise_err(err: snow::Error) -> io::Error {
+    // snow's errors say which step failed, never key material.
+    io::Error::new(io::ErrorKind::PermissionDenied, err.to_string())
+}
+
+async fn read_noise_message(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut len = [0u8; 2];
+    match tcp.read_exact(&mut len[..1]).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    tcp.read_exact(&mut len[1..]).await?;
+    let len = usize::from(u16::from_be_bytes(len));
+    buf.resize(len, 0);
+    tcp.read_exact(buf).await?;
+    Ok(true)
+}
+
+async fn write_noise_message(tcp: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
+    debug_assert!(msg.len() <= MAX_NOISE_MESSAGE);
+    let mut out = Vec::with_capacity(2 + msg.len());
+    out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    out.extend_from_slice(msg);
+    tcp.write_all(&out).await
+}
+
+async fn with_timeout<T>(
+    after: Duration,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    timeout(after, fut)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+impl NoiseStream {
+    /// The client side of the handshake, within [`HANDSHAKE_TIMEOUT`].
+    pub async fn initiate(mut tcp: TcpStream, secret: &Secret) -> io::Result<NoiseStream> {
+        let mut hs = noise_builder(secret.noise_psk())
+            .and_then(|b| b.build_initiator())
+            .map_err(noise_err)?;
+        with_timeout(HANDSHAKE_TIMEOUT, async move {
+            let mut msg = vec![0u8; MAX_NOISE_MESSAGE];
+            let n = hs.write_message(&[], &mut msg).map_err(noise_err)?;
+            write_noise_message(&mut tcp, &msg[..n]).await?;
+            let mut reply = Vec::new();
+            if !read_noise_message(&mut tcp, &mut reply).await? {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the store closed the connection during the handshake",
+                ));
+            }
+            hs.read_message(&reply, &mut msg).map_err(noise_err)?;
+            let noise = hs.into_transport_mode().map_err(noise_err)?;
+            Ok(NoiseStream::new(tcp, noise))
+        })
+        .await
+    }
+
+    /// The store side of the handshake, within [`HANDSHAKE_TIMEOUT`]. Fails
+    /// (and the caller closes) unless the peer proved it holds the secret.
+    pub async fn accept(mut tcp: TcpStream, secret: &Secret) -> io::Result<NoiseStream> {
+        let mut hs = noise_builder(secret.noise_psk())
+            .and_then(|b| b.build_responder())
+            .map_err(noise_err)?;
+        with_timeout(HANDSHAKE_TIMEOUT, async move {
+            let mut first = Vec::new();
+            if !read_noise_message(&mut tcp, &mut first).await? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed before the handshake",
+                ));
+            }
+            let mut msg = vec![0u8; MAX_NOISE_MESSAGE];
+            hs.read_message(&first, &mut msg).map_err(noise_err)?;
+            let n = hs.write_message(&[], &mut msg).map_err(noise_err)?;
+            write_noise_message(&mut tcp, &msg[..n]).await?;
+            let noise = hs.into_transport_mode().map_err(noise_err)?;
+            Ok(NoiseStream::new(tcp, noise))
+        })
+        .await
+    }
+
+    fn new(tcp: TcpStream, noise: snow::TransportState) -> NoiseStream {
+        let _ = tcp.set_nodelay(true);
+        NoiseStream {
+            tcp,
+            noise,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            cbuf: Vec::new(),
+        }
+    }
+
+    /// Receives and decrypts one message into the read buffer; `false` on a
+    /// clean end of stream.
+    async fn recv(&mut self, after: Duration) -> io::Result<bool> {
+        let NoiseStream {
+            tcp,
+            noise,
+            rbuf,
+            rpos,
+            cbuf,
+            ..
+        } = self;
+        if !with_timeout(after, read_noise_message(tcp, cbuf)).await? {
+            return Ok(false);
+        }
+        rbuf.resize(MAX_NOISE_MESSAGE, 0);
+        let n = noise
+            .read_message(cbuf, rbuf)
+            .map_err(|_| invalid("a message failed to decrypt"))?;
+        rbuf.truncate(n);
+        *rpos = 0;
+        Ok(true)
+    }
+
+    /// Waits up to `idle` for the start of the next request; `false` if the
+    /// peer closed the connection cleanly.
+    pub async fn wait_readable(&mut self, idle: Duration) -> io::Result<bool> {
+        while self.rpos == self.rbuf.len() {
+            if !self.recv(idle).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fills `out` from the stream; each message has [`MESSAGE_TIMEOUT`].
+    pub async fn read_exact(&mut self, mut out: &mut [u8]) -> io::Result<()> {
+        while !out.is_empty() {
+            if self.rpos == self.rbuf.len() && !self.recv(MESSAGE_TIMEOUT).await? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-message",
+                ));
+            }
+            let n = out.len().min(self.rbuf.len() - self.rpos);
+            out[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
+            self.rpos += n;
+            out = &mut out[n..];
+        }
+        Ok(())
+    }
+
+    /// Reads one frame: u32 LE length (≤ [`MAX_FRAME`]) and the body.
+    pub async fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len).await?;
+        let len = u32::from_le_bytes(len);
+        if len == 0 || len > MAX_FRAME {
+            return Err(invalid("frame length out of bounds"));
+        }
+        let mut body = vec![0u8; len as usize];
+        self.read_exact(&mut body).await?;
+        Ok(body)
+    }
+
+    /// Queues bytes, sending full messages as they fill.
+    pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = data.len().min(MAX_PLAINTEXT - self.wbuf.len());
+            self.wbuf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.wbuf.len() == MAX_PLAINTEXT {
+                self.send_buffered().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues one frame (u32 LE length + body).
+    pub async fn write_frame(&mut self, body: &[u8]) -> io::Result<()> {
+        self.write(&(body.len() as u32).to_le_bytes()).await?;
+        self.write(body).await
+    }
+
+    /// Sends whatever is queued.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.send_buffered().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_buffered(&mut self) -> io::Result<()> {
+        self.cbuf.resize(MAX_NOISE_MESSAGE, 0);
+        let n = self
+            .noise
+            .write_message(&self.wbuf, &mut self.cbuf)
+            .map_err(noise_err)?;
+        self.wbuf.clear();
+        let msg = &self.cbuf[..n];
+        with_timeout(MESSAGE_TIMEOUT, write_noise_message(&mut self.tcp, msg)).await
+    }
+}

@@ -1,0 +1,367 @@
+//! The admin API: JSON lines over a Unix socket in the gateway's data
+//! folder (`admin.sock`, mode 0600, so only the gateway's user reaches it).
+//! The `cairn` CLI sends one request object per line and reads one reply
+//! object: `{"ok": true, ...}` or `{"ok": false, "error": "..."}`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_metadata::{ClassId, InodeId, Timestamp};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tracing::{debug, warn};
+
+use crate::class::{ClassSpec, Layout};
+use crate::core::{Credentials, Fs, FsError};
+use crate::placement::domain_count;
+use crate::remote::Stores;
+
+/// Where a gateway's admin socket lives.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+/// The id of the class "default", creating it on first use.
+pub async fn default_class_id(fs: &Fs) -> Result<ClassId, FsError> {
+    let classes = fs.metadata().read(|v| v.classes())?;
+    if let Some((id, _, _)) = classes.iter().find(|(_, n, _)| n == "default") {
+        return Ok(*id);
+    }
+    let json = ClassSpec::default_class().to_json();
+    fs.metadata()
+        .write(true, move |tx| {
+            tx.upsert_class("default", &json, Timestamp::now())
+        })
+        .await
+        .map_err(FsError::from)
+}
+
+/// What the admin API serves from.
+pub struct Admin {
+    pub fs: Arc<Fs>,
+    pub stores: Option<Arc<Stores>>,
+}
+
+impl Admin {
+    /// Serves the socket until the task is dropped.
+    pub async fn serve(self: Arc<Self>, path: PathBuf) -> std::io::Result<()> {
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.connection(stream).await {
+                    debug!(cause = %e, "admin connection ended");
+                }
+            });
+        }
+    }
+
+    async fn connection(&self, stream: UnixStream) -> std::io::Result<()> {
+        let (rd, mut wr) = stream.into_split();
+        let mut lines = BufReader::new(rd.take(1 << 20)).lines();
+        while let Some(line) = lines.next_line().await? {
+            let reply = match serde_json::from_str::<Value>(&line) {
+                Ok(req) => match self.handle(&req).await {
+                    Ok(mut v) => {
+                        v["ok"] = json!(true);
+                        v
+                    }
+                    Err(e) => json!({"ok": false, "error": e}),
+                },
+                Err(e) => json!({"ok": false, "error": format!("not a JSON request: {e}")}),
+            };
+            wr.write_all(format!("{reply}\n").as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, req: &Value) -> Result<Value, String> {
+        let s = |k: &str| req.get(k).and_then(Value::as_str).map(str::to_owned);
+        let cmd = s("cmd").ok_or("the request has no \"cmd\"")?;
+        let fs = &self.fs;
+        let err = |e: FsError| e.to_string();
+        match cmd.as_str() {
+            "status" => self.status().await.map_err(err),
+            "store_list" => Ok(json!({ "stores": self.store_json() })),
+            "chunks" => {
+                let classes = fs
+                    .metadata()
+                    .read(|v| v.classes())
+                    .map_err(|e| e.to_string())?;
+                let chunks = fs
+                    .metadata()
+                    .read(|v| v.chunk_placements())
+                    .map_err(|e| e.to_string())?;
+                let list: Vec<Value> = chunks
+                    .into_iter()
+                    .map(|(chunk, class, stores)| {
+                        let class = classes.iter().find(|(id, _, _)| *id == class).map(|(_, n, _)| n.clone()).unwrap_or_default();
+                        let names: Vec<String> = stores
+                            .iter()
+                            .map(|s| self.stores.as_ref().map_or_else(|| s.to_string(), |st| st.name(*s)))
+                            .collect();
+                        json!({"key": crate::remote::chunk_key(chunk), "class": class, "stores": names})
+                    })
+                    .collect();
+                Ok(json!({ "chunks": list }))
+            }
+            "cache_drop" => {
+                let done = fs.evict(None).await.map_err(err)?;
+                let left = fs
+                    .metadata()
+                    .read(|v| v.backlog())
+                    .map_err(|e| e.to_string())?;
+                Ok(
+                    json!({"evicted_bytes": done.bytes, "evicted_slots": done.slots, "undrained_bytes": left.bytes}),
+                )
+            }
+            "class_create" => {
+                let name = s("name").ok_or("class_create needs \"name\"")?;
+                let replicas = req
+                    .get("replicas")
+                    .and_then(Value::as_u64)
+                    .map(|r| r.min(255) as u8);
+                let spec = ClassSpec::parse(
+                    &name,
+                    replicas,
+                    s("ec").as_deref(),
+                    s("labels").as_deref(),
+                    s("spread").as_deref(),
+                    req.get("strict").and_then(Value::as_bool).unwrap_or(false),
+                    req.get("loose").and_then(Value::as_bool).unwrap_or(false),
+                )
+                .map_err(|e| e.to_string())?;
+                if matches!(spec.layout, Layout::ErasureCoded { .. }) {
+                    return Err("erasure-coded classes are not available yet in this version; use --replicas N".into());
+                }
+                let exists = fs
+                    .metadata()
+                    .read(|v| v.classes())
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .any(|(_, n, _)| *n == name);
+                if exists {
+                    return Err(format!(
+                        "class {name:?} exists; delete it first or pick another name"
+                    ));
+                }
+                let views = self.stores.as_ref().map(|s| s.views()).unwrap_or_default();
+                let have = domain_count(&spec, &views);
+                let (json, n) = (spec.to_json(), name.clone());
+                fs.metadata()
+                    .write(true, move |tx| tx.upsert_class(&n, &json, Timestamp::now()))
+                    .await
+                    .map_err(|e: cairn_metadata::MetaError| e.to_string())?;
+                Ok(json!({
+                    "class": name, "describe": spec.describe(),
+                    "domains_needed": spec.domains_needed(), "domains_available": have,
+                    "note": if have >= spec.domains_needed() { "the cluster can meet this class".to_owned() } else {
+                        format!("needs {} {:?} domains, the cluster has {have}: chunks will be {}", spec.domains_needed(), spec.spread,
+                            if spec.strict { "undergoal" } else { "placed as wide as possible and counted at risk" })
+                    },
+                }))
+            }
+            "class_list" => {
+                let classes = fs
+                    .metadata()
+                    .read(|v| v.classes())
+                    .map_err(|e| e.to_string())?;
+                let list: Vec<Value> = classes
+                    .into_iter()
+                    .map(|(_, name, j)| {
+                        let d = ClassSpec::from_json(&j)
+                            .map(|s| s.describe())
+                            .unwrap_or_else(|e| e.to_string());
+                        json!({"name": name, "describe": d})
+                    })
+                    .collect();
+                Ok(json!({ "classes": list }))
+            }
+            "class_show" => {
+                let name = s("name").ok_or("class_show needs \"name\"")?;
+                let classes = fs
+                    .metadata()
+                    .read(|v| v.classes())
+                    .map_err(|e| e.to_string())?;
+                let (_, _, j) = classes
+                    .into_iter()
+                    .find(|(_, n, _)| *n == name)
+                    .ok_or(format!("no class named {name:?}"))?;
+                let spec = ClassSpec::from_json(&j).map_err(|e| e.to_string())?;
+                Ok(
+                    json!({"name": name, "describe": spec.describe(), "spec": serde_json::from_str::<Value>(&j).unwrap_or(Value::Null)}),
+                )
+            }
+            "class_delete" => {
+                let name = s("name").ok_or("class_delete needs \"name\"")?;
+                if name == "default" {
+                    return Err("the default class cannot be deleted".into());
+                }
+                let n = name.clone();
+                fs.metadata()
+                    .write(true, move |tx| tx.delete_class(&n))
+                    .await
+                    .map_err(|e: cairn_metadata::MetaError| e.to_string())?
+                    .map_err(|users| format!("class {name:?} is still set on {users} inode(s) or used by chunks; set another class there first"))?;
+                Ok(json!({"deleted": name}))
+            }
+            "class_set" | "class_get" => {
+                let path = s("path").ok_or("needs \"path\"")?;
+                let inode = self
+                    .resolve(&path)
+                    .await
+                    .map_err(|e| format!("{path}: {e}"))?;
+                let classes = fs
+                    .metadata()
+                    .read(|v| v.classes())
+                    .map_err(|e| e.to_string())?;
+                if cmd == "class_get" {
+                    let name = match inode.class {
+                        Some(c) => classes
+                            .iter()
+                            .find(|(id, _, _)| *id == c)
+                            .map(|(_, n, _)| n.clone())
+                            .unwrap_or_default(),
+                        None => "default".to_owned(),
+                    };
+                    return Ok(json!({"path": path, "class": name}));
+                }
+                let name = s("name").ok_or("class_set needs \"name\"")?;
+                let (id, _, _) = classes
+                    .iter()
+                    .find(|(_, n, _)| *n == name)
+                    .ok_or(format!("no class named {name:?}; see `cairn class list`"))?;
+                let id = *id;
+                let target = inode.id;
+                fs.metadata()
+                    .write(true, move |tx| {
+                        let mut i = tx.inode(target)?.ok_or(FsError::Stale(target))?;
+                        i.class = Some(id);
+                        tx.update_inode(&i)?;
+                        Ok::<_, FsError>(())
+                    })
+                    .await
+                    .map_err(err)?;
+                Ok(
+                    json!({"path": path, "class": name, "note": "new files below inherit it; existing files keep their layout in this version"}),
+                )
+            }
+            other => Err(format!("unknown command {other:?}")),
+        }
+    }
+
+    async fn resolve(&self, path: &str) -> Result<cairn_metadata::Inode, FsError> {
+        let root = Credentials::root();
+        let mut inode = self.fs.getattr(InodeId::ROOT).await?;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            inode = self.fs.lookup(&root, inode.id, part.as_bytes()).await?;
+        }
+        Ok(inode)
+    }
+
+    fn store_json(&self) -> Vec<Value> {
+        let Some(stores) = &self.stores else {
+            return Vec::new();
+        };
+        stores
+            .views()
+            .into_iter()
+            .map(|v| {
+                let fill = if v.capacity > 0 { v.used as f64 * 100.0 / v.capacity as f64 } else { 0.0 };
+                json!({"id": v.id, "name": v.name, "online": v.online, "zone": v.zone, "host": v.host,
+                       "labels": v.labels, "capacity": v.capacity, "used": v.used,
+                       "free": v.capacity.saturating_sub(v.used), "fill_percent": (fill * 10.0).round() / 10.0})
+            })
+            .collect()
+    }
+
+    async fn status(&self) -> Result<Value, FsError> {
+        let meta = self.fs.metadata();
+        let backlog = meta.read(|v| v.backlog())?;
+        let now = Timestamp::now().0;
+        let oldest = backlog
+            .oldest
+            .map(|t| ((now - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
+        let classes = meta.read(|v| v.classes())?;
+        let chunks = meta.read(|v| v.chunk_placements())?;
+        let views = self.stores.as_ref().map(|s| s.views()).unwrap_or_default();
+        let mut per_class = Vec::new();
+        for (id, name, j) in &classes {
+            let spec = ClassSpec::from_json(j).unwrap_or_else(|_| ClassSpec::default_class());
+            let (mut healthy, mut undergoal, mut at_risk, mut missing) = (0u64, 0u64, 0u64, 0u64);
+            for (_, class, stores) in chunks.iter().filter(|(_, c, _)| c == id) {
+                let _ = class;
+                let live: Vec<_> = stores
+                    .iter()
+                    .filter_map(|s| views.iter().find(|v| v.id == s.0 && v.online))
+                    .collect();
+                let mut domains: Vec<String> = live
+                    .iter()
+                    .map(|v| format!("{:?}", v.domain(spec.spread)))
+                    .collect();
+                domains.sort();
+                domains.dedup();
+                if live.is_empty() {
+                    missing += 1;
+                } else if live.len() < spec.copies() {
+                    undergoal += 1;
+                } else if domains.len() < spec.copies() {
+                    at_risk += 1;
+                } else {
+                    healthy += 1;
+                }
+            }
+            per_class.push(json!({"name": name, "describe": spec.describe(),
+                "chunks": {"healthy": healthy, "undergoal": undergoal, "at_risk": at_risk, "missing": missing}}));
+        }
+        let cache = self.fs.cache();
+        let (inodes, logical) = meta.read(|v| v.usage())?;
+        Ok(json!({
+            "backlog_bytes": backlog.bytes,
+            "backlog": {"bytes": backlog.bytes, "files": backlog.files, "slots": backlog.slots, "oldest_seconds": oldest},
+            "stores": self.store_json(),
+            "classes": per_class,
+            "cache": {"used_bytes": cache.used_bytes(), "max_bytes": cache.max_bytes()},
+            "files": {"inodes": inodes, "logical_bytes": logical},
+            "chunks": chunks.len(),
+        }))
+    }
+}
+
+/// Sends one request to the gateway at `data_dir` and returns its reply.
+pub async fn request(data_dir: &Path, req: &Value) -> Result<Value, String> {
+    let path = socket_path(data_dir);
+    let stream = UnixStream::connect(&path).await.map_err(|e| {
+        format!("cannot reach the gateway's admin socket {}: {e}; is the gateway running (cairn up / cairn gateway)?", path.display())
+    })?;
+    let (rd, mut wr) = stream.into_split();
+    wr.write_all(format!("{req}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(rd).lines();
+    let line = lines
+        .next_line()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the gateway closed the admin connection without answering")?;
+    let reply: Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+    if reply.get("ok").and_then(Value::as_bool) == Some(true) {
+        Ok(reply)
+    } else {
+        Err(reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+            .to_owned())
+    }
+}
+
+/// Logs an admin socket failure without stopping the gateway.
+pub fn log_failure(e: &std::io::Error) {
+    warn!(cause = %e, "the admin socket stopped; cairn CLI commands cannot reach this gateway");
+}

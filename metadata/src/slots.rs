@@ -1,0 +1,476 @@
+//! File data by slot: which 4 MiB slots of a file are cached, dirty, or
+//! backed by a drained block; and the blocks, chunks and placements behind
+//! them. See migration 3 in `schema.rs` for the meaning of each column.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::{BlockId, ChunkId, ClassId, InodeId, MetaError, StoreId, Timestamp, Tx, View};
+
+/// The fixed size of a slot: the unit of dirty tracking, of blocks, and of
+/// cache eviction.
+pub const SLOT_SIZE: u64 = 4 << 20;
+
+/// One slot's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub inode: InodeId,
+    pub index: u64,
+    pub block: Option<BlockId>,
+    pub valid_len: u64,
+    pub cached: bool,
+    pub dirty: bool,
+    pub version: u64,
+}
+
+/// Where a drained block lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockLocation {
+    pub block: BlockId,
+    pub chunk: ChunkId,
+    pub offset: u64,
+    pub stored_len: u64,
+    pub plain_len: u64,
+    pub stores: Vec<StoreId>,
+}
+
+/// A dirty slot waiting for the drainer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirtySlot {
+    pub inode: InodeId,
+    pub index: u64,
+    pub version: u64,
+    pub class: Option<ClassId>,
+    pub size: u64,
+    pub since: Timestamp,
+}
+
+/// A block the drainer stored, to be attached to its slot.
+#[derive(Clone, Debug)]
+pub struct NewBlock {
+    pub inode: InodeId,
+    pub index: u64,
+    pub version: u64,
+    pub offset: u64,
+    pub stored_len: u64,
+    pub plain_len: u64,
+    pub checksum: Vec<u8>,
+}
+
+fn slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
+    Ok(Slot {
+        inode: InodeId(r.get::<_, i64>(0)? as u64),
+        index: r.get::<_, i64>(1)? as u64,
+        block: r.get::<_, Option<i64>>(2)?.map(|b| BlockId(b as u64)),
+        valid_len: r.get::<_, i64>(3)? as u64,
+        cached: r.get(4)?,
+        dirty: r.get(5)?,
+        version: r.get::<_, i64>(6)? as u64,
+    })
+}
+
+const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version";
+
+impl View<'_> {
+    /// The slots of `inode` from `first` to `last` inclusive that have a row.
+    pub fn slots(&self, inode: InodeId, first: u64, last: u64) -> Result<Vec<Slot>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SLOT_COLUMNS} FROM slots WHERE inode = ?1 AND slot BETWEEN ?2 AND ?3 ORDER BY slot"
+        ))?;
+        let rows = stmt.query_map(
+            params![inode.0 as i64, first as i64, last as i64],
+            slot_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Where a block's bytes are stored.
+    pub fn block_location(&self, block: BlockId) -> Result<Option<BlockLocation>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT chunk_id, chunk_off, stored_len, plain_len FROM blocks WHERE id = ?1",
+        )?;
+        let Some((chunk, offset, stored_len, plain_len)) = stmt
+            .query_row([block.0 as i64], |r| {
+                Ok((
+                    ChunkId(r.get::<_, i64>(0)? as u64),
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT store_id FROM placements WHERE chunk_id = ?1 ORDER BY shard")?;
+        let stores = stmt
+            .query_map([chunk.0 as i64], |r| {
+                Ok(StoreId(r.get::<_, i64>(0)? as u64))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(BlockLocation {
+            block,
+            chunk,
+            offset,
+            stored_len,
+            plain_len,
+            stores,
+        }))
+    }
+
+    /// Dirty slots whose file has been quiet since `quiet_before`, oldest
+    /// first.
+    pub fn dirty_slots(
+        &self,
+        quiet_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<DirtySlot>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.inode, s.slot, s.version, i.class_id, i.size, s.dirty_since_ns
+             FROM slots s JOIN inodes i ON i.id = s.inode
+             WHERE s.dirty = 1 AND i.mtime_ns < ?1
+             ORDER BY s.dirty_since_ns LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![quiet_before.0, limit as i64], |r| {
+            Ok(DirtySlot {
+                inode: InodeId(r.get::<_, i64>(0)? as u64),
+                index: r.get::<_, i64>(1)? as u64,
+                version: r.get::<_, i64>(2)? as u64,
+                class: r.get::<_, Option<i64>>(3)?.map(|c| ClassId(c as u64)),
+                size: r.get::<_, i64>(4)? as u64,
+                since: Timestamp(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Bytes, slots and files waiting for the drain, and the oldest wait.
+    pub fn backlog(&self) -> Result<Backlog, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT count(*), count(DISTINCT s.inode), min(s.dirty_since_ns),
+                    coalesce(sum(min(i.size - s.slot * ?1, ?1)), 0)
+             FROM slots s JOIN inodes i ON i.id = s.inode WHERE s.dirty = 1 AND i.size > s.slot * ?1",
+        )?;
+        Ok(stmt.query_row([SLOT_SIZE as i64], |r| {
+            Ok(Backlog {
+                slots: r.get::<_, i64>(0)? as u64,
+                files: r.get::<_, i64>(1)? as u64,
+                oldest: r.get::<_, Option<i64>>(2)?.map(Timestamp),
+                bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?)
+    }
+
+    /// Clean, cached slots (candidates for eviction), least recently
+    /// written first.
+    pub fn clean_cached_slots(&self, limit: usize) -> Result<Vec<Slot>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SLOT_COLUMNS} FROM slots WHERE cached = 1 AND dirty = 0 AND block_id IS NOT NULL LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], slot_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every chunk with its class and the stores holding it.
+    pub fn chunk_placements(&self) -> Result<Vec<(ChunkId, ClassId, Vec<StoreId>)>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.id, c.class_id, group_concat(p.store_id) FROM chunks c
+             LEFT JOIN placements p ON p.chunk_id = c.id WHERE c.state = 1 GROUP BY c.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let stores: Option<String> = r.get(2)?;
+            Ok((
+                ChunkId(r.get::<_, i64>(0)? as u64),
+                ClassId(r.get::<_, i64>(1)? as u64),
+                stores
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|s| s.parse::<u64>().ok())
+                    .map(StoreId)
+                    .collect(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Chunks that hold no live block any more (state 1 = stored), and
+    /// chunks left pending (state 0) by a drain that never finished, created
+    /// before `pending_before`.
+    pub fn dead_chunks(
+        &self,
+        pending_before: Timestamp,
+    ) -> Result<Vec<(ChunkId, Vec<StoreId>)>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.id, group_concat(p.store_id) FROM chunks c LEFT JOIN placements p ON p.chunk_id = c.id
+             WHERE (c.state = 1 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.chunk_id = c.id AND b.refcount > 0))
+                OR (c.state = 0 AND c.created_ns < ?1)
+             GROUP BY c.id",
+        )?;
+        let rows = stmt.query_map([pending_before.0], |r| {
+            let stores: Option<String> = r.get(1)?;
+            Ok((
+                ChunkId(r.get::<_, i64>(0)? as u64),
+                stores
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|s| s.parse::<u64>().ok())
+                    .map(StoreId)
+                    .collect(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// What waits for the drain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub bytes: u64,
+    pub slots: u64,
+    pub files: u64,
+    pub oldest: Option<Timestamp>,
+}
+
+impl Tx<'_> {
+    /// Records a write to slots `first..=last` of `inode`: their cache holds
+    /// the newest bytes, which the drain has yet to store.
+    pub fn mark_written(
+        &self,
+        inode: InodeId,
+        first: u64,
+        last: u64,
+        now: Timestamp,
+    ) -> Result<(), MetaError> {
+        let mut stmt = self.conn().prepare_cached(
+            "INSERT INTO slots (inode, slot, cached, dirty, version, dirty_since_ns) VALUES (?1, ?2, 1, 1, 1, ?3)
+             ON CONFLICT (inode, slot) DO UPDATE SET cached = 1, dirty = 1, version = version + 1,
+                 dirty_since_ns = coalesce(dirty_since_ns, ?3)",
+        )?;
+        for slot in first..=last {
+            stmt.execute(params![inode.0 as i64, slot as i64, now.0])?;
+        }
+        Ok(())
+    }
+
+    /// A truncate to `size`: slots wholly past it go (their blocks lose a
+    /// reference); the slot it cuts keeps only the bytes before it.
+    pub fn truncate_slots(&self, inode: InodeId, size: u64) -> Result<(), MetaError> {
+        let keep = size.div_ceil(SLOT_SIZE);
+        self.conn().execute(
+            "UPDATE blocks SET refcount = refcount - 1 WHERE id IN
+                (SELECT block_id FROM slots WHERE inode = ?1 AND slot >= ?2 AND block_id IS NOT NULL)",
+            params![inode.0 as i64, keep as i64],
+        )?;
+        self.conn().execute(
+            "DELETE FROM slots WHERE inode = ?1 AND slot >= ?2",
+            params![inode.0 as i64, keep as i64],
+        )?;
+        if !size.is_multiple_of(SLOT_SIZE) {
+            let cut = size / SLOT_SIZE;
+            self.conn().execute(
+                "UPDATE slots SET valid_len = min(valid_len, ?3), version = version + 1 WHERE inode = ?1 AND slot = ?2",
+                params![inode.0 as i64, cut as i64, (size % SLOT_SIZE) as i64],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every slot of a deleted inode.
+    pub fn delete_slots(&self, inode: InodeId) -> Result<(), MetaError> {
+        self.truncate_slots(inode, 0)
+    }
+
+    /// Allocates a chunk row (state 0, pending) before its bytes are sent.
+    pub fn new_chunk(
+        &self,
+        class: ClassId,
+        size: u64,
+        now: Timestamp,
+    ) -> Result<ChunkId, MetaError> {
+        self.conn().execute(
+            "INSERT INTO chunks (class_id, size, state, created_ns) VALUES (?1, ?2, 0, ?3)",
+            params![class.0 as i64, size as i64, now.0],
+        )?;
+        Ok(ChunkId(self.conn().last_insert_rowid() as u64))
+    }
+
+    /// The chunk is stored on `stores`: records its placements, its blocks,
+    /// and points every slot whose version is unchanged at its new block.
+    /// Returns how many slots were attached (the rest changed meanwhile and
+    /// stay dirty).
+    pub fn attach_chunk(
+        &self,
+        chunk: ChunkId,
+        stores: &[(u32, StoreId)],
+        checksum: &[u8],
+        blocks: &[NewBlock],
+    ) -> Result<usize, MetaError> {
+        for (shard, store) in stores {
+            self.conn().execute(
+                "INSERT OR REPLACE INTO placements (chunk_id, shard, store_id, checksum) VALUES (?1, ?2, ?3, ?4)",
+                params![chunk.0 as i64, shard, store.0 as i64, checksum],
+            )?;
+        }
+        let mut attached = 0;
+        let mut live = 0u64;
+        for b in blocks {
+            let current: Option<(i64, Option<i64>)> = self
+                .conn()
+                .query_row(
+                    "SELECT version, block_id FROM slots WHERE inode = ?1 AND slot = ?2",
+                    params![b.inode.0 as i64, b.index as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let fresh = matches!(current, Some((v, _)) if v as u64 == b.version);
+            self.conn().execute(
+                "INSERT INTO blocks (chunk_id, chunk_off, stored_len, plain_len, checksum, refcount)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    chunk.0 as i64,
+                    b.offset as i64,
+                    b.stored_len as i64,
+                    b.plain_len as i64,
+                    b.checksum,
+                    i64::from(fresh)
+                ],
+            )?;
+            if !fresh {
+                continue;
+            }
+            let block = self.conn().last_insert_rowid();
+            if let Some((_, Some(old))) = current {
+                self.conn().execute(
+                    "UPDATE blocks SET refcount = refcount - 1 WHERE id = ?1",
+                    [old],
+                )?;
+            }
+            self.conn().execute(
+                "UPDATE slots SET block_id = ?3, valid_len = ?4, dirty = 0, dirty_since_ns = NULL
+                 WHERE inode = ?1 AND slot = ?2",
+                params![b.inode.0 as i64, b.index as i64, block, b.plain_len as i64],
+            )?;
+            live += b.stored_len;
+            attached += 1;
+        }
+        self.conn().execute(
+            "UPDATE chunks SET state = 1, live_bytes = ?2 WHERE id = ?1",
+            params![chunk.0 as i64, live as i64],
+        )?;
+        Ok(attached)
+    }
+
+    /// The slot's cache copy was dropped; it reads from its block now.
+    pub fn mark_evicted(
+        &self,
+        inode: InodeId,
+        index: u64,
+        version: u64,
+    ) -> Result<bool, MetaError> {
+        let n = self.conn().execute(
+            "UPDATE slots SET cached = 0 WHERE inode = ?1 AND slot = ?2 AND version = ?3 AND dirty = 0
+             AND block_id IS NOT NULL",
+            params![inode.0 as i64, index as i64, version as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// A chunk was deleted from its stores: forget it and its blocks.
+    pub fn forget_chunk(&self, chunk: ChunkId) -> Result<(), MetaError> {
+        self.conn().execute(
+            "DELETE FROM placements WHERE chunk_id = ?1",
+            [chunk.0 as i64],
+        )?;
+        self.conn()
+            .execute("DELETE FROM blocks WHERE chunk_id = ?1", [chunk.0 as i64])?;
+        self.conn()
+            .execute("DELETE FROM chunks WHERE id = ?1", [chunk.0 as i64])?;
+        Ok(())
+    }
+
+    /// Registers a store by name, updating its address and identity.
+    pub fn upsert_store(
+        &self,
+        name: &str,
+        address: &str,
+        zone: &str,
+        host: &str,
+        labels: &str,
+    ) -> Result<StoreId, MetaError> {
+        self.conn().execute(
+            "INSERT INTO stores (name, address, zone, host, labels) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (name) DO UPDATE SET address = ?2, zone = ?3, host = ?4, labels = ?5",
+            params![name, address, zone, host, labels],
+        )?;
+        Ok(StoreId(
+            self.conn()
+                .query_row("SELECT id FROM stores WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+        ))
+    }
+
+    /// Stores a class definition (its spec as JSON), returning its id.
+    pub fn upsert_class(
+        &self,
+        name: &str,
+        spec: &str,
+        now: Timestamp,
+    ) -> Result<ClassId, MetaError> {
+        self.conn().execute(
+            "INSERT INTO classes (name, spec, created_ns) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET spec = ?2",
+            params![name, spec, now.0],
+        )?;
+        Ok(ClassId(
+            self.conn()
+                .query_row("SELECT id FROM classes WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+        ))
+    }
+}
+
+impl View<'_> {
+    /// Every class: id, name, JSON spec.
+    pub fn classes(&self) -> Result<Vec<(ClassId, String, String)>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name, spec FROM classes ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((ClassId(r.get::<_, i64>(0)? as u64), r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every store: id, name, address.
+    pub fn stores(&self) -> Result<Vec<(StoreId, String, String)>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name, address FROM stores ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((StoreId(r.get::<_, i64>(0)? as u64), r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Tx<'_> {
+    /// Deletes a class nothing uses. `Err(n)` with the number of inodes and
+    /// chunks still using it.
+    pub fn delete_class(&self, name: &str) -> Result<Result<(), u64>, MetaError> {
+        let users: i64 = self.conn().query_row(
+            "SELECT (SELECT count(*) FROM inodes WHERE class_id = c.id) + (SELECT count(*) FROM chunks WHERE class_id = c.id)
+             FROM classes c WHERE c.name = ?1",
+            [name],
+            |r| r.get(0),
+        ).optional()?.unwrap_or(0);
+        if users > 0 {
+            return Ok(Err(users as u64));
+        }
+        self.conn()
+            .execute("DELETE FROM classes WHERE name = ?1", [name])?;
+        Ok(Ok(()))
+    }
+}
