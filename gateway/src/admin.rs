@@ -247,8 +247,21 @@ impl Admin {
                     })
                     .await
                     .map_err(err)?;
+                // Everything below follows in the background.
+                let fs = self.fs.clone();
+                let (p, n) = (path.clone(), name.clone());
+                tokio::spawn(async move {
+                    match fs.set_class_tree(target, id).await {
+                        Ok(done) => {
+                            tracing::info!(path = %p, class = %n, inodes = done.inodes, slots = done.slots, "class set below the path; changed data re-lays as it drains")
+                        }
+                        Err(e) => {
+                            warn!(path = %p, class = %n, cause = %e, "setting the class below the path stopped")
+                        }
+                    }
+                });
                 Ok(
-                    json!({"path": path, "class": name, "note": "new files below inherit it; existing files keep their layout in this version"}),
+                    json!({"path": path, "class": name, "note": "new files below inherit it; existing files re-lay in the background (watch `cairn status`)"}),
                 )
             }
             other => Err(format!("unknown command {other:?}")),

@@ -88,6 +88,9 @@ impl Drainer {
                 if let Err(e) = self.collect().await {
                     warn!(cause = %e, "garbage collection failed");
                 }
+                if let Err(e) = self.compact().await {
+                    warn!(cause = %e, "chunk compaction failed");
+                }
                 last_collect = Instant::now();
             }
             if drained == 0 {
@@ -317,6 +320,33 @@ impl Drainer {
             }
         }
         Ok(n)
+    }
+}
+
+impl Drainer {
+    /// Chunks whose live share fell under half (overwrites, deletes) have
+    /// their live blocks drained again into new chunks; the collector then
+    /// deletes the old ones. A few chunks per pass, so it never floods.
+    pub async fn compact(&self) -> Result<usize, DrainError> {
+        let sparse = self.fs.metadata().read(|v| v.sparse_chunks(4))?;
+        let mut moved = 0;
+        for chunk in sparse {
+            for (inode, index, block) in self.fs.metadata().read(|v| v.slots_in_chunk(chunk))? {
+                if self
+                    .fs
+                    .redrain(inode, index, block)
+                    .await
+                    .or_else(|e| match e {
+                        FsError::Stale(_) => Ok(false),
+                        other => Err(other),
+                    })?
+                {
+                    moved += 1;
+                }
+            }
+            debug!(chunk = %chunk, "compacting a sparse chunk");
+        }
+        Ok(moved)
     }
 }
 

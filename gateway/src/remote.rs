@@ -18,12 +18,49 @@ use crate::placement::StoreView;
 
 /// Connections kept open per store.
 const POOL: usize = 8;
+/// Decrypted blocks kept in memory for repeated reads (at most 4 MiB each).
+const HOT_BLOCKS: usize = 64;
+
+/// Paces uploads to one store: at most `concurrency` at once and, when a
+/// bandwidth is set, no faster than it on average.
+struct Pace {
+    slots: Arc<tokio::sync::Semaphore>,
+    bytes_per_sec: u64,
+    next_free: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    fn new(concurrency: usize, bytes_per_sec: u64) -> Self {
+        Pace {
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+            bytes_per_sec,
+            next_free: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits until `bytes` may be sent; returns the concurrency permit.
+    async fn admit(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.slots.clone().acquire_owned().await.ok();
+        if self.bytes_per_sec > 0 {
+            let start = {
+                let mut next = self.next_free.lock().await;
+                let now = tokio::time::Instant::now();
+                let start = (*next).max(now);
+                *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        permit
+    }
+}
 
 struct Entry {
     name: String,
     address: String,
     view: StoreView,
     pool: Vec<StoreClient>,
+    pace: Arc<Pace>,
 }
 
 /// Every store the gateway knows.
@@ -31,6 +68,9 @@ pub struct Stores {
     secret: Secret,
     key: BlockKey,
     entries: Mutex<HashMap<StoreId, Entry>>,
+    hot: Mutex<lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>>,
+    concurrency: usize,
+    bandwidth: u64,
 }
 
 impl std::fmt::Debug for Stores {
@@ -55,13 +95,20 @@ pub fn block_aad(chunk: ChunkId, offset: u64) -> [u8; 16] {
 }
 
 impl Stores {
-    pub fn new(secret: Secret) -> Self {
+    /// `concurrency` uploads at once per store, at most `bandwidth` bytes
+    /// per second to each (0: unlimited).
+    pub fn new(secret: Secret, concurrency: usize, bandwidth: u64) -> Self {
         let mut key = [0u8; 32];
         secret.derive(b"cairn block encryption v1", &mut key);
         Stores {
             key: BlockKey::from_key(&key),
             secret,
             entries: Mutex::new(HashMap::new()),
+            hot: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(HOT_BLOCKS).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            concurrency,
+            bandwidth,
         }
     }
 
@@ -92,6 +139,7 @@ impl Stores {
                     reserve: 0,
                 },
                 pool: Vec::new(),
+                pace: Arc::new(Pace::new(self.concurrency, self.bandwidth)),
             },
         );
     }
@@ -171,6 +219,11 @@ impl Stores {
     }
 
     pub async fn put(&self, id: StoreId, key: &str, data: Arc<Vec<u8>>) -> Result<(), StoreError> {
+        let pace = self.lock().get(&id).map(|e| e.pace.clone());
+        let _permit = match &pace {
+            Some(p) => p.admit(data.len() as u64).await,
+            None => None,
+        };
         let key = key.to_owned();
         self.with(id, |mut c| async move {
             let r = c.put(&key, &data).await.map(|_| ());
@@ -239,6 +292,14 @@ impl BlockSource for Stores {
         loc: &'a BlockLocation,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>> {
         Box::pin(async move {
+            if let Some(hit) = self
+                .hot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&loc.block)
+            {
+                return Ok(hit.as_ref().clone());
+            }
             let key = chunk_key(loc.chunk);
             let aad = block_aad(loc.chunk, loc.offset);
             let mut why = String::from("no replica is recorded");
@@ -250,7 +311,14 @@ impl BlockSource for Stores {
             for store in order {
                 match self.get(store, &key, loc.offset, loc.stored_len).await {
                     Ok(sealed) => match self.key.open(&sealed, &aad) {
-                        Ok(plain) => return Ok(plain),
+                        Ok(plain) => {
+                            let plain = Arc::new(plain);
+                            self.hot
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .put(loc.block, plain.clone());
+                            return Ok(plain.as_ref().clone());
+                        }
                         Err(e) => {
                             warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica failed verification");
                             why = format!("{}: {e}", self.name(store));

@@ -91,7 +91,11 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     let stores = match &cfg.cluster.secret_file {
         Some(path) if !cfg.stores.is_empty() => {
             let secret = Secret::load(path)?;
-            let stores = Arc::new(Stores::new(secret));
+            let stores = Arc::new(Stores::new(
+                secret,
+                cfg.drain.store_concurrency,
+                cfg.drain.store_bandwidth.bytes(),
+            ));
             for s in &cfg.stores {
                 let (name, address) = (s.name.clone(), s.address.clone());
                 let id = fs

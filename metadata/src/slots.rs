@@ -474,3 +474,76 @@ impl Tx<'_> {
         Ok(Ok(()))
     }
 }
+
+impl View<'_> {
+    /// Stored chunks whose live blocks fill less than half of them (and are
+    /// not empty: empty chunks are the collector's).
+    pub fn sparse_chunks(&self, limit: usize) -> Result<Vec<ChunkId>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.chunk_id FROM blocks b JOIN chunks c ON c.id = b.chunk_id WHERE c.state = 1
+             GROUP BY b.chunk_id
+             HAVING sum(CASE WHEN b.refcount > 0 THEN b.stored_len ELSE 0 END) > 0
+                AND 2 * sum(CASE WHEN b.refcount > 0 THEN b.stored_len ELSE 0 END) < sum(b.stored_len)
+             LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| Ok(ChunkId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The slots whose current block lives in `chunk`.
+    pub fn slots_in_chunk(
+        &self,
+        chunk: ChunkId,
+    ) -> Result<Vec<(InodeId, u64, BlockId)>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.inode, s.slot, s.block_id FROM slots s JOIN blocks b ON b.id = s.block_id WHERE b.chunk_id = ?1",
+        )?;
+        let rows = stmt.query_map([chunk.0 as i64], |r| {
+            Ok((
+                InodeId(r.get::<_, i64>(0)? as u64),
+                r.get::<_, i64>(1)? as u64,
+                BlockId(r.get::<_, i64>(2)? as u64),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The drained slots of `inode` whose chunk belongs to another class
+    /// than `class`.
+    pub fn slots_off_class(
+        &self,
+        inode: InodeId,
+        class: ClassId,
+    ) -> Result<Vec<(u64, BlockId)>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.slot, s.block_id FROM slots s JOIN blocks b ON b.id = s.block_id JOIN chunks c ON c.id = b.chunk_id
+             WHERE s.inode = ?1 AND c.class_id != ?2",
+        )?;
+        let rows = stmt.query_map(params![inode.0 as i64, class.0 as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                BlockId(r.get::<_, i64>(1)? as u64),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Tx<'_> {
+    /// Makes a clean slot dirty again (its bytes are back in the cache), so
+    /// the drainer stores it anew. False if the slot moved on meanwhile.
+    pub fn redirty(
+        &self,
+        inode: InodeId,
+        index: u64,
+        block: BlockId,
+        now: Timestamp,
+    ) -> Result<bool, MetaError> {
+        let n = self.conn().execute(
+            "UPDATE slots SET cached = 1, dirty = 1, version = version + 1, dirty_since_ns = ?4
+             WHERE inode = ?1 AND slot = ?2 AND block_id = ?3 AND dirty = 0",
+            params![inode.0 as i64, index as i64, block.0 as i64, now.0],
+        )?;
+        Ok(n == 1)
+    }
+}

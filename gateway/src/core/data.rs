@@ -137,7 +137,7 @@ impl Fs {
 
     /// The current bytes of an evicted slot, from its block (at most
     /// `valid_len` of them; the rest of the slot reads as zeros).
-    async fn slot_bytes(&self, slot: &Slot) -> Result<Vec<u8>, FsError> {
+    pub(crate) async fn slot_bytes(&self, slot: &Slot) -> Result<Vec<u8>, FsError> {
         let Some(block) = slot.block else {
             return Ok(Vec::new());
         };

@@ -12,6 +12,7 @@ mod error;
 mod evict;
 mod namespace;
 pub mod perm;
+mod relay;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ use tracing::info;
 use crate::cache::IngestCache;
 pub use error::FsError;
 pub use evict::Evicted;
+pub use relay::Relaid;
 
 /// The largest file cairn stores: the ingest cache keeps a file in one local
 /// file, and 8 TiB stays inside what ext4 and XFS allow.
