@@ -433,6 +433,7 @@ fn chunkstore(action: Option<StoreAction>, config: Option<PathBuf>) -> ExitCode 
         },
         None => {
             init_logging(cfg.log.level.as_str());
+            crate::up::exit_with_parent();
             match runtime().block_on(cairn_chunkstore::serve(cfg, |addr| {
                 println!("cairn chunkstore listening on {addr}");
             })) {

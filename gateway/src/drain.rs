@@ -22,7 +22,10 @@ use crate::placement::{place, PlacementHealth};
 use crate::remote::{block_aad, chunk_key, Stores};
 
 /// Dirty slots looked at per pass.
-const PASS: usize = 1024;
+const PASS: usize = 4096;
+/// How long past the quiet period less than a chunk's worth of a class may
+/// wait for more, so small files share chunks.
+const PACK_WAIT: Duration = Duration::from_secs(2);
 /// Chunks left pending this long (a drain that died) are collected.
 const PENDING_GRACE: Duration = Duration::from_secs(600);
 
@@ -76,7 +79,7 @@ impl Drainer {
                 Err(e) => {
                     warn!(cause = %e, retry_in = ?backoff, "drain pass failed; the data stays in the cache");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
                     last_probe = Instant::now() - Duration::from_secs(60);
                     continue;
                 }
@@ -113,9 +116,18 @@ impl Drainer {
     }
 
     /// One pass: drains what is quiet now. Returns the slots attached.
+    ///
+    /// Slots of one class are packed into chunks of `chunk_size`. A class
+    /// with less than a chunk's worth waiting is held back until its oldest
+    /// slot has waited `PACK_WAIT` more than the quiet period, so a stream
+    /// of small files still fills chunks. Chunks upload concurrently, up to
+    /// `store_concurrency` at once; a class that cannot be placed does not
+    /// hold up the others.
     pub async fn drain_once(&self) -> Result<usize, DrainError> {
         let quiet = i64::try_from(self.cfg.quiet.get().as_nanos()).unwrap_or(i64::MAX);
-        let quiet_before = Timestamp(Timestamp::now().0.saturating_sub(quiet));
+        let now = Timestamp::now().0;
+        let quiet_before = Timestamp(now.saturating_sub(quiet));
+        let pack_before = Timestamp(quiet_before.0.saturating_sub(PACK_WAIT.as_nanos() as i64));
         let dirty = self
             .fs
             .metadata()
@@ -123,6 +135,7 @@ impl Drainer {
         if dirty.is_empty() {
             return Ok(0);
         }
+        let full_pass = dirty.len() >= PASS;
         let default = crate::admin::default_class_id(&self.fs).await?;
         let mut by_class: BTreeMap<ClassId, Vec<DirtySlot>> = BTreeMap::new();
         for slot in dirty {
@@ -132,150 +145,68 @@ impl Drainer {
                 .push(slot);
         }
         let target = self.cfg.chunk_size.bytes().max(1);
+        let mut uploads = JoinSet::new();
         let mut attached = 0;
+        let mut first_error = None;
+        let in_flight = self.cfg.store_concurrency.max(1);
         for (class, slots) in by_class {
+            let waiting: u64 = slots
+                .iter()
+                .map(|s| {
+                    s.size
+                        .saturating_sub(s.index * cairn_metadata::SLOT_SIZE)
+                        .min(cairn_metadata::SLOT_SIZE)
+                })
+                .sum();
+            let oldest = slots.iter().map(|s| s.since).min().unwrap_or(Timestamp(0));
+            if waiting < target && oldest > pack_before && !full_pass {
+                continue;
+            }
             let (name, spec) = self.class_spec(class)?;
+            let spec = Arc::new(spec);
             let mut batch: Vec<(DirtySlot, Vec<u8>)> = Vec::new();
             let mut size = 0u64;
-            for slot in slots {
-                if self.fs.writes_in_flight(slot.inode) {
-                    continue;
+            let mut slots = slots.into_iter().peekable();
+            while let Some(slot) = slots.next() {
+                if !self.fs.writes_in_flight(slot.inode) {
+                    if let Some(bytes) = self
+                        .fs
+                        .slot_content(slot.inode, slot.index)
+                        .await
+                        .or_else(gone)?
+                    {
+                        size += bytes.len() as u64;
+                        batch.push((slot, bytes));
+                    }
                 }
-                let Some(bytes) = self
-                    .fs
-                    .slot_content(slot.inode, slot.index)
-                    .await
-                    .or_else(gone)?
-                else {
-                    continue;
-                };
-                size += bytes.len() as u64;
-                batch.push((slot, bytes));
-                if size >= target {
-                    attached += self
-                        .store_chunk(class, &name, &spec, std::mem::take(&mut batch))
-                        .await?;
+                if !batch.is_empty() && (size >= target || slots.peek().is_none()) {
+                    if uploads.len() >= in_flight {
+                        collect_upload(uploads.join_next().await, &mut attached, &mut first_error);
+                    }
+                    let job = Upload {
+                        fs: self.fs.clone(),
+                        stores: self.stores.clone(),
+                        class,
+                        name: name.clone(),
+                        spec: spec.clone(),
+                        items: std::mem::take(&mut batch),
+                    };
+                    uploads.spawn(job.run());
                     size = 0;
                 }
             }
-            if !batch.is_empty() {
-                attached += self.store_chunk(class, &name, &spec, batch).await?;
+        }
+        while let Some(done) = uploads.join_next().await {
+            collect_upload(Some(done), &mut attached, &mut first_error);
+        }
+        match first_error {
+            Some(e) if attached == 0 => Err(e),
+            Some(e) => {
+                warn!(cause = %e, attached, "part of a drain pass failed; the rest was stored");
+                Ok(attached)
             }
+            None => Ok(attached),
         }
-        Ok(attached)
-    }
-
-    async fn store_chunk(
-        &self,
-        class: ClassId,
-        name: &str,
-        spec: &ClassSpec,
-        items: Vec<(DirtySlot, Vec<u8>)>,
-    ) -> Result<usize, DrainError> {
-        let estimate: u64 = items
-            .iter()
-            .map(|(_, b)| (b.len() + crate::crypto::OVERHEAD) as u64)
-            .sum();
-        let placement = place(spec, &self.stores.views(), estimate, &[]);
-        let targets: Vec<StoreId> = placement
-            .targets
-            .iter()
-            .flatten()
-            .map(|&id| StoreId(id))
-            .collect();
-        if targets.is_empty() {
-            let why = match placement.health {
-                PlacementHealth::Undergoal { why, .. } => why,
-                other => format!("{other:?}"),
-            };
-            return Err(DrainError::NoTarget {
-                class: name.to_owned(),
-                why,
-            });
-        }
-        if let PlacementHealth::Undergoal {
-            placed,
-            wanted,
-            why,
-        } = &placement.health
-        {
-            warn!(class = name, placed, wanted, why = %why, "chunk stored undergoal");
-        }
-        let chunk = self
-            .fs
-            .metadata()
-            .write(true, move |tx| {
-                tx.new_chunk(class, estimate, Timestamp::now())
-            })
-            .await
-            .map_err(FsError::from)?;
-        let mut body = Vec::with_capacity(estimate as usize);
-        let mut blocks = Vec::with_capacity(items.len());
-        for (slot, plain) in &items {
-            let offset = body.len() as u64;
-            let sealed = self
-                .stores
-                .key()
-                .seal(plain, &block_aad(chunk, offset))
-                .map_err(|e| {
-                    FsError::Invalid(if matches!(e, crate::crypto::CryptoError::Random) {
-                        "random"
-                    } else {
-                        "seal"
-                    })
-                })?;
-            blocks.push(NewBlock {
-                inode: slot.inode,
-                index: slot.index,
-                version: slot.version,
-                offset,
-                stored_len: sealed.len() as u64,
-                plain_len: plain.len() as u64,
-                checksum: Vec::new(),
-            });
-            body.extend_from_slice(&sealed);
-        }
-        let body = Arc::new(body);
-        let key = chunk_key(chunk);
-        let started = Instant::now();
-        let mut puts = JoinSet::new();
-        for &store in &targets {
-            let (stores, key, body) = (self.stores.clone(), key.clone(), body.clone());
-            puts.spawn(async move { (store, stores.put(store, &key, body).await) });
-        }
-        while let Some(done) = puts.join_next().await {
-            let (store, result) = done.map_err(FsError::from)?;
-            if let Err(e) = result {
-                return Err(DrainError::Put {
-                    chunk: chunk.0,
-                    store: self.stores.name(store),
-                    cause: e.to_string(),
-                });
-            }
-        }
-        // A write that raced the snapshot keeps its slot dirty: give its
-        // block a version that cannot match.
-        for b in &mut blocks {
-            if self.fs.writes_in_flight(b.inode) {
-                b.version = 0;
-            }
-        }
-        let shards: Vec<(u32, StoreId)> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as u32, *s))
-            .collect();
-        let bytes = body.len();
-        let attached = self
-            .fs
-            .metadata()
-            .write(true, move |tx| {
-                tx.attach_chunk(chunk, &shards, &[], &blocks)
-            })
-            .await
-            .map_err(FsError::from)?;
-        debug!(chunk = %chunk, bytes, copies = targets.len(), attached, elapsed = ?started.elapsed(), "chunk stored");
-        Ok(attached)
     }
 
     /// Evicts clean data when the cache passes 90% of its size, down to 70%.
@@ -348,6 +279,148 @@ impl Drainer {
         }
         Ok(moved)
     }
+}
+
+/// One chunk on its way to the stores.
+struct Upload {
+    fs: Arc<Fs>,
+    stores: Arc<Stores>,
+    class: ClassId,
+    name: String,
+    spec: Arc<ClassSpec>,
+    items: Vec<(DirtySlot, Vec<u8>)>,
+}
+
+impl Upload {
+    async fn run(self) -> Result<usize, DrainError> {
+        let Upload {
+            fs,
+            stores,
+            class,
+            name,
+            spec,
+            items,
+        } = self;
+        let (name, spec) = (name.as_str(), spec.as_ref());
+        let estimate: u64 = items
+            .iter()
+            .map(|(_, b)| (b.len() + crate::crypto::OVERHEAD) as u64)
+            .sum();
+        let placement = place(spec, &stores.views(), estimate, &[]);
+        let targets: Vec<StoreId> = placement
+            .targets
+            .iter()
+            .flatten()
+            .map(|&id| StoreId(id))
+            .collect();
+        if targets.is_empty() {
+            let why = match placement.health {
+                PlacementHealth::Undergoal { why, .. } => why,
+                other => format!("{other:?}"),
+            };
+            return Err(DrainError::NoTarget {
+                class: name.to_owned(),
+                why,
+            });
+        }
+        if let PlacementHealth::Undergoal {
+            placed,
+            wanted,
+            why,
+        } = &placement.health
+        {
+            warn!(class = name, placed, wanted, why = %why, "chunk stored undergoal");
+        }
+        let chunk = fs
+            .metadata()
+            .write(true, move |tx| {
+                tx.new_chunk(class, estimate, Timestamp::now())
+            })
+            .await
+            .map_err(FsError::from)?;
+        let mut body = Vec::with_capacity(estimate as usize);
+        let mut blocks = Vec::with_capacity(items.len());
+        for (slot, plain) in &items {
+            let offset = body.len() as u64;
+            let sealed = stores
+                .key()
+                .seal(plain, &block_aad(chunk, offset))
+                .map_err(|e| {
+                    FsError::Invalid(if matches!(e, crate::crypto::CryptoError::Random) {
+                        "random"
+                    } else {
+                        "seal"
+                    })
+                })?;
+            blocks.push(NewBlock {
+                inode: slot.inode,
+                index: slot.index,
+                version: slot.version,
+                offset,
+                stored_len: sealed.len() as u64,
+                plain_len: plain.len() as u64,
+                checksum: Vec::new(),
+            });
+            body.extend_from_slice(&sealed);
+        }
+        let body = Arc::new(body);
+        let key = chunk_key(chunk);
+        let started = Instant::now();
+        let mut puts = JoinSet::new();
+        for &store in &targets {
+            let (stores, key, body) = (stores.clone(), key.clone(), body.clone());
+            puts.spawn(async move { (store, stores.put(store, &key, body).await) });
+        }
+        while let Some(done) = puts.join_next().await {
+            let (store, result) = done.map_err(FsError::from)?;
+            if let Err(e) = result {
+                return Err(DrainError::Put {
+                    chunk: chunk.0,
+                    store: stores.name(store),
+                    cause: e.to_string(),
+                });
+            }
+        }
+        // A write that raced the snapshot keeps its slot dirty: give its
+        // block a version that cannot match.
+        for b in &mut blocks {
+            if fs.writes_in_flight(b.inode) {
+                b.version = 0;
+            }
+        }
+        let shards: Vec<(u32, StoreId)> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, *s))
+            .collect();
+        let bytes = body.len();
+        let attached = fs
+            .metadata()
+            .write(true, move |tx| {
+                tx.attach_chunk(chunk, &shards, &[], &blocks)
+            })
+            .await
+            .map_err(FsError::from)?;
+        debug!(chunk = %chunk, bytes, copies = targets.len(), attached, elapsed = ?started.elapsed(), "chunk stored");
+        Ok(attached)
+    }
+}
+
+fn collect_upload(
+    done: Option<Result<Result<usize, DrainError>, tokio::task::JoinError>>,
+    attached: &mut usize,
+    first_error: &mut Option<DrainError>,
+) {
+    let error = match done {
+        Some(Ok(Ok(n))) => {
+            *attached += n;
+            return;
+        }
+        Some(Ok(Err(e))) => e,
+        Some(Err(e)) => DrainError::Fs(FsError::from(e)),
+        None => return,
+    };
+    first_error.get_or_insert(error);
 }
 
 /// A file deleted between the listing and the read simply drops out.

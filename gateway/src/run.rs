@@ -111,6 +111,7 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         _ => None,
     };
     let fs = Arc::new(fs);
+    fs.reconcile_cache().await?;
     admin::default_class_id(&fs).await?;
     let addr = cfg.nfs.listen;
     let listener = TcpListener::bind(addr)

@@ -13,6 +13,31 @@ use cairn_config::{GatewayConfig, StoreRef};
 
 use crate::cli::{config_error, serve};
 
+/// Set on store processes `cairn up` starts: they stop when that PID is
+/// gone, so a `cairn up` killed with -9 leaves no store behind.
+pub const PARENT_ENV: &str = "CAIRN_PARENT_PID";
+
+/// In a store started by `cairn up`: a thread that sends this process
+/// SIGTERM (a clean shutdown) once the parent is gone.
+pub fn exit_with_parent() {
+    let Some(parent) = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return;
+    };
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if !Path::new(&format!("/proc/{parent}")).exists() {
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::TERM,
+            );
+            return;
+        }
+    });
+}
+
 /// Stops the store processes when `cairn up` ends, by their PIDs.
 struct Children(Vec<(String, Child)>);
 
@@ -159,6 +184,7 @@ fn start_store(
     let log = std::fs::File::create(dir.join("store.log")).map_err(|e| e.to_string())?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
+        .env(PARENT_ENV, std::process::id().to_string())
         .args(["chunkstore", "--config"])
         .arg(&config_path)
         .stdin(Stdio::null())

@@ -547,3 +547,32 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 }
+
+impl View<'_> {
+    /// Inodes with at least one slot marked cached.
+    pub fn inodes_with_cached_slots(&self) -> Result<Vec<InodeId>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT inode FROM slots WHERE cached = 1")?;
+        let rows = stmt.query_map([], |r| Ok(InodeId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Tx<'_> {
+    /// The cache copy of `inode` is gone (a lost or wiped cache folder):
+    /// clean slots read from their blocks again. Returns how many slots
+    /// were saved that way and how many dirty ones had no other copy.
+    pub fn cache_lost(&self, inode: InodeId) -> Result<(u64, u64), MetaError> {
+        let saved = self.conn().execute(
+            "UPDATE slots SET cached = 0 WHERE inode = ?1 AND cached = 1 AND dirty = 0 AND block_id IS NOT NULL",
+            [inode.0 as i64],
+        )?;
+        let lost: i64 = self.conn().query_row(
+            "SELECT count(*) FROM slots WHERE inode = ?1 AND cached = 1 AND dirty = 1",
+            [inode.0 as i64],
+            |r| r.get(0),
+        )?;
+        Ok((saved as u64, lost as u64))
+    }
+}

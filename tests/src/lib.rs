@@ -7,12 +7,16 @@
 //! The tests themselves live in `tests/` next to this crate, one file per theme.
 
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;
 
 pub use client::{Creds, Nfs, NfsError};
+pub use cluster::{
+    poll_until, ChunkInfo, Cluster, ClusterOptions, RecordingProxy, Store, StoreSpec,
+};
 pub use gateway::{Gateway, GatewayOptions, Squash};
 
 use std::io::Write;

@@ -205,6 +205,36 @@ impl Fs {
         })
     }
 
+    /// Slots the metadata calls cached whose bytes are neither in a cache
+    /// file nor inline (a wiped or replaced cache folder) read from their
+    /// blocks again; dirty ones had no other copy and are reported. Run once
+    /// at start, before serving.
+    pub async fn reconcile_cache(&self) -> Result<(u64, u64), FsError> {
+        let meta = &self.meta;
+        let inline: std::collections::HashSet<InodeId> =
+            meta.read(|v| v.inline_inodes())?.into_iter().collect();
+        let (mut saved, mut lost) = (0, 0);
+        for id in meta.read(|v| v.inodes_with_cached_slots())? {
+            if inline.contains(&id) || self.cache.exists(id)? {
+                continue;
+            }
+            let (s, l) = meta.write(true, move |tx| tx.cache_lost(id)).await?;
+            saved += s;
+            lost += l;
+            if l > 0 {
+                tracing::error!(inode = %id, slots = l, "undrained data of this file was in the lost cache and is gone; it reads as zeros");
+            }
+        }
+        if saved > 0 || lost > 0 {
+            tracing::warn!(
+                saved,
+                lost,
+                "the cache folder lost files: drained slots read from the chunk stores again"
+            );
+        }
+        Ok((saved, lost))
+    }
+
     /// Reads evicted slots back through `source`.
     pub fn with_blocks(mut self, source: Arc<dyn BlockSource>) -> Self {
         self.blocks = Some(source);

@@ -1,0 +1,1094 @@
+//! A whole cairn cluster of real processes: chunk stores (`cairn chunkstore`,
+//! each initialised in its own folder), one `cairn gateway` whose config lists
+//! them, the cluster secret file, the admin CLI (`cairn status`, `class`,
+//! `store`, `cache drop`) with its JSON parsed, the stores' own shard folders,
+//! and a [`RecordingProxy`] to put between the gateway and one store.
+//!
+//! Same promises as [`crate::gateway`]: one temp dir per cluster, ports below
+//! the ephemeral range, readiness polled with deadlines (never a fixed sleep),
+//! every process killed on drop, and every process's logs printed when the
+//! owning test panics (`CAIRN_KEEP_TMP=1` keeps the folder).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+use serde_json::Value;
+
+use crate::client::{Creds, Nfs};
+use crate::command;
+use crate::gateway::{allocate_port, cairn_bin, toml_str, READY_DEADLINE, STOP_DEADLINE};
+
+/// How long one admin CLI call may take.
+pub const ADMIN_DEADLINE: Duration = Duration::from_secs(30);
+/// How often conditions are polled.
+pub const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// Polls `check` every [`POLL_EVERY`] until it returns `Ok`, and panics with
+/// its last `Err` once `deadline` has passed.
+pub fn poll_until<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) => {
+                if start.elapsed() > deadline {
+                    panic!("{what}: not reached within {deadline:?}; last: {last}");
+                }
+            }
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack.len() >= needle.len()
+        && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every regular file below `dir`, recursively, sorted.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                todo.push(e.path());
+            } else if kind.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------------
+// One child process with numbered log files.
+
+/// A `cairn` child process: spawned with fixed arguments, stdout and stderr
+/// going to `<log_dir>/<stem>-<generation>.{stdout,stderr}`.
+struct Proc {
+    args: Vec<OsString>,
+    log_dir: PathBuf,
+    stem: String,
+    child: Option<Child>,
+    generation: u32,
+}
+
+impl Proc {
+    fn new(args: Vec<OsString>, log_dir: PathBuf, stem: &str) -> Self {
+        Self {
+            args,
+            log_dir,
+            stem: stem.to_owned(),
+            child: None,
+            generation: 0,
+        }
+    }
+
+    fn log_path(&self, generation: u32, stream: &str) -> PathBuf {
+        self.log_dir
+            .join(format!("{}-{generation}.{stream}", self.stem))
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.stem);
+        self.generation += 1;
+        let stdout = File::create(self.log_path(self.generation, "stdout")).expect("log file");
+        let stderr = File::create(self.log_path(self.generation, "stderr")).expect("log file");
+        let child = Command::new(cairn_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", cairn_bin().display()));
+        self.child = Some(child);
+    }
+
+    /// `Some(status)` if the process has exited (it is then reaped and
+    /// forgotten).
+    fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        self.child = None;
+        Some(status)
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.exited().is_none()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let status = child.wait().expect("wait for a killed child");
+            self.note(&format!("killed with SIGKILL: {status}"));
+        }
+    }
+
+    fn stop(&mut self) -> ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("stop: {} is not running", self.stem));
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "stop: {} had already exited on its own with {status}",
+                self.stem
+            );
+        }
+        kill_process(Pid::from_child(&child), Signal::TERM).expect("send SIGTERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.note(&format!("stopped with SIGTERM: {status}"));
+                return status;
+            }
+            if start.elapsed() > STOP_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not exit within {STOP_DEADLINE:?} of SIGTERM",
+                    self.stem
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Appends a harness note to the current run's stderr log.
+    fn note(&self, what: &str) {
+        use std::io::Write;
+        if self.generation == 0 {
+            return;
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.log_path(self.generation, "stderr"))
+        {
+            let _ = writeln!(f, "[cairn-tests harness] {what}");
+        }
+    }
+
+    fn current_log(&self, stream: &str) -> String {
+        std::fs::read_to_string(self.log_path(self.generation, stream)).unwrap_or_default()
+    }
+
+    /// Every run's stdout and stderr, labelled.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for gen in 1..=self.generation {
+            for stream in ["stderr", "stdout"] {
+                let text = std::fs::read_to_string(self.log_path(gen, stream)).unwrap_or_default();
+                if !text.is_empty() {
+                    let _ = writeln!(out, "----- {} run {gen} {stream} -----", self.stem);
+                    out.push_str(&text);
+                    if !text.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every log file this process wrote, raw bytes.
+    fn raw_logs(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        (1..=self.generation)
+            .flat_map(|gen| ["stderr", "stdout"].map(|s| self.log_path(gen, s)))
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                (p, bytes)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Chunk stores.
+
+/// Identity of one chunk store: the keys of its `store.toml` that tests vary.
+#[derive(Clone, Debug)]
+pub struct StoreSpec {
+    pub name: String,
+    pub zone: String,
+    pub host: String,
+    pub labels: Vec<String>,
+}
+
+impl StoreSpec {
+    /// A store in zone `z1`.
+    pub fn new(name: &str, host: &str, labels: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            zone: "z1".to_owned(),
+            host: host.to_owned(),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        }
+    }
+}
+
+/// A running (or killed) `cairn chunkstore` process and its folder.
+pub struct Store {
+    pub spec: StoreSpec,
+    port: u16,
+    dir: PathBuf,
+    secret: PathBuf,
+    proc: Proc,
+}
+
+impl Store {
+    /// Writes the config, runs `cairn chunkstore init`, starts the daemon and
+    /// waits until it listens. A port taken meanwhile is replaced (first start
+    /// only).
+    fn create(root: &Path, spec: StoreSpec, secret: &Path) -> Store {
+        let dir = root.join("stores").join(&spec.name);
+        for sub in ["data", "logs"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create store folder");
+        }
+        let config = dir.join("store.toml");
+        let proc = Proc::new(
+            vec!["chunkstore".into(), "--config".into(), config.into()],
+            dir.join("logs"),
+            &format!("store-{}", spec.name),
+        );
+        let mut store = Store {
+            spec,
+            port: 0,
+            dir,
+            secret: secret.to_owned(),
+            proc,
+        };
+        for attempt in 1..=5 {
+            store.port = allocate_port();
+            store.write_config();
+            if attempt == 1 {
+                store.init();
+            }
+            match store.spawn_and_wait() {
+                Ok(()) => return store,
+                Err(e) if e.contains("Address already in use") && attempt < 5 => {
+                    eprintln!(
+                        "store {}: port {} was taken, trying another",
+                        store.spec.name, store.port
+                    );
+                }
+                Err(e) => panic!(
+                    "chunk store {} did not start: {e}\n{}",
+                    store.spec.name,
+                    store.logs()
+                ),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn write_config(&self) {
+        let labels: Vec<String> = self.spec.labels.iter().map(|l| toml_str(l)).collect();
+        let text = format!(
+            "name = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\nzone = {}\nhost = {}\nlabels = [{}]\nreserve = \"256 MiB\"\nsecret_file = {}\n\n[log]\nlevel = \"debug\"\n",
+            toml_str(&self.spec.name),
+            self.port,
+            toml_str(&self.data_dir().to_string_lossy()),
+            toml_str(&self.spec.zone),
+            toml_str(&self.spec.host),
+            labels.join(", "),
+            toml_str(&self.secret.to_string_lossy()),
+        );
+        std::fs::write(self.config_path(), text).expect("write store config");
+    }
+
+    fn init(&self) {
+        let mut cmd = Command::new(cairn_bin());
+        cmd.arg("chunkstore")
+            .arg("init")
+            .arg("--config")
+            .arg(self.config_path());
+        match command::run(cmd, ADMIN_DEADLINE) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "cairn chunkstore init for {}: {}",
+                self.spec.name,
+                command::describe(&out)
+            ),
+            Err(e) => panic!("cairn chunkstore init for {}: {e}", self.spec.name),
+        }
+    }
+
+    /// Spawns the daemon and waits for its "listening on" line.
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
+        self.proc.spawn();
+        let start = Instant::now();
+        loop {
+            if self.proc.current_log("stdout").contains("listening on") {
+                return Ok(());
+            }
+            if let Some(status) = self.proc.exited() {
+                return Err(format!(
+                    "exited with {status}: {}",
+                    self.proc.current_log("stderr").trim_end()
+                ));
+            }
+            if start.elapsed() > READY_DEADLINE {
+                self.proc.kill9();
+                return Err(format!("not listening within {READY_DEADLINE:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The store's `data_dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("store.toml")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.proc.stop()
+    }
+
+    /// Starts the daemon again on the same folder, config and port.
+    pub fn restart(&mut self) {
+        if self.proc.is_running() {
+            self.proc.stop();
+        }
+        if let Err(e) = self.spawn_and_wait() {
+            panic!(
+                "chunk store {} did not restart: {e}\n{}",
+                self.spec.name,
+                self.logs()
+            );
+        }
+    }
+
+    /// The shard keys in the store's own folder (`shards/<hh>/<key>`),
+    /// leaving out puts in progress (`.<key>.<random>.tmp`).
+    pub fn shard_keys(&self) -> BTreeSet<String> {
+        files_below(&self.data_dir().join("shards"))
+            .into_iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
+    /// Every file in the store's data folder (shards, marker, lock, quarantine).
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        files_below(&self.data_dir())
+    }
+
+    pub fn logs(&self) -> String {
+        self.proc.logs()
+    }
+
+    fn raw_logs(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.proc.raw_logs()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A TCP proxy that keeps every byte it relays.
+
+/// Bytes one proxied connection carried, per direction.
+#[derive(Clone, Debug, Default)]
+pub struct Relayed {
+    /// Gateway to store.
+    pub upstream: Vec<u8>,
+    /// Store to gateway.
+    pub downstream: Vec<u8>,
+}
+
+type Recording = Arc<Mutex<Vec<Relayed>>>;
+
+/// A TCP proxy on its own thread and runtime: every connection accepted on
+/// [`addr`](Self::addr) is relayed to the target, and every byte is kept, per
+/// connection and direction (so a pattern split across reads of one stream
+/// is still found whole). Stops when dropped.
+pub struct RecordingProxy {
+    addr: SocketAddr,
+    recording: Recording,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordingProxy {
+    /// Listens on a fresh port below the ephemeral range, relaying to `target`.
+    pub fn start(target: SocketAddr) -> Self {
+        let port = allocate_port();
+        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let listener = std::net::TcpListener::bind(addr).expect("bind the proxy port");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let recording: Recording = Arc::default();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let rec = recording.clone();
+        let thread = std::thread::Builder::new()
+            .name("recording-proxy".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(proxy_main(listener, target, rec, rx));
+            })
+            .expect("spawn the proxy thread");
+        Self {
+            addr,
+            recording,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Everything relayed so far, one entry per connection.
+    pub fn relayed(&self) -> Vec<Relayed> {
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Total bytes relayed (both directions, every connection).
+    pub fn total_bytes(&self) -> usize {
+        self.relayed()
+            .iter()
+            .map(|r| r.upstream.len() + r.downstream.len())
+            .sum()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn proxy_main(
+    listener: std::net::TcpListener,
+    target: SocketAddr,
+    recording: Recording,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((client, _)) = accepted else { continue };
+                let index = {
+                    let mut rec = recording.lock().unwrap_or_else(|e| e.into_inner());
+                    rec.push(Relayed::default());
+                    rec.len() - 1
+                };
+                let rec = recording.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let up = relay(cr, sw, rec.clone(), index, true);
+                    let down = relay(sr, cw, rec, index, false);
+                    tokio::join!(up, down);
+                });
+            }
+        }
+    }
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    recording: Recording,
+    index: usize,
+    upstream: bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        {
+            let mut rec = recording.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = &mut rec[index];
+            let side = if upstream {
+                &mut entry.upstream
+            } else {
+                &mut entry.downstream
+            };
+            side.extend_from_slice(&buf[..n]);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// The cluster.
+
+/// What a test chooses about its cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub stores: Vec<StoreSpec>,
+    /// `[drain] quiet`.
+    pub quiet: String,
+    /// `[drain] chunk_size`.
+    pub chunk_size: String,
+    /// `[log] level` of the gateway.
+    pub log_level: String,
+    /// A store the gateway reaches through a [`RecordingProxy`].
+    pub proxied_store: Option<String>,
+}
+
+impl ClusterOptions {
+    /// The given stores, a 1 s quiet, 32 MiB chunks, info logs, no proxy.
+    pub fn new(stores: Vec<StoreSpec>) -> Self {
+        Self {
+            stores,
+            quiet: "1s".into(),
+            chunk_size: "32 MiB".into(),
+            log_level: "info".into(),
+            proxied_store: None,
+        }
+    }
+}
+
+/// One chunk as `cairn store chunks --json` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub key: String,
+    pub class: String,
+    /// Store names, one per copy.
+    pub stores: Vec<String>,
+}
+
+/// Chunk stores and one gateway, all real processes, in one temp dir.
+pub struct Cluster {
+    root: tempfile::TempDir,
+    options: ClusterOptions,
+    secret_path: PathBuf,
+    stores: Vec<Store>,
+    proxy: Option<RecordingProxy>,
+    gateway: Proc,
+    gateway_port: u16,
+}
+
+impl Cluster {
+    /// Writes the secret, starts every store, then the gateway, and waits
+    /// until the gateway accepts NFS connections and sees every store online.
+    pub fn start(options: ClusterOptions) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("cairn-cluster-")
+            .tempdir()
+            .expect("create temp dir");
+        let secret_path = root.path().join("cluster.secret");
+        write_secret(&secret_path, &random_hex(32));
+        for sub in ["gateway/data", "gateway/logs", "scratch"] {
+            std::fs::create_dir_all(root.path().join(sub)).expect("create cluster folder");
+        }
+        let config = root.path().join("gateway/gateway.toml");
+        let gateway = Proc::new(
+            vec!["gateway".into(), "--config".into(), config.into()],
+            root.path().join("gateway/logs"),
+            "gateway",
+        );
+        let mut cluster = Cluster {
+            root,
+            options: options.clone(),
+            secret_path,
+            stores: Vec::new(),
+            proxy: None,
+            gateway,
+            gateway_port: 0,
+        };
+        for spec in options.stores {
+            let store = Store::create(cluster.root.path(), spec, &cluster.secret_path);
+            cluster.stores.push(store);
+        }
+        if let Some(name) = &options.proxied_store {
+            let target = cluster.store(name).addr();
+            cluster.proxy = Some(RecordingProxy::start(target));
+        }
+        for attempt in 1..=5 {
+            cluster.gateway_port = allocate_port();
+            cluster.write_gateway_config();
+            match cluster.spawn_gateway() {
+                Ok(()) => break,
+                Err(e) if e.contains("in use") && attempt < 5 => {
+                    eprintln!("port {} was taken, trying another", cluster.gateway_port);
+                }
+                Err(e) => panic!("cairn gateway did not start: {e}"),
+            }
+        }
+        let names: Vec<String> = cluster.stores.iter().map(|s| s.spec.name.clone()).collect();
+        for name in &names {
+            cluster.wait_store_online(name, true, READY_DEADLINE);
+        }
+        cluster
+    }
+
+    /// The gateway config text: the fixed parts, then `[[stores]]` last.
+    pub fn gateway_config_text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "data_dir = {}",
+            toml_str(&self.gateway_data_dir().to_string_lossy())
+        );
+        let _ = writeln!(t, "\n[nfs]\nlisten = \"127.0.0.1:{}\"", self.gateway_port);
+        let _ = writeln!(t, "\n[cache]\nmax_size = \"2 GiB\"");
+        let _ = writeln!(t, "\n[log]\nlevel = {}", toml_str(&self.options.log_level));
+        let _ = writeln!(
+            t,
+            "\n[cluster]\nsecret_file = {}",
+            toml_str(&self.secret_path.to_string_lossy())
+        );
+        let _ = writeln!(
+            t,
+            "\n[drain]\nquiet = {}\nchunk_size = {}",
+            toml_str(&self.options.quiet),
+            toml_str(&self.options.chunk_size)
+        );
+        for s in &self.stores {
+            let address = match (&self.proxy, &self.options.proxied_store) {
+                (Some(p), Some(n)) if *n == s.spec.name => p.addr(),
+                _ => s.addr(),
+            };
+            let _ = writeln!(
+                t,
+                "\n[[stores]]\nname = {}\naddress = \"{address}\"",
+                toml_str(&s.spec.name)
+            );
+        }
+        t
+    }
+
+    fn write_gateway_config(&self) {
+        std::fs::write(self.config_path(), self.gateway_config_text())
+            .expect("write gateway config");
+    }
+
+    fn spawn_gateway(&mut self) -> Result<(), String> {
+        self.gateway.spawn();
+        let addr = self.gateway_addr();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.gateway.exited() {
+                return Err(format!(
+                    "exited during startup with {status}: {}",
+                    self.gateway.current_log("stderr").trim_end()
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(250)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > READY_DEADLINE {
+                self.gateway.kill9();
+                return Err(format!(
+                    "did not accept connections on {addr} within {READY_DEADLINE:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A folder for the test's own files.
+    pub fn scratch(&self) -> PathBuf {
+        self.root.path().join("scratch")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.path().join("gateway/gateway.toml")
+    }
+
+    pub fn gateway_data_dir(&self) -> PathBuf {
+        self.root.path().join("gateway/data")
+    }
+
+    /// The ingest cache folder (the config's default, `<data_dir>/cache`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.gateway_data_dir().join("cache")
+    }
+
+    pub fn gateway_port(&self) -> u16 {
+        self.gateway_port
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.gateway_port))
+    }
+
+    pub fn secret_path(&self) -> &Path {
+        &self.secret_path
+    }
+
+    /// The secret file's text without surrounding whitespace (64 hex digits).
+    pub fn secret_text(&self) -> String {
+        std::fs::read_to_string(&self.secret_path)
+            .expect("read the secret")
+            .trim()
+            .to_owned()
+    }
+
+    pub fn stores(&self) -> &[Store] {
+        &self.stores
+    }
+
+    pub fn store(&self, name: &str) -> &Store {
+        self.stores
+            .iter()
+            .find(|s| s.spec.name == name)
+            .unwrap_or_else(|| panic!("no store named {name}"))
+    }
+
+    pub fn store_mut(&mut self, name: &str) -> &mut Store {
+        self.stores
+            .iter_mut()
+            .find(|s| s.spec.name == name)
+            .unwrap_or_else(|| panic!("no store named {name}"))
+    }
+
+    pub fn proxy(&self) -> &RecordingProxy {
+        self.proxy.as_ref().expect("the cluster has no proxy")
+    }
+
+    /// Mounts the export as root.
+    pub async fn mount(&self) -> Nfs {
+        match Nfs::connect(self.gateway_addr(), Creds::root()).await {
+            Ok(nfs) => nfs,
+            Err(e) => panic!("mount / on {}: {e}", self.gateway_addr()),
+        }
+    }
+
+    pub fn gateway_pid(&self) -> Option<u32> {
+        self.gateway.pid()
+    }
+
+    /// Asserts the gateway has not exited on its own.
+    pub fn assert_gateway_running(&mut self) {
+        if let Some(status) = self.gateway.exited() {
+            panic!("the gateway exited on its own with {status}");
+        }
+        assert!(self.gateway.child.is_some(), "the gateway is not running");
+    }
+
+    pub fn kill9_gateway(&mut self) {
+        self.gateway.kill9();
+    }
+
+    /// SIGTERM to the gateway, then wait for its exit.
+    pub fn stop_gateway(&mut self) -> ExitStatus {
+        self.gateway.stop()
+    }
+
+    /// Starts the (stopped) gateway again on the same folder, config and port.
+    pub fn start_gateway(&mut self) {
+        if let Err(e) = self.spawn_gateway() {
+            panic!("cairn gateway did not restart: {e}");
+        }
+    }
+
+    /// Runs `cairn ARGS... --config FILE`; the output, whatever the status.
+    pub fn cairn_raw(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(cairn_bin());
+        cmd.args(args).arg("--config").arg(self.config_path());
+        match command::run(cmd, ADMIN_DEADLINE) {
+            Ok(out) => out,
+            Err(e) => panic!("cairn {args:?}: {e}"),
+        }
+    }
+
+    /// Runs `cairn ARGS... --config FILE` and returns its stdout; panics
+    /// unless it succeeds.
+    pub fn cairn(&self, args: &[&str]) -> String {
+        self.try_cairn(args)
+            .unwrap_or_else(|e| panic!("cairn {args:?}: {e}"))
+    }
+
+    /// Like [`cairn`](Self::cairn), returning a failure as `Err`.
+    pub fn try_cairn(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.cairn_raw(args);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(command::describe(&out))
+        }
+    }
+
+    /// Runs `cairn ARGS... --json --config FILE` and parses its stdout.
+    pub fn try_cairn_json(&self, args: &[&str]) -> Result<Value, String> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let text = self.try_cairn(&all)?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("cairn {all:?} printed no JSON ({e}): {text}"))
+    }
+
+    pub fn cairn_json(&self, args: &[&str]) -> Value {
+        self.try_cairn_json(args)
+            .unwrap_or_else(|e| panic!("cairn {args:?} --json: {e}"))
+    }
+
+    /// `cairn status --json`.
+    pub fn status(&self) -> Value {
+        self.cairn_json(&["status"])
+    }
+
+    /// `cairn class create NAME FLAGS...`.
+    pub fn class_create(&self, name: &str, flags: &[&str]) {
+        let mut args = vec!["class", "create", name];
+        args.extend_from_slice(flags);
+        self.cairn(&args);
+    }
+
+    /// `cairn class set PATH NAME`, then checks `cairn class get PATH` agrees.
+    pub fn class_set(&self, path: &str, name: &str) {
+        self.cairn(&["class", "set", path, name]);
+        let got = self.cairn_json(&["class", "get", path]);
+        assert_eq!(
+            got["class"], name,
+            "cairn class get {path} after class set: {got}"
+        );
+    }
+
+    /// `cairn cache drop`; returns what it printed.
+    pub fn cache_drop(&self) -> String {
+        self.cairn(&["cache", "drop"])
+    }
+
+    /// `cairn store chunks --json`.
+    pub fn chunks(&self) -> Vec<ChunkInfo> {
+        let v = self.cairn_json(&["store", "chunks"]);
+        let list = v["chunks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("store chunks --json has no chunks array: {v}"));
+        list.iter()
+            .map(|c| ChunkInfo {
+                key: c["key"].as_str().unwrap_or_default().to_owned(),
+                class: c["class"].as_str().unwrap_or_default().to_owned(),
+                stores: c["stores"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// `backlog_bytes` of `cairn status --json`.
+    pub fn backlog_bytes(&self) -> Result<u64, String> {
+        let v = self.try_cairn_json(&["status"])?;
+        v["backlog_bytes"]
+            .as_u64()
+            .ok_or_else(|| format!("status has no numeric backlog_bytes: {v}"))
+    }
+
+    /// Polls `cairn status --json` until `backlog_bytes` is 0; returns that
+    /// status.
+    pub fn wait_drained(&self, deadline: Duration) -> Value {
+        poll_until("drain backlog reaches 0", deadline, || {
+            let v = self.try_cairn_json(&["status"])?;
+            match v["backlog_bytes"].as_u64() {
+                Some(0) => Ok(v),
+                _ => Err(format!("backlog {} ({})", v["backlog_bytes"], v["backlog"])),
+            }
+        })
+    }
+
+    /// Polls `cairn store list --json` until store `name` is (or is not) online.
+    pub fn wait_store_online(&self, name: &str, online: bool, deadline: Duration) {
+        poll_until(
+            &format!("store {name} online={online} in `cairn store list`"),
+            deadline,
+            || {
+                let v = self.try_cairn_json(&["store", "list"])?;
+                let found = v["stores"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|s| s["name"] == name)
+                    .cloned()
+                    .ok_or_else(|| format!("{name} not listed: {v}"))?;
+                if found["online"].as_bool() == Some(online) {
+                    Ok(())
+                } else {
+                    Err(found.to_string())
+                }
+            },
+        );
+    }
+
+    /// Each store's shard keys, from its own folder.
+    pub fn shard_keys_by_store(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.stores
+            .iter()
+            .map(|s| (s.spec.name.clone(), s.shard_keys()))
+            .collect()
+    }
+
+    /// Every log file of every process, raw (for searching).
+    pub fn raw_logs(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut all = self.gateway.raw_logs();
+        for s in &self.stores {
+            all.extend(s.raw_logs());
+        }
+        all
+    }
+
+    /// Every process's logs as text.
+    pub fn logs(&self) -> String {
+        let mut out = self.gateway.logs();
+        for s in &self.stores {
+            out.push_str(&s.logs());
+        }
+        out
+    }
+
+    /// The gateway's logs (every run).
+    pub fn gateway_logs(&self) -> String {
+        self.gateway.logs()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.gateway.kill9();
+        for s in &mut self.stores {
+            s.proc.kill9();
+        }
+        self.proxy = None;
+        if std::thread::panicking() {
+            eprintln!(
+                "===== cairn cluster (dir {}, gateway port {}) =====\nconfig:\n{}\n{}",
+                self.root.path().display(),
+                self.gateway_port,
+                self.gateway_config_text(),
+                tail_lines(&self.gateway.logs(), 300)
+            );
+            for s in &self.stores {
+                eprintln!(
+                    "===== store {} (port {}) =====\n{}",
+                    s.spec.name,
+                    s.port,
+                    tail_lines(&s.logs(), 60)
+                );
+            }
+            if std::env::var_os("CAIRN_KEEP_TMP").is_some() {
+                let dir = std::mem::replace(
+                    &mut self.root,
+                    tempfile::tempdir().expect("placeholder temp dir"),
+                );
+                eprintln!("kept {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    (0..n).fold(String::new(), |mut s, _| {
+        let _ = write!(s, "{:02x}", rand::random::<u8>());
+        s
+    })
+}
+
+/// Writes a secret file (`text` and a newline) with mode 0600.
+pub fn write_secret(path: &Path, text: &str) {
+    std::fs::write(path, format!("{text}\n")).expect("write the secret");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod 600 the secret");
+}
+
+fn tail_lines(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let skip = all.len().saturating_sub(lines);
+    let mut out = String::new();
+    if skip > 0 {
+        let _ = writeln!(out, "... ({skip} earlier lines omitted)");
+    }
+    for l in &all[skip..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
