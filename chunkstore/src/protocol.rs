@@ -3,7 +3,7 @@
 //! gives a value or a [`DecodeError`], never a panic or an unbounded allocation.
 //!
 //! **Transport** (see `transport.rs`): TCP, then a Noise
-//! `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s` handshake (psk = HKDF of the cluster
+//! `Noise_NNpsk0_25519_AESGCM_BLAKE2s` handshake (psk = HKDF of the cluster
 //! secret, prologue `cairn-chunkstore/1`, so another version fails the
 //! handshake). Every Noise message, handshake or transport, travels as a
 //! u16 big-endian length and that many bytes (≤ 65535). Without the secret
@@ -42,7 +42,7 @@ use std::time::Duration;
 use crate::error::{Status, StoreError};
 
 /// Noise protocol name.
-pub const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+pub const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 /// Noise prologue: the protocol and its version.
 pub const PROLOGUE: &[u8] = b"cairn-chunkstore/1";
 /// Largest Noise message (its u16 length prefix).
