@@ -228,6 +228,36 @@ impl IngestCache {
         Ok(())
     }
 
+    /// Appends `n` bytes at `offset` to `out` without zeroing the buffer
+    /// first (the kernel writes straight into its spare capacity); bytes the
+    /// cache does not hold read as zeros.
+    pub fn read_append(
+        &self,
+        id: InodeId,
+        offset: u64,
+        n: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FsError> {
+        let start = out.len();
+        let Some(file) = self.file(id, false)? else {
+            out.resize(start + n, 0);
+            return Ok(());
+        };
+        out.reserve_exact(n);
+        while out.len() < start + n {
+            let at = offset + (out.len() - start) as u64;
+            match rustix::io::pread(&*file, rustix::buffer::spare_capacity(out), at) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io_err(&self.path(id), e.into())),
+            }
+        }
+        out.truncate(start + n);
+        out.resize(start + n, 0);
+        Ok(())
+    }
+
     /// Writes `data` at `offset`. Refuses with `NoSpace`, writing nothing,
     /// when the cache would pass its size limit.
     pub fn write(&self, id: InodeId, offset: u64, data: &[u8]) -> Result<(), FsError> {

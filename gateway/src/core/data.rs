@@ -92,7 +92,6 @@ impl Fs {
             return Ok(out);
         }
         let start = out.len();
-        out.resize(start + n, 0);
         let end = offset + n as u64;
         let (first, last) = (offset / SLOT_SIZE, (end - 1) / SLOT_SIZE);
         let evicted: Vec<Slot> = self
@@ -108,13 +107,14 @@ impl Fs {
             None
         };
         if let Some(blob) = inline {
+            out.resize(start + n, 0);
             let from = (offset.min(blob.len() as u64)) as usize;
             let to = (offset + n as u64).min(blob.len() as u64) as usize;
             out[start..start + (to - from)].copy_from_slice(&blob[from..to]);
         } else {
             let cache = self.cache.clone();
             out = tokio::task::spawn_blocking(move || {
-                cache.read(id, offset, &mut out[start..]).map(|()| out)
+                cache.read_append(id, offset, n, &mut out).map(|()| out)
             })
             .await??;
         }
