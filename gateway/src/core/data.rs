@@ -112,11 +112,13 @@ impl Fs {
             let to = (offset + n as u64).min(blob.len() as u64) as usize;
             out[start..start + (to - from)].copy_from_slice(&blob[from..to]);
         } else {
-            let cache = self.cache.clone();
-            out = tokio::task::spawn_blocking(move || {
-                cache.read_append(id, offset, n, &mut out).map(|()| out)
-            })
-            .await??;
+            // A page-cache read is short: run it on this worker thread (told
+            // to block) rather than hop to the blocking pool and back.
+            let mut read = || self.cache.read_append(id, offset, n, &mut out);
+            match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(read)?,
+                _ => read()?,
+            }
         }
         // Slots whose cache copy was evicted come from their blocks.
         for slot in evicted {

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use nfs3_types::rpc::auth_stat;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn, Instrument};
 
 use super::nfs3::Ctx;
@@ -96,15 +96,10 @@ async fn connection(
     access: Arc<Access>,
 ) {
     debug!("connected");
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(IN_FLIGHT);
-    let writer = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            if wr.write_all(&reply).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (mut rd, wr) = stream.into_split();
+    // Each call writes its own reply as soon as it is done; the lock keeps
+    // records whole.
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let record = match read_record(&mut rd).await {
@@ -118,16 +113,20 @@ async fn connection(
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (fs, access, tx) = (fs.clone(), access.clone(), tx.clone());
+        let (fs, access, wr) = (fs.clone(), access.clone(), wr.clone());
         tokio::spawn(async move {
             if let Some(reply) = handle_record(&record, &fs, &access, port).await {
-                let _ = tx.send(reply.finish()).await;
+                let reply = reply.finish();
+                let mut w = wr.lock().await;
+                if w.write_all(&reply).await.is_err() {
+                    let _ = w.shutdown().await;
+                }
             }
             drop(permit);
         });
     }
-    drop(tx);
-    let _ = writer.await;
+    // Let the calls still running finish their replies.
+    let _ = slots.acquire_many(IN_FLIGHT as u32).await;
     debug!("disconnected");
 }
 
