@@ -94,6 +94,7 @@ impl Fs {
         let start = out.len();
         let end = offset + n as u64;
         let (first, last) = (offset / SLOT_SIZE, (end - 1) / SLOT_SIZE);
+        self.touch(id, first, last);
         let evicted: Vec<Slot> = self
             .meta
             .read(|v| v.slots(id, first, last))?
@@ -180,6 +181,7 @@ impl Fs {
         let by_owner = cred.uid == inode.uid || cred.uid == 0;
         let (first, last) = (offset / SLOT_SIZE, end.saturating_sub(1) / SLOT_SIZE);
         let _in_flight = self.write_started(id);
+        self.touch(id, first, last);
         let guard = self.data_lock(id).lock().await;
         // Slots whose cache copy was evicted are fetched back first, so the
         // bytes around this write are the file's, not zeros.

@@ -1,7 +1,8 @@
 //! Eviction: dropping the cache copy of slots that are safely drained, so
 //! the ingest cache keeps room. A slot is evicted only when it is clean
 //! (its block holds its current bytes), no write to its file is in flight,
-//! and its version did not move between the check and the commit.
+//! and its version did not move between the check and the commit. Slots go
+//! least recently used first, as far as [`Fs::touch`] has seen them.
 
 use cairn_metadata::{InodeId, SLOT_SIZE};
 
@@ -20,10 +21,16 @@ impl Fs {
     pub async fn evict(&self, want: Option<u64>) -> Result<Evicted, FsError> {
         let mut done = Evicted::default();
         loop {
-            let batch = self.meta.read(|v| v.clean_cached_slots(256))?;
+            let mut batch = self.meta.read(|v| v.clean_cached_slots(4096))?;
             if batch.is_empty() {
                 return Ok(done);
             }
+            // Least recently used first: slots not seen lately come before
+            // those the recent list holds, and those by their age in it.
+            let rank = self.recency();
+            batch.sort_by_key(|s| {
+                std::cmp::Reverse(rank.get(&(s.inode, s.index)).copied().unwrap_or(usize::MAX))
+            });
             let mut progressed = false;
             for slot in batch {
                 if want.is_some_and(|w| done.bytes >= w) {
@@ -63,5 +70,25 @@ impl Fs {
     async fn punch(&self, id: InodeId, index: u64) -> Result<u64, FsError> {
         let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || cache.punch(id, index * SLOT_SIZE, SLOT_SIZE)).await?
+    }
+}
+
+impl Fs {
+    /// Notes that slots `first..=last` of `id` were just read or written.
+    pub(crate) fn touch(&self, id: InodeId, first: u64, last: u64) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        for index in first..=last.min(first + 256) {
+            recent.put((id, index), ());
+        }
+    }
+
+    /// Each remembered slot's age rank: 0 is the most recently used.
+    fn recency(&self) -> std::collections::HashMap<(InodeId, u64), usize> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter()
+            .enumerate()
+            .map(|(rank, (key, ()))| (*key, rank))
+            .collect()
     }
 }

@@ -165,6 +165,8 @@ pub struct Fs {
     in_flight: Vec<AtomicUsize>,
     /// Reads drained blocks back; `None` without chunk stores.
     blocks: Option<Arc<dyn BlockSource>>,
+    /// Slots recently read or written, for least-recently-used eviction.
+    recent: std::sync::Mutex<lru::LruCache<(InodeId, u64), ()>>,
 }
 
 impl std::fmt::Debug for Fs {
@@ -202,6 +204,9 @@ impl Fs {
             data_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             in_flight: (0..64).map(|_| AtomicUsize::new(0)).collect(),
             blocks: None,
+            recent: std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(1 << 16).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
         })
     }
 

@@ -674,3 +674,37 @@ async fn evicted_slots_read_and_rewrite_through_their_blocks() {
         "bytes past a truncate came back"
     );
 }
+
+#[tokio::test]
+async fn eviction_takes_the_least_recently_used_slots_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = std::sync::Arc::new(MemBlocks::default());
+    let fs = Fs::open(
+        &dir.path().join("meta.db"),
+        &dir.path().join("cache"),
+        1 << 30,
+    )
+    .unwrap()
+    .with_blocks(mem.clone());
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let f = file(&fs, InodeId::ROOT, name).await;
+        fs.write(&root(), f.id, 0, vec![7u8; 200_000], Stability::FileSync)
+            .await
+            .unwrap();
+        drain_into(&fs, &mem, f.id).await;
+        ids.push(f.id);
+    }
+    // "a" is read last, so it is the most recently used.
+    for id in ids.iter().rev() {
+        fs.read(&root(), *id, 0, 10).await.unwrap();
+    }
+    let done = fs.evict(Some(1)).await.unwrap();
+    assert_eq!(done.slots, 1);
+    let cached = |id: InodeId| fs.metadata().read(|v| v.slots(id, 0, 0)).unwrap()[0].cached;
+    assert!(
+        cached(ids[0]) && cached(ids[1]),
+        "a recently used slot was evicted"
+    );
+    assert!(!cached(ids[2]), "the least recently used slot stayed");
+}
