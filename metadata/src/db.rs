@@ -125,6 +125,23 @@ impl Metadata {
         rx.await.map_err(|_| E::from(MetaError::WriterGone))?
     }
 
+    /// Hands `f` to the writer now and returns a future of its outcome, so
+    /// a caller can release a lock knowing every later job commits after
+    /// this one (the writer runs jobs in the order they arrive).
+    pub fn begin_write<R, E, F>(
+        &self,
+        durable: bool,
+        f: F,
+    ) -> Result<impl std::future::Future<Output = Result<R, E>> + use<R, E, F>, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<MetaError> + Send + 'static,
+    {
+        let rx = self.submit(durable, f)?;
+        Ok(async move { rx.await.map_err(|_| E::from(MetaError::WriterGone))? })
+    }
+
     /// [`Metadata::write`] for callers outside an async runtime.
     pub fn write_blocking<R, E, F>(&self, durable: bool, f: F) -> Result<R, E>
     where

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -154,7 +154,14 @@ CREATE INDEX slots_by_block ON slots(block_id);
 ALTER TABLE chunks ADD COLUMN live_bytes INTEGER NOT NULL DEFAULT 0;
 "#;
 
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+/// Version 4: slot versions come from one counter that never repeats, so a
+/// slot deleted by a truncate and written again cannot match a version the
+/// drainer snapshotted before.
+const MIGRATION_4: &str = r#"
+INSERT INTO counters (name, value) VALUES ('slot_version', (SELECT coalesce(max(version), 0) FROM slots));
+"#;
+
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<i64, i64>> {

@@ -242,15 +242,24 @@ impl Tx<'_> {
         last: u64,
         now: Timestamp,
     ) -> Result<(), MetaError> {
+        let version = self.next_slot_version()?;
         let mut stmt = self.conn().prepare_cached(
-            "INSERT INTO slots (inode, slot, cached, dirty, version, dirty_since_ns) VALUES (?1, ?2, 1, 1, 1, ?3)
-             ON CONFLICT (inode, slot) DO UPDATE SET cached = 1, dirty = 1, version = version + 1,
+            "INSERT INTO slots (inode, slot, cached, dirty, version, dirty_since_ns) VALUES (?1, ?2, 1, 1, ?4, ?3)
+             ON CONFLICT (inode, slot) DO UPDATE SET cached = 1, dirty = 1, version = ?4,
                  dirty_since_ns = coalesce(dirty_since_ns, ?3)",
         )?;
         for slot in first..=last {
-            stmt.execute(params![inode.0 as i64, slot as i64, now.0])?;
+            stmt.execute(params![inode.0 as i64, slot as i64, now.0, version as i64])?;
         }
         Ok(())
+    }
+
+    /// A slot version no slot ever had.
+    fn next_slot_version(&self) -> Result<u64, MetaError> {
+        let mut stmt = self.conn().prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'slot_version' RETURNING value",
+        )?;
+        Ok(stmt.query_row([], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// A truncate to `size`: slots wholly past it go (their blocks lose a
@@ -268,9 +277,10 @@ impl Tx<'_> {
         )?;
         if !size.is_multiple_of(SLOT_SIZE) {
             let cut = size / SLOT_SIZE;
+            let version = self.next_slot_version()?;
             self.conn().execute(
-                "UPDATE slots SET valid_len = min(valid_len, ?3), version = version + 1 WHERE inode = ?1 AND slot = ?2",
-                params![inode.0 as i64, cut as i64, (size % SLOT_SIZE) as i64],
+                "UPDATE slots SET valid_len = min(valid_len, ?3), version = ?4 WHERE inode = ?1 AND slot = ?2",
+                params![inode.0 as i64, cut as i64, (size % SLOT_SIZE) as i64, version as i64],
             )?;
         }
         Ok(())
@@ -539,10 +549,17 @@ impl Tx<'_> {
         block: BlockId,
         now: Timestamp,
     ) -> Result<bool, MetaError> {
+        let version = self.next_slot_version()?;
         let n = self.conn().execute(
-            "UPDATE slots SET cached = 1, dirty = 1, version = version + 1, dirty_since_ns = ?4
+            "UPDATE slots SET cached = 1, dirty = 1, version = ?5, dirty_since_ns = ?4
              WHERE inode = ?1 AND slot = ?2 AND block_id = ?3 AND dirty = 0",
-            params![inode.0 as i64, index as i64, block.0 as i64, now.0],
+            params![
+                inode.0 as i64,
+                index as i64,
+                block.0 as i64,
+                now.0,
+                version as i64
+            ],
         )?;
         Ok(n == 1)
     }

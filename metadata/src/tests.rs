@@ -1,6 +1,7 @@
 //! Unit tests of the catalogue: migrations, grouped writes, cookies, check.
 
 use super::*;
+use crate::NewBlock;
 
 fn new_file(now: Timestamp) -> NewInode {
     NewInode {
@@ -140,4 +141,44 @@ fn check_finds_bad_link_counts_and_dangling_entries() {
             ..
         }
     )));
+}
+
+#[test]
+fn a_slot_rewritten_after_a_truncate_never_matches_an_old_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let id = add(&meta, "f");
+    meta.write_blocking(true, move |tx| tx.mark_written(id, 0, 0, Timestamp::now()))
+        .unwrap();
+    let snap = meta.read(|v| v.slots(id, 0, 0)).unwrap()[0].version;
+    // The file is truncated to nothing and written again, once.
+    meta.write_blocking(true, move |tx| {
+        tx.truncate_slots(id, 0)?;
+        tx.mark_written(id, 0, 0, Timestamp::now())
+    })
+    .unwrap();
+    let now = meta.read(|v| v.slots(id, 0, 0)).unwrap()[0].version;
+    assert_ne!(snap, now, "a recreated slot reused a version");
+    let attached = meta
+        .write_blocking(true, move |tx| {
+            let class = tx.upsert_class("default", "{}", Timestamp::now())?;
+            let store = tx.upsert_store("s", "127.0.0.1:1", "z", "h", "")?;
+            let chunk = tx.new_chunk(class, 10, Timestamp::now())?;
+            let stale = NewBlock {
+                inode: id,
+                index: 0,
+                version: snap,
+                offset: 0,
+                stored_len: 10,
+                plain_len: 10,
+                checksum: Vec::new(),
+            };
+            tx.attach_chunk(chunk, &[(0, store)], &[], &[stale])
+        })
+        .unwrap();
+    assert_eq!(
+        attached, 0,
+        "a block of the old bytes was attached to the new data"
+    );
+    assert!(meta.read(|v| v.slots(id, 0, 0)).unwrap()[0].dirty);
 }

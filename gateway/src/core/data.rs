@@ -121,7 +121,17 @@ impl Fs {
                 _ => read()?,
             }
         }
-        // Slots whose cache copy was evicted come from their blocks.
+        // Slots whose cache copy was evicted come from their blocks; so do
+        // slots evicted while this read ran (their block holds the same
+        // bytes the cache did), so a racing eviction never shows zeros.
+        let mut evicted = evicted;
+        let seen: std::collections::HashSet<u64> = evicted.iter().map(|s| s.index).collect();
+        evicted.extend(
+            self.meta
+                .read(|v| v.slots(id, first, last))?
+                .into_iter()
+                .filter(|s| !s.cached && !seen.contains(&s.index)),
+        );
         for slot in evicted {
             let slot_start = slot.index * SLOT_SIZE;
             let from = offset.max(slot_start);
@@ -168,6 +178,17 @@ impl Fs {
         check_file(&inode)?;
         perm::check_data(cred, &inode, WRITE)?;
         let len = data.len() as u64;
+        if len == 0 {
+            // Nothing to write: a zero-length WRITE changes neither size nor data.
+            return Ok((
+                inode,
+                if stability == Stability::Unstable {
+                    Stability::Unstable
+                } else {
+                    Stability::FileSync
+                },
+            ));
+        }
         let end = offset.checked_add(len).ok_or(FsError::FileTooBig)?;
         if end > MAX_FILE_SIZE {
             return Err(FsError::FileTooBig);
@@ -193,7 +214,13 @@ impl Fs {
         }
         let cache = self.cache.clone();
         let has_file = tokio::task::spawn_blocking(move || cache.exists(id)).await??;
-        if end <= INLINE_MAX && !has_file {
+        // Inline only while the whole file is small: a file grown by SETATTR
+        // or refetched from a large block goes to the cache.
+        let base_len = refetched
+            .iter()
+            .find(|(i, _)| *i == 0)
+            .map_or(0, |(_, b)| b.len() as u64);
+        if end <= INLINE_MAX && !has_file && inode.size <= INLINE_MAX && base_len <= INLINE_MAX {
             // The lock stays held until the commit, so the choice between
             // inline and cache cannot change under this write.
             let base = refetched.into_iter().find(|(i, _)| *i == 0).map(|(_, b)| b);
@@ -225,9 +252,15 @@ impl Fs {
         } else {
             self.meta.read(|v| v.inline_data(id))?
         };
+        // Bytes brought back into the cache (a spill of inline bytes, or
+        // evicted slots fetched from their blocks) are only marked cached by
+        // this write's commit: hold the lock until then, so no other write,
+        // eviction or redrain acts on the stale marks meanwhile.
+        let hold = spill.is_some() || !refetched.is_empty();
         {
             let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || {
+            let spilling = spill.is_some();
+            let written = tokio::task::spawn_blocking(move || {
                 if let Some(blob) = spill {
                     cache.write(id, 0, &blob)?;
                 }
@@ -236,17 +269,32 @@ impl Fs {
                 }
                 cache.write(id, offset, &data)
             })
-            .await??;
+            .await?;
+            if let Err(e) = written {
+                if spilling {
+                    // A half-written spill must not pass for the file's bytes.
+                    let cache = self.cache.clone();
+                    tokio::task::spawn_blocking(move || cache.remove(id)).await?;
+                }
+                return Err(e);
+            }
         }
-        drop(guard);
-        let update = self.meta.write(stable, move |tx| {
+        // Handed to the writer before the lock goes: every later job (a
+        // truncate, an eviction) commits after this one.
+        let update = self.meta.begin_write(stable, move |tx| {
             let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
             tx.remove_inline(id)?;
             stamp_write(&mut inode, end, by_owner);
             tx.update_inode(&inode)?;
             tx.mark_written(id, first, last, inode.mtime)?;
             Ok::<_, FsError>(inode)
-        });
+        })?;
+        let guard = if hold {
+            Some(guard)
+        } else {
+            drop(guard);
+            None
+        };
         let inode = if stable {
             // The data fsync and the metadata commit overlap: the reply
             // waits for both, and the filesystem's journal merges them.
@@ -256,6 +304,7 @@ impl Fs {
         } else {
             update.await?
         };
+        drop(guard);
         Ok((inode, done))
     }
 

@@ -41,10 +41,15 @@ impl Fs {
                     continue;
                 }
                 let _guard = self.data_lock(id).lock().await;
+                if self.writes_in_flight(id) {
+                    continue;
+                }
                 let (index, version) = (slot.index, slot.version);
+                // Durable before the punch: after a power loss the slot must
+                // never claim cached bytes that are gone.
                 let evicted = self
                     .meta
-                    .write(false, move |tx| {
+                    .write(true, move |tx| {
                         let ok = tx.mark_evicted(id, index, version)?;
                         if ok && index == 0 {
                             tx.remove_inline(id)?;

@@ -284,7 +284,13 @@ impl Fs {
     /// the inode's data lock).
     async fn trim_data(&self, id: InodeId, len: u64) -> Result<(), FsError> {
         let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || cache.set_len(id, len)).await?
+        // Fsync'd before the reply: a later grow must never bring the cut
+        // bytes back after a power loss.
+        tokio::task::spawn_blocking(move || {
+            cache.set_len(id, len)?;
+            cache.sync_file(id)
+        })
+        .await?
     }
 
     /// Drops the cached data of an inode whose deletion committed.

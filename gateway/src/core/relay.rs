@@ -13,6 +13,9 @@ impl Fs {
     /// `block`. Returns whether it did.
     pub async fn redrain(&self, id: InodeId, index: u64, block: BlockId) -> Result<bool, FsError> {
         let _guard = self.data_lock(id).lock().await;
+        if self.writes_in_flight(id) {
+            return Ok(false);
+        }
         let Some(slot) = self
             .meta
             .read(|v| v.slots(id, index, index))?
