@@ -353,6 +353,15 @@ impl IngestCache {
         Ok(())
     }
 
+    /// Whether new cache files wait for their folder's fsync.
+    pub fn dirs_pending(&self) -> bool {
+        !self
+            .unsynced_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// Makes the names of newly created cache files durable: one fsync per
     /// folder touched, shared by every caller waiting at the same time.
     pub fn sync_dirs(&self) -> Result<(), FsError> {

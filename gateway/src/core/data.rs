@@ -213,7 +213,8 @@ impl Fs {
             }
         }
         let cache = self.cache.clone();
-        let has_file = tokio::task::spawn_blocking(move || cache.exists(id)).await??;
+        // A stat (or a look in the open-file table): too short to hop threads for.
+        let has_file = cache.exists(id)?;
         // Inline only while the whole file is small: a file grown by SETATTR
         // or refetched from a large block goes to the cache.
         let base_len = refetched
@@ -323,6 +324,10 @@ impl Fs {
 
     /// Fsyncs the inode's cache file and any new cache file names at once.
     async fn sync_data(&self, id: InodeId) -> Result<(), FsError> {
+        // Inline files have no cache file: nothing to fsync but the metadata.
+        if !self.cache.exists(id)? && !self.cache.dirs_pending() {
+            return Ok(());
+        }
         let (file_cache, dir_cache) = (self.cache.clone(), self.cache.clone());
         let (file, dirs) = tokio::join!(
             tokio::task::spawn_blocking(move || file_cache.sync_file(id)),
