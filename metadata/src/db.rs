@@ -213,8 +213,7 @@ where
     F: FnOnce(&Tx<'_>) -> Result<R, E>,
     E: From<MetaError>,
 {
-    conn.execute_batch("SAVEPOINT job")
-        .map_err(|e| E::from(e.into()))?;
+    run_cached(conn, "SAVEPOINT job").map_err(|e| E::from(e.into()))?;
     let tx = Tx {
         view: View { conn },
     };
@@ -225,11 +224,18 @@ where
             std::panic::resume_unwind(panic);
         }
     };
-    let end = if result.is_ok() {
-        "RELEASE job"
+    let ended = if result.is_ok() {
+        run_cached(conn, "RELEASE job")
     } else {
-        "ROLLBACK TO job; RELEASE job"
+        run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
     };
-    conn.execute_batch(end).map_err(|e| E::from(e.into()))?;
+    ended.map_err(|e| E::from(e.into()))?;
     result
+}
+
+/// Runs one statement through the statement cache: the writer issues the
+/// same few transaction-control statements for every job, so parsing them
+/// each time would be waste.
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

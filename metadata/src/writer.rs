@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, ErrorCode};
 use tracing::error;
 
+use crate::db::run_cached;
 use crate::MetaError;
 
 /// Called after the batch's commit with the commit's error, if any.
@@ -76,7 +77,7 @@ fn commit_batch(
     durable: bool,
     unsynced: &AtomicBool,
 ) -> Result<(), ErrorCode> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let code = e.sqlite_error_code().unwrap_or(ErrorCode::Unknown);
         for job in batch {
             (job.run)(conn)(Some(MetaError::Commit(code)));
@@ -100,13 +101,14 @@ fn commit_batch(
     // A durable batch always writes a frame, so its commit fsyncs the WAL
     // (and every earlier NORMAL commit in it) even if all its jobs failed.
     if durable {
-        if let Err(e) =
-            conn.execute_batch("UPDATE counters SET value = value + 1 WHERE name = 'commit_seq'")
-        {
+        if let Err(e) = run_cached(
+            conn,
+            "UPDATE counters SET value = value + 1 WHERE name = 'commit_seq'",
+        ) {
             error!(cause = %e, "cannot bump the commit counter");
         }
     }
-    match conn.execute_batch("COMMIT") {
+    match run_cached(conn, "COMMIT") {
         Ok(()) => {
             // Before anyone hears of the commit, so a later sync sees it.
             unsynced.store(!durable, Ordering::SeqCst);
