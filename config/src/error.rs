@@ -88,3 +88,25 @@ impl ParseByteSizeError {
         }
     }
 }
+
+/// Reads the file at `path`, parses it with `parse` and checks it with
+/// `validate`; every error names the file.
+pub(crate) fn load_file<T>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str, &std::path::Path) -> Result<T, ConfigError>,
+    validate: impl FnOnce(&T) -> Result<(), ConfigError>,
+) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let config = parse(&text, path)?;
+    validate(&config).map_err(|err| match err {
+        ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+            path: Some(path.to_owned()),
+            problems,
+        },
+        other => other,
+    })?;
+    Ok(config)
+}

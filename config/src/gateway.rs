@@ -222,19 +222,7 @@ impl GatewayConfig {
 
     /// Reads, parses and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let config = Self::parse(&text, path)?;
-        config.validate().map_err(|err| match err {
-            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
-                path: Some(path.to_owned()),
-                problems,
-            },
-            other => other,
-        })?;
-        Ok(config)
+        crate::error::load_file(path, Self::parse, Self::validate)
     }
 
     /// Parses config text without validating it. `path` is only used in errors.
