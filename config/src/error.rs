@@ -110,3 +110,17 @@ pub(crate) fn load_file<T>(
     })?;
     Ok(config)
 }
+
+impl ConfigError {
+    /// `Ok` when nothing was found wrong, else every problem at once.
+    pub(crate) fn from_problems(problems: Vec<Problem>) -> Result<(), ConfigError> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                path: None,
+                problems,
+            })
+        }
+    }
+}

@@ -194,14 +194,7 @@ impl StoreConfig {
             }
         }
 
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                path: None,
-                problems,
-            })
-        }
+        ConfigError::from_problems(problems)
     }
 }
 

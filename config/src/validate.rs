@@ -164,14 +164,7 @@ impl GatewayConfig {
             }
         }
 
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid {
-                path: None,
-                problems,
-            })
-        }
+        ConfigError::from_problems(problems)
     }
 }
 

@@ -23,6 +23,15 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.sock")
 }
 
+/// Binds the admin socket at `path` (replacing a stale one), readable and
+/// writable by the gateway's user only.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
 /// The id of the class "default", creating it on first use.
 pub async fn default_class_id(fs: &Fs) -> Result<ClassId, FsError> {
     let classes = fs.metadata().read(|v| v.classes())?;
@@ -45,11 +54,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Serves the socket until the task is dropped.
-    pub async fn serve(self: Arc<Self>, path: PathBuf) -> std::io::Result<()> {
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    /// Serves `listener` (from [`bind`]) until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: UnixListener) -> std::io::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             let me = self.clone();

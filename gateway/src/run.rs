@@ -129,24 +129,16 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         fs: fs.clone(),
         stores: stores.clone(),
     });
-    let mut tasks = Vec::new();
-    // Bind the socket before announcing readiness, so the CLI works at once.
-    let _ = std::fs::remove_file(&admin_path);
-    let admin_task = {
-        let path = admin_path.clone();
-        tokio::spawn(async move {
-            if let Err(e) = admin.serve(path).await {
-                admin::log_failure(&e);
-            }
-        })
-    };
-    for _ in 0..200 {
-        if admin_path.exists() {
-            break;
+    // Bound before readiness is announced, so the CLI works at once.
+    let admin_listener = admin::bind(&admin_path).map_err(|source| StartError::Admin {
+        path: admin_path.clone(),
+        source,
+    })?;
+    let mut tasks = vec![tokio::spawn(async move {
+        if let Err(e) = admin.serve(admin_listener).await {
+            admin::log_failure(&e);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    tasks.push(admin_task);
+    })];
     if let Some(stores) = &stores {
         let drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
         tasks.push(tokio::spawn(drainer.run()));

@@ -68,6 +68,15 @@ fn slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
     })
 }
 
+/// The stores of a `group_concat(store_id)` column (NULL: none).
+fn store_list(ids: Option<String>) -> Vec<StoreId> {
+    ids.unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse::<u64>().ok())
+        .map(StoreId)
+        .collect()
+}
+
 const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version";
 
 impl View<'_> {
@@ -179,16 +188,10 @@ impl View<'_> {
              LEFT JOIN placements p ON p.chunk_id = c.id WHERE c.state = 1 GROUP BY c.id",
         )?;
         let rows = stmt.query_map([], |r| {
-            let stores: Option<String> = r.get(2)?;
             Ok((
                 ChunkId(r.get::<_, i64>(0)? as u64),
                 ClassId(r.get::<_, i64>(1)? as u64),
-                stores
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|s| s.parse::<u64>().ok())
-                    .map(StoreId)
-                    .collect(),
+                store_list(r.get(2)?),
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -208,16 +211,7 @@ impl View<'_> {
              GROUP BY c.id",
         )?;
         let rows = stmt.query_map([pending_before.0], |r| {
-            let stores: Option<String> = r.get(1)?;
-            Ok((
-                ChunkId(r.get::<_, i64>(0)? as u64),
-                stores
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|s| s.parse::<u64>().ok())
-                    .map(StoreId)
-                    .collect(),
-            ))
+            Ok((ChunkId(r.get::<_, i64>(0)? as u64), store_list(r.get(1)?)))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
