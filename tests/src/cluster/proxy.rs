@@ -1,0 +1,152 @@
+//! A TCP proxy that keeps every byte it relays, to check what crosses the
+//! wire between the gateway and a store.
+
+use super::*;
+
+/// Bytes one proxied connection carried, per direction.
+#[derive(Clone, Debug, Default)]
+pub struct Relayed {
+    /// Gateway to store.
+    pub upstream: Vec<u8>,
+    /// Store to gateway.
+    pub downstream: Vec<u8>,
+}
+
+pub(super) type Recording = Arc<Mutex<Vec<Relayed>>>;
+
+/// A TCP proxy on its own thread and runtime: every connection accepted on
+/// [`addr`](Self::addr) is relayed to the target, and every byte is kept, per
+/// connection and direction (so a pattern split across reads of one stream
+/// is still found whole). Stops when dropped.
+pub struct RecordingProxy {
+    addr: SocketAddr,
+    recording: Recording,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordingProxy {
+    /// Listens on a fresh port below the ephemeral range, relaying to `target`.
+    pub fn start(target: SocketAddr) -> Self {
+        let port = allocate_port();
+        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let listener = std::net::TcpListener::bind(addr).expect("bind the proxy port");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let recording: Recording = Arc::default();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let rec = recording.clone();
+        let thread = std::thread::Builder::new()
+            .name("recording-proxy".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(proxy_main(listener, target, rec, rx));
+            })
+            .expect("spawn the proxy thread");
+        Self {
+            addr,
+            recording,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Everything relayed so far, one entry per connection.
+    pub fn relayed(&self) -> Vec<Relayed> {
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Total bytes relayed (both directions, every connection).
+    pub fn total_bytes(&self) -> usize {
+        self.relayed()
+            .iter()
+            .map(|r| r.upstream.len() + r.downstream.len())
+            .sum()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(super) async fn proxy_main(
+    listener: std::net::TcpListener,
+    target: SocketAddr,
+    recording: Recording,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => {
+                let Ok((client, _)) = accepted else { continue };
+                let index = {
+                    let mut rec = recording.lock().unwrap_or_else(|e| e.into_inner());
+                    rec.push(Relayed::default());
+                    rec.len() - 1
+                };
+                let rec = recording.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let up = relay(cr, sw, rec.clone(), index, true);
+                    let down = relay(sr, cw, rec, index, false);
+                    tokio::join!(up, down);
+                });
+            }
+        }
+    }
+}
+
+pub(super) async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    recording: Recording,
+    index: usize,
+    upstream: bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        {
+            let mut rec = recording.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = &mut rec[index];
+            let side = if upstream {
+                &mut entry.upstream
+            } else {
+                &mut entry.downstream
+            };
+            side.extend_from_slice(&buf[..n]);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
