@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::StoreError;
+use crate::layout::AlignedBuf;
 use crate::protocol::{decode_request, encode_response, Request, Response, IDLE_TIMEOUT, MAX_LIST};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -281,15 +282,15 @@ async fn put(
         let key = key.clone();
         blocking(move || s.begin_put(&key, len)).await
     };
-    let mut buf = vec![0u8; PUT_CHUNK.min(len) as usize];
+    let mut buf = AlignedBuf::new(PUT_CHUNK.min(len) as usize);
     let mut remaining = len;
     while remaining > 0 {
         let n = PUT_CHUNK.min(remaining) as usize;
-        stream.read_exact(&mut buf[..n]).await?;
+        stream.read_exact(&mut buf.as_mut_slice()[..n]).await?;
         remaining -= n as u64;
         if let Ok(mut w) = writer {
             let (w, b, res) = blocking(move || {
-                let res = w.write(&buf[..n]);
+                let res = w.write(&buf.as_mut_slice()[..n]);
                 (w, buf, res)
             })
             .await;

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Bound;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +17,7 @@ use cairn_config::StoreConfig;
 use crate::error::StoreError;
 use crate::layout::{
     self, Marker, ShardHeader, StoreLock, SyncFailed, TempFile, QUARANTINE_DIR, SHARDS_DIR,
-    SHARD_HEADER_LEN,
+    SHARD_HEADER_LEN, SHARD_PAYLOAD_OFFSET,
 };
 use crate::protocol::{check_key, Capacity, ListEntry, ShardStat, MAX_PAYLOAD};
 use crate::secret::Secret;
@@ -98,7 +97,7 @@ impl Store {
         let mut index = BTreeMap::new();
         layout::for_each_shard_file(&data_dir, |_, name, size| {
             if check_key(name).is_ok() {
-                index.insert(name.to_owned(), size.saturating_sub(SHARD_HEADER_LEN));
+                index.insert(name.to_owned(), size.saturating_sub(SHARD_PAYLOAD_OFFSET));
             }
             Ok(())
         })?;
@@ -169,7 +168,7 @@ impl Store {
             });
         }
         self.check_writable()?;
-        let need = len + SHARD_HEADER_LEN;
+        let need = len + SHARD_PAYLOAD_OFFSET;
         let (_, free, _) = self.fs_space()?;
         let pending = self.pending.fetch_add(need, Ordering::SeqCst);
         let available = free.saturating_sub(pending);
@@ -182,15 +181,8 @@ impl Store {
                 reserve: self.reserve,
             });
         }
-        let started = (|| {
-            let mut temp = TempFile::create(&layout::shard_dir(&self.data_dir, key), key)?;
-            let path = temp.temp_path().to_owned();
-            temp.file()
-                .write_all(&[0u8; SHARD_HEADER_LEN as usize])
-                .map_err(|e| StoreError::io("write", path, e))?;
-            Ok(temp)
-        })();
-        match started {
+        // The header block stays a hole until finish writes the header.
+        match TempFile::create_direct(&layout::shard_dir(&self.data_dir, key), key) {
             Ok(temp) => Ok(PutWriter {
                 store: Arc::clone(self),
                 key: key.to_owned(),
@@ -281,7 +273,7 @@ impl Store {
             .map_err(|e| StoreError::io("stat shard", path, e))?
             .len();
         let mut raw = [0u8; SHARD_HEADER_LEN as usize];
-        if size < SHARD_HEADER_LEN {
+        if size < SHARD_PAYLOAD_OFFSET {
             return Ok(Err("shorter than its header"));
         }
         file.read_exact(&mut raw)
@@ -289,9 +281,11 @@ impl Store {
         let Some(header) = ShardHeader::decode(&raw) else {
             return Ok(Err("bad header magic or version"));
         };
-        if header.len.checked_add(SHARD_HEADER_LEN) != Some(size) {
+        if header.len.checked_add(SHARD_PAYLOAD_OFFSET) != Some(size) {
             return Ok(Err("file size does not match the header's length"));
         }
+        file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET))
+            .map_err(|e| StoreError::io("seek shard", path, e))?;
         Ok(Ok((file, header)))
     }
 
@@ -382,10 +376,8 @@ impl PutWriter {
             });
         }
         let temp = self.temp.as_mut().expect("open until finish");
-        let path = temp.temp_path().to_owned();
-        temp.file()
-            .write_all(data)
-            .map_err(|e| StoreError::io("write", path, e))?;
+        temp.write_at(data, SHARD_PAYLOAD_OFFSET + self.written)
+            .map_err(|e| StoreError::io("write", temp.temp_path(), e))?;
         self.crc = crc32c::crc32c_append(self.crc, data);
         self.written += data.len() as u64;
         Ok(())
@@ -406,8 +398,8 @@ impl PutWriter {
         };
         let mut temp = self.temp.take().expect("open until finish");
         let path = temp.temp_path().to_owned();
-        temp.file()
-            .write_all_at(&header.encode(), 0)
+        temp.write_at(&header.encode(), 0)
+            .and_then(|()| temp.file().set_len(SHARD_PAYLOAD_OFFSET + header.len))
             .map_err(|e| StoreError::io("write", path, e))?;
         let store = Arc::clone(&self.store);
         store.check_writable()?;
@@ -425,6 +417,6 @@ impl Drop for PutWriter {
     fn drop(&mut self) {
         self.store
             .pending
-            .fetch_sub(self.expected + SHARD_HEADER_LEN, Ordering::SeqCst);
+            .fetch_sub(self.expected + SHARD_PAYLOAD_OFFSET, Ordering::SeqCst);
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use cairn_chunkstore::layout::shard_path;
+use cairn_chunkstore::layout::{shard_path, SHARD_PAYLOAD_OFFSET};
 use cairn_chunkstore::protocol::{encode_request, Request};
 use cairn_chunkstore::transport::NoiseStream;
 use cairn_chunkstore::{init, Secret, Status, StoreClient, StoreError};
@@ -25,7 +25,7 @@ async fn flipped_byte_is_detected_on_get_and_quarantined() {
 
     let path = shard_path(&store.data_dir(), "victim");
     let mut raw = std::fs::read(&path).unwrap();
-    raw[24 + 150_000] ^= 0x01;
+    raw[SHARD_PAYLOAD_OFFSET as usize + 150_000] ^= 0x01;
     std::fs::write(&path, &raw).unwrap();
 
     // Even a range that avoids the flipped byte is refused: the whole shard is checked.

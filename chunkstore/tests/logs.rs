@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cairn_chunkstore::layout::shard_path;
+use cairn_chunkstore::layout::{shard_path, SHARD_PAYLOAD_OFFSET};
 use cairn_chunkstore::{Secret, StoreClient};
 use common::TestStore;
 
@@ -47,7 +47,7 @@ async fn secret_and_payload_never_appear_in_logs() {
 
     let path = shard_path(&store.data_dir(), "logged-key");
     let mut raw = std::fs::read(&path).unwrap();
-    raw[30] ^= 0xff;
+    raw[SHARD_PAYLOAD_OFFSET as usize + 30] ^= 0xff;
     std::fs::write(&path, raw).unwrap();
     assert!(client.get("logged-key", 0, 1).await.is_err());
 

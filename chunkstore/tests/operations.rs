@@ -4,7 +4,7 @@
 
 mod common;
 
-use cairn_chunkstore::layout::shard_path;
+use cairn_chunkstore::layout::{shard_path, SHARD_PAYLOAD_OFFSET};
 use cairn_chunkstore::{Status, StoreError};
 use common::{Rng, TestStore};
 
@@ -98,7 +98,7 @@ async fn put_get_stat_list_delete_round_trip() {
     // The file on disk has the documented header and holds the payload as sent.
     let raw = std::fs::read(shard_path(&store.data_dir(), "chunk-b")).unwrap();
     assert_eq!(&raw[0..8], b"CAIRNSHD");
-    assert_eq!(u16::from_le_bytes([raw[8], raw[9]]), 1);
+    assert_eq!(u16::from_le_bytes([raw[8], raw[9]]), 2);
     assert_eq!(
         u64::from_le_bytes(raw[12..20].try_into().unwrap()),
         big.len() as u64
@@ -107,7 +107,10 @@ async fn put_get_stat_list_delete_round_trip() {
         u32::from_le_bytes(raw[20..24].try_into().unwrap()),
         crc32c::crc32c(&big)
     );
-    assert_eq!(&raw[24..], &big[..]);
+    let payload_at = SHARD_PAYLOAD_OFFSET as usize;
+    assert_eq!(payload_at, 4096, "the payload starts on a 4 KiB boundary");
+    assert!(raw[24..payload_at].iter().all(|&b| b == 0));
+    assert_eq!(&raw[payload_at..], &big[..]);
     assert!(common::temp_files(&store.data_dir()).is_empty());
 }
 
