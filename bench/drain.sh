@@ -46,139 +46,15 @@ export RUST_LOG=${RUST_LOG:-info,cairn_gateway::drain=debug}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 CAIRN=$CARGO_TARGET_DIR/release/cairn
 SMALL=$CARGO_TARGET_DIR/release/examples/nfs_smallfiles
-STORES="a b c"
-T_START=$(date +%s)
-
-log() { echo "[$(date +%T)] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
-
-# ---------------------------------------------------------------- teardown
-UP_PID=""; GW_PID=""; declare -A STORE_PID=()
-stop_pid() { # label pid
-  local label=$1 pid=$2 i rc=0
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$label (pid $pid) still alive 30 s after SIGTERM: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  log "$label (pid $pid) exited with status $rc"
-}
-stop_all() {
-  local p n
-  p=$UP_PID; UP_PID=""; stop_pid "cairn up" "$p"
-  p=$GW_PID; GW_PID=""; stop_pid gateway "$p"   # the gateway first: it is the stores' client
-  for n in $STORES; do
-    p=${STORE_PID[$n]:-}; STORE_PID[$n]=""; stop_pid "store $n" "$p"
-  done
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_poller
-  stop_all
-  if [ "${KEEP:-0}" != 1 ]; then rm -rf "$DATA" "$WORK/src"; fi
-  log "done in $(( $(date +%s) - T_START )) s (exit $rc)"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---------------------------------------------------------------- build
-for b in cargo python3 nfs-cp sync cp awk sed; do command -v $b >/dev/null || die "missing $b"; done
-if [ "${NO_BUILD:-0}" != 1 ]; then
-  log "building release: cairn and the nfs_smallfiles example (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build --release -p cairn-gateway -p cairn-tests --bins --examples) \
-    || die "cargo build failed"
-fi
-[ -x "$CAIRN" ] || die "$CAIRN not built"
+N_STORES=3
+# shellcheck source=bench/cluster.sh
+. "$HERE/cluster.sh"
+POLLER_PID=""
+stop_poller() { local p=$POLLER_PID; POLLER_PID=""; [ -n "$p" ] || return 0; kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }
+bench_cleanup() { stop_poller; }
+build_release -p cairn-gateway -p cairn-tests --bins --examples
 [ -x "$SMALL" ] || die "$SMALL not built"
-
-# ---------------------------------------------------------------- cluster
-rm -rf "$DATA"; mkdir -p "$DATA" "$WORK/src" "$LOGS"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-C_PORT=$(free_port)
-log "laying out $DATA with cairn up --stores 3 (stopped again once it serves)"
-"$CAIRN" up --data "$DATA" --nfs "127.0.0.1:$C_PORT" --stores 3 >"$LOGS/up.log" 2>&1 </dev/null &
-UP_PID=$!
-# readiness from the logs, not by connecting: a store logs a WARN for a connection without a handshake
-for i in $(seq 1 300); do
-  kill -0 "$UP_PID" 2>/dev/null || { tail -20 "$LOGS/up.log" >&2; die "cairn up exited"; }
-  grep -q '^cairn is up' "$LOGS/up.log" && break
-  sleep 0.1
-done
-grep -q '^cairn is up' "$LOGS/up.log" || die "cairn up did not come up; see $LOGS/up.log"
-p=$UP_PID; UP_PID=""; stop_pid "cairn up" "$p"
-
-GW_CONF=$DATA/gateway/gateway.toml
-[ -f "$GW_CONF" ] || die "cairn up wrote no $GW_CONF"
-# [drain] quiet = QUIET (cairn up rewrites the config at every start; we do not run it again)
-python3 - "$GW_CONF" "$QUIET" <<'EOF'
-import re, sys
-path, quiet = sys.argv[1], sys.argv[2]
-text = open(path).read()
-new, n = re.subn(r'(?m)^(\[drain\]\n(?:(?!\[).*\n)*?)quiet = "[^"]*"', r'\g<1>quiet = "%s"' % quiet, text)
-if n != 1:
-    sys.exit("cannot find [drain] quiet in " + path)
-open(path, "w").write(new)
-EOF
-QUIET_S=$(awk -v q="$QUIET" 'BEGIN{ n=q+0; u=q; sub(/^[0-9]+ */, "", u);
-  f = (u=="ms") ? 0.001 : (u=="s") ? 1 : (u=="m") ? 60 : -1; if (f < 0) exit 1; printf "%.3f", n*f }') \
-  || die "QUIET=$QUIET: use ms, s or m"
-grep -A4 '^\[drain\]' "$GW_CONF" | sed 's/^/  /' >&2
-
-store_port() { sed -n 's/^listen = "127\.0\.0\.1:\([0-9]*\)"/\1/p' "$DATA/stores/$1/store.toml"; }
-for n in $STORES; do
-  port=$(store_port "$n"); [ -n "$port" ] || die "no listen port in $DATA/stores/$n/store.toml"
-  "$CAIRN" chunkstore --config "$DATA/stores/$n/store.toml" >"$LOGS/store-$n.log" 2>&1 </dev/null &
-  STORE_PID[$n]=$!
-  for i in $(seq 1 150); do
-    kill -0 "${STORE_PID[$n]}" 2>/dev/null || { tail -20 "$LOGS/store-$n.log" >&2; die "store $n exited"; }
-    grep -q "^cairn chunkstore listening on 127.0.0.1:$port" "$LOGS/store-$n.log" && break
-    sleep 0.1
-  done
-  grep -q "^cairn chunkstore listening" "$LOGS/store-$n.log" || die "store $n did not listen on $port"
-  log "store $n pid ${STORE_PID[$n]} on 127.0.0.1:$port, data $DATA/stores/$n/data"
-done
-GW_LOG=$LOGS/gateway.log
-"$CAIRN" gateway --config "$GW_CONF" >"$GW_LOG" 2>&1 </dev/null &
-GW_PID=$!
-status_json() { "$CAIRN" status --data "$DATA" --json 2>/dev/null; }
-online=0
-for i in $(seq 1 300); do
-  kill -0 "$GW_PID" 2>/dev/null || { tail -20 "$GW_LOG" >&2; die "the gateway exited"; }
-  online=$(status_json | grep -c '"online": true' || true)
-  [ "$online" = 3 ] && break
-  sleep 0.1
-done
-[ "$online" = 3 ] || die "the gateway does not see 3 stores online ($online)"
-log "gateway pid $GW_PID serving on 127.0.0.1:$C_PORT, 3 stores online, quiet $QUIET"
-Q="?nfsport=$C_PORT&mountport=$C_PORT"
-url() { echo "nfs://127.0.0.1//$1$Q"; }
-alive_check() {
-  local n
-  if [ -n "$GW_PID" ] && ! kill -0 "$GW_PID" 2>/dev/null; then
-    GW_PID=""; log "the gateway died; last log lines:"; tail -20 "$GW_LOG" >&2; die "the gateway exited on its own"
-  fi
-  for n in $STORES; do
-    if [ -n "${STORE_PID[$n]:-}" ] && ! kill -0 "${STORE_PID[$n]}" 2>/dev/null; then
-      STORE_PID[$n]=""; tail -20 "$LOGS/store-$n.log" >&2; die "store $n exited on its own"
-    fi
-  done
-}
-
-# ---------------------------------------------------------------- measuring helpers
-TICK=$(getconf CLK_TCK)
-ticks() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14+$15}' "/proc/$1/stat" || echo 0; }
-store_ticks() { local n t=0; for n in $STORES; do t=$((t + $(ticks "${STORE_PID[$n]:-}"))); done; echo $t; }
-cpu_s() { awk -v t="$1" -v k="$TICK" 'BEGIN{printf "%.1f", t/k}'; }
-backlog() { status_json | sed -n 's/^  "backlog_bytes": \([0-9]*\).*/\1/p'; }
+start_cluster
 shard_files() { find "$DATA"/stores/*/data/shards -type f ! -name '.*' 2>/dev/null | wc -l; }
 chunk_count() { "$CAIRN" store chunks --data "$DATA" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["chunks"]))'; }
 chunk_copies() { # "chunks copies min max" over all chunks, as the gateway lists them
@@ -186,27 +62,6 @@ chunk_copies() { # "chunks copies min max" over all chunks, as the gateway lists
 import json, sys
 c = json.load(sys.stdin)["chunks"]; n = [len(x["stores"]) for x in c]
 print(len(c), sum(n), min(n, default=0), max(n, default=0))'
-}
-# wait_drained T0_NS: polls until backlog_bytes is 0; sets D_WALL (s since T0), D_FIRST (s from T0
-# to the first poll that saw the backlog shrink, i.e. the first chunk committed), D_START (the
-# backlog at the first poll).
-wait_drained() {
-  local t0=$1 b first="" start="" deadline t
-  deadline=$(( t0 + DRAIN_TIMEOUT * 1000000000 ))
-  while :; do
-    b=$(backlog); t=$(now_ns)
-    [ -n "$b" ] || { alive_check; die "cairn status --json gave no backlog_bytes"; }
-    [ -n "$start" ] || start=$b
-    if [ -z "$first" ] && [ "$b" -lt "$start" ]; then first=$t; fi
-    [ "$b" = 0 ] && break
-    if [ "$t" -gt "$deadline" ]; then
-      alive_check; grep -E ' (WARN|ERROR) ' "$GW_LOG" | tail -5 >&2
-      die "backlog still $b bytes ${DRAIN_TIMEOUT} s after the upload"
-    fi
-    sleep "$POLL"
-  done
-  D_WALL=$(secs "$t0" "$t"); D_START=$start
-  if [ -n "$first" ]; then D_FIRST=$(secs "$t0" "$first"); else D_FIRST=$D_WALL; fi
 }
 
 RES=$WORK/results.csv
@@ -261,8 +116,6 @@ run_drain() { # rep
     "$rep" "$up" "$(awk -v s="$up" -v m="$SIZE_MB" 'BEGIN{printf "%.1f", m/s}')" "$D_START" "$D_WALL" "$D_FIRST" \
     "$mibs" "$((obj1 - obj0))" "$(cpu_s $(( $(ticks "$GW_PID") - g0 )))" "$(cpu_s $(( $(store_ticks) - s0 )))" >&2
 }
-POLLER_PID=""
-stop_poller() { local p=$POLLER_PID; POLLER_PID=""; [ -n "$p" ] || return 0; kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }
 run_small() { # rep
   # The files go quiet while later ones are still being created, so the drain runs during the
   # upload: a background poller records (time, backlog_bytes) from before the upload on, and the

@@ -65,6 +65,9 @@ pub struct DrainConfig {
     pub store_concurrency: usize,
     /// Bytes per second sent to one store; "0" for no limit.
     pub store_bandwidth: ByteSize,
+    /// Bytes of chunks per second the archive transition re-lays (reads,
+    /// encodes and writes again) at most; "0" for no limit.
+    pub archive_bandwidth: ByteSize,
 }
 
 impl Default for DrainConfig {
@@ -74,6 +77,7 @@ impl Default for DrainConfig {
             chunk_size: ByteSize::mib(32),
             store_concurrency: 4,
             store_bandwidth: ByteSize(0),
+            archive_bandwidth: ByteSize::mib(32),
         }
     }
 }

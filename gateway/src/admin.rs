@@ -7,15 +7,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cairn_metadata::{ClassId, InodeId, Timestamp};
+use cairn_metadata::{ChunkInfo, ChunkLayout, ClassId, InodeId, StoreId, Timestamp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, warn};
 
-use crate::class::{ClassSpec, Layout};
+use crate::class::ClassSpec;
 use crate::core::{Credentials, Fs, FsError};
-use crate::placement::domain_count;
+use crate::placement::{domain_count, StoreView};
 use crate::remote::Stores;
 
 /// Where a gateway's admin socket lives.
@@ -101,23 +101,33 @@ impl Admin {
                     .map_err(|e| e.to_string())?;
                 let chunks = fs
                     .metadata()
-                    .read(|v| v.chunk_placements())
+                    .read(|v| v.chunks())
                     .map_err(|e| e.to_string())?;
+                let name = |s: StoreId| {
+                    self.stores
+                        .as_ref()
+                        .map_or_else(|| s.to_string(), |st| st.name(s))
+                };
                 let list: Vec<Value> = chunks
                     .into_iter()
-                    .map(|(chunk, class, stores)| {
-                        let class = classes.iter().find(|(id, _, _)| *id == class).map(|(_, n, _)| n.clone()).unwrap_or_default();
-                        let names: Vec<String> = stores
-                            .iter()
-                            .map(|s| self.stores.as_ref().map_or_else(|| s.to_string(), |st| st.name(*s)))
-                            .collect();
-                        json!({"key": crate::remote::chunk_key(chunk), "class": class, "stores": names})
+                    .map(|c| {
+                        let class = classes.iter().find(|(id, _, _)| *id == c.class).map(|(_, n, _)| n.clone()).unwrap_or_default();
+                        let names: Vec<String> = c.placements.iter().map(|&(_, s)| name(s)).collect();
+                        let shards: Vec<Value> = c.placements.iter().map(|&(shard, s)| {
+                            json!({"shard": shard, "store": name(s), "key": crate::remote::object_key(c.id, c.layout, shard)})
+                        }).collect();
+                        json!({"key": crate::remote::chunk_key(c.id), "class": class, "layout": layout_name(c.layout),
+                               "size": c.size, "logical_bytes": c.logical, "stored_bytes": c.stored_bytes(),
+                               "stores": names, "shards": shards})
                     })
                     .collect();
                 Ok(json!({ "chunks": list }))
             }
             "cache_drop" => {
                 let done = fs.evict(None).await.map_err(err)?;
+                if let Some(stores) = &self.stores {
+                    stores.drop_hot();
+                }
                 let left = fs
                     .metadata()
                     .read(|v| v.backlog())
@@ -142,9 +152,14 @@ impl Admin {
                     req.get("loose").and_then(Value::as_bool).unwrap_or(false),
                 )
                 .map_err(|e| e.to_string())?;
-                if matches!(spec.layout, Layout::ErasureCoded { .. }) {
-                    return Err("erasure-coded classes are not available yet in this version; use --replicas N".into());
-                }
+                let spec = spec
+                    .with_archive(
+                        s("archive_after").as_deref(),
+                        s("archive_ec").as_deref(),
+                        s("archive_spread").as_deref(),
+                        s("archive_labels").as_deref(),
+                    )
+                    .map_err(|e| e.to_string())?;
                 let exists = fs
                     .metadata()
                     .read(|v| v.classes())
@@ -163,13 +178,33 @@ impl Admin {
                     .write(true, move |tx| tx.upsert_class(&n, &json, Timestamp::now()))
                     .await
                     .map_err(|e: cairn_metadata::MetaError| e.to_string())?;
+                let geometry = |spec: &ClassSpec, have: usize| {
+                    let need = spec.domains_needed();
+                    if have >= need {
+                        format!("needs {need} {} domains, the cluster has {have}: it can meet this class", spec.spread)
+                    } else {
+                        format!(
+                            "needs {need} {} domains, the cluster has {have}: chunks will be {}",
+                            spec.spread,
+                            if spec.strict {
+                                "undergoal"
+                            } else {
+                                "placed as wide as possible and counted at risk"
+                            }
+                        )
+                    }
+                };
+                let mut note = geometry(&spec, have);
+                let mut archive = Value::Null;
+                if let Some(archived) = spec.archived() {
+                    let have = domain_count(&archived, &views);
+                    note.push_str(&format!("\narchived chunks {}", geometry(&archived, have)));
+                    archive = json!({"domains_needed": archived.domains_needed(), "domains_available": have});
+                }
                 Ok(json!({
                     "class": name, "describe": spec.describe(),
                     "domains_needed": spec.domains_needed(), "domains_available": have,
-                    "note": if have >= spec.domains_needed() { "the cluster can meet this class".to_owned() } else {
-                        format!("needs {} {:?} domains, the cluster has {have}: chunks will be {}", spec.domains_needed(), spec.spread,
-                            if spec.strict { "undergoal" } else { "placed as wide as possible and counted at risk" })
-                    },
+                    "archive": archive, "note": note,
                 }))
             }
             "class_list" => {
@@ -307,36 +342,32 @@ impl Admin {
             .oldest
             .map(|t| ((now - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
         let classes = meta.read(|v| v.classes())?;
-        let chunks = meta.read(|v| v.chunk_placements())?;
+        let chunks = meta.read(|v| v.chunks())?;
         let views = self.stores.as_ref().map(|s| s.views()).unwrap_or_default();
         let mut per_class = Vec::new();
         for (id, name, j) in &classes {
             let spec = ClassSpec::from_json(j).unwrap_or_else(|_| ClassSpec::default_class());
-            let (mut healthy, mut undergoal, mut at_risk, mut missing) = (0u64, 0u64, 0u64, 0u64);
-            for (_, class, stores) in chunks.iter().filter(|(_, c, _)| c == id) {
-                let _ = class;
-                let live: Vec<_> = stores
-                    .iter()
-                    .filter_map(|s| views.iter().find(|v| v.id == s.0 && v.online))
-                    .collect();
-                let mut domains: Vec<String> = live
-                    .iter()
-                    .map(|v| format!("{:?}", v.domain(spec.spread)))
-                    .collect();
-                domains.sort();
-                domains.dedup();
-                if live.is_empty() {
-                    missing += 1;
-                } else if live.len() < spec.copies() {
-                    undergoal += 1;
-                } else if domains.len() < spec.copies() {
-                    at_risk += 1;
-                } else {
-                    healthy += 1;
-                }
+            let archived = spec.archived();
+            let mut count = [0u64; 4];
+            let (mut logical, mut stored) = (0u64, 0u64);
+            for c in chunks.iter().filter(|c| c.class == *id) {
+                let rules = match (c.layout, &archived) {
+                    (ChunkLayout::Ec { .. }, Some(a)) => a,
+                    _ => &spec,
+                };
+                count[chunk_health(c, rules, &views) as usize] += 1;
+                logical += c.logical;
+                stored += c.stored_bytes();
             }
+            let ratio = if logical > 0 {
+                (stored as f64 / logical as f64 * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            };
             per_class.push(json!({"name": name, "describe": spec.describe(),
-                "chunks": {"healthy": healthy, "undergoal": undergoal, "at_risk": at_risk, "missing": missing}}));
+                "chunks": {"healthy": count[Health::Healthy as usize], "undergoal": count[Health::Undergoal as usize],
+                           "at_risk": count[Health::AtRisk as usize], "missing": count[Health::Missing as usize]},
+                "logical_bytes": logical, "stored_bytes": stored, "stored_ratio": ratio}));
         }
         let cache = self.fs.cache();
         let (inodes, logical) = meta.read(|v| v.usage())?;
@@ -349,6 +380,50 @@ impl Admin {
             "files": {"inodes": inodes, "logical_bytes": logical},
             "chunks": chunks.len(),
         }))
+    }
+}
+
+/// How a chunk stands against its class, from the stores online now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Healthy = 0,
+    /// Fewer copies or shards readable than the class asks.
+    Undergoal = 1,
+    /// All there, but some share a spread domain.
+    AtRisk = 2,
+    /// Not readable: no replica, or fewer than `k` shards.
+    Missing = 3,
+}
+
+fn chunk_health(c: &ChunkInfo, spec: &ClassSpec, views: &[StoreView]) -> Health {
+    let live: Vec<&StoreView> = c
+        .placements
+        .iter()
+        .filter_map(|&(_, s)| views.iter().find(|v| v.id == s.0 && v.online))
+        .collect();
+    let mut domains: Vec<_> = live.iter().map(|v| v.domain(spec.spread)).collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let (readable, wanted) = match c.layout {
+        ChunkLayout::Replicas => (1, spec.copies()),
+        ChunkLayout::Ec { k, m, .. } => (k as usize, (k + m) as usize),
+    };
+    if live.len() < readable {
+        Health::Missing
+    } else if live.len() < wanted {
+        Health::Undergoal
+    } else if domains.len() < wanted {
+        Health::AtRisk
+    } else {
+        Health::Healthy
+    }
+}
+
+/// `replicas` or `ec K+M`.
+fn layout_name(layout: ChunkLayout) -> String {
+    match layout {
+        ChunkLayout::Replicas => "replicas".to_owned(),
+        ChunkLayout::Ec { k, m, .. } => format!("ec {k}+{m}"),
     }
 }
 

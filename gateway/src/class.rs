@@ -32,6 +32,23 @@ pub struct ClassSpec {
     /// Strict: never two copies in one spread domain, even if that leaves a
     /// chunk undergoal. Loose: reuse domains when they run out, report at risk.
     pub strict: bool,
+    /// The archive transition: chunks older than this are re-laid as
+    /// erasure-coded shards (replica classes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<Archive>,
+}
+
+/// `--archive-after AGE --archive-ec K+M [--archive-spread S] [--archive-labels EXPR]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    /// A chunk is re-laid once it was stored this long ago. It was stored a
+    /// quiet period after its files' last write, so this is their age too.
+    pub after: cairn_config::Duration,
+    /// Always [`Layout::ErasureCoded`].
+    pub layout: Layout,
+    pub labels: Vec<LabelRule>,
+    pub spread: Spread,
 }
 
 /// How a chunk is made redundant.
@@ -99,6 +116,15 @@ pub enum ClassError {
     BadSpread { value: String },
     #[error("--strict and --loose were both given: pass one of them (loose is the default)")]
     StrictAndLoose,
+    #[error("{given} needs {missing} too: an archive transition is --archive-after AGE --archive-ec K+M (e.g. --archive-after 30d --archive-ec 4+1)")]
+    ArchiveIncomplete {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("--archive-after {value:?}: {cause}")]
+    BadArchiveAge { value: String, cause: String },
+    #[error("--archive-ec applies to replica classes; class {name:?} is already erasure-coded ({layout})")]
+    ArchiveOfEc { name: String, layout: String },
     #[error("stored class spec is not valid JSON for a class: {source}")]
     Json {
         #[from]
@@ -153,6 +179,90 @@ impl ClassSpec {
             labels,
             spread,
             strict,
+            archive: None,
+        })
+    }
+
+    /// Adds the archive transition from the `--archive-*` flags (all `None`:
+    /// none). The archive's spread defaults to the class's, its labels to the
+    /// class's single rule (or `*` when the class has one rule per copy).
+    pub fn with_archive(
+        mut self,
+        after: Option<&str>,
+        ec: Option<&str>,
+        spread: Option<&str>,
+        labels: Option<&str>,
+    ) -> Result<ClassSpec, ClassError> {
+        let (after, ec) = match (after, ec) {
+            (None, None) => {
+                let given = match (spread, labels) {
+                    (Some(_), _) => "--archive-spread",
+                    (None, Some(_)) => "--archive-labels",
+                    (None, None) => return Ok(self),
+                };
+                return Err(ClassError::ArchiveIncomplete {
+                    given,
+                    missing: "--archive-after and --archive-ec",
+                });
+            }
+            (Some(_), None) => {
+                return Err(ClassError::ArchiveIncomplete {
+                    given: "--archive-after",
+                    missing: "--archive-ec",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ClassError::ArchiveIncomplete {
+                    given: "--archive-ec",
+                    missing: "--archive-after",
+                })
+            }
+            (Some(a), Some(e)) => (a, e),
+        };
+        if let Layout::ErasureCoded { k, m } = self.layout {
+            return Err(ClassError::ArchiveOfEc {
+                name: self.name,
+                layout: format!("ec {k}+{m}"),
+            });
+        }
+        let age: cairn_config::Duration =
+            after
+                .parse()
+                .map_err(
+                    |e: cairn_config::ParseDurationError| ClassError::BadArchiveAge {
+                        value: after.to_owned(),
+                        cause: e.to_string(),
+                    },
+                )?;
+        let layout = parse_ec(ec)?;
+        let labels = match labels {
+            Some(expr) => parse_labels(expr, &layout)?,
+            None if self.labels.len() == 1 => self.labels.clone(),
+            None => vec![LabelRule::Any],
+        };
+        let spread = match spread {
+            Some(s) => s.parse()?,
+            None => self.spread,
+        };
+        self.archive = Some(Archive {
+            after: age,
+            layout,
+            labels,
+            spread,
+        });
+        Ok(self)
+    }
+
+    /// The class its archived chunks follow: the archive's layout, labels
+    /// and spread, this class's name and strictness.
+    pub fn archived(&self) -> Option<ClassSpec> {
+        self.archive.as_ref().map(|a| ClassSpec {
+            name: self.name.clone(),
+            layout: a.layout,
+            labels: a.labels.clone(),
+            spread: a.spread,
+            strict: self.strict,
+            archive: None,
         })
     }
 
@@ -164,6 +274,7 @@ impl ClassSpec {
             labels: vec![LabelRule::Any],
             spread: Spread::Host,
             strict: false,
+            archive: None,
         }
     }
 
@@ -194,11 +305,15 @@ impl ClassSpec {
             Layout::ErasureCoded { k, m } => format!("ec {k}+{m}"),
         };
         let mode = if self.strict { "strict" } else { "loose" };
-        format!(
+        let mut out = format!(
             "{layout} ({}), spread {}, {mode}",
             labels_expr(&self.labels),
             self.spread
-        )
+        );
+        if let (Some(a), Some(archived)) = (&self.archive, self.archived()) {
+            out.push_str(&format!("; after {}: {}", a.after, archived.describe()));
+        }
+        out
     }
 
     /// Checks a spec that did not come through [`ClassSpec::parse`].
@@ -214,12 +329,20 @@ impl ClassSpec {
         // Re-parse the rules from their text so stored specs obey the same rules.
         let expr = labels_expr(&self.labels);
         let parsed = parse_labels(&expr, &self.layout)?;
-        match parsed.iter().zip(&self.labels).position(|(p, l)| p != l) {
-            Some(i) => Err(ClassError::BadLabel {
+        if let Some(i) = parsed.iter().zip(&self.labels).position(|(p, l)| p != l) {
+            return Err(ClassError::BadLabel {
                 value: expr,
                 index: i + 1,
                 rule: self.labels[i].to_string(),
-            }),
+            });
+        }
+        match self.archived() {
+            Some(archived) if !matches!(archived.layout, Layout::ErasureCoded { .. }) => {
+                Err(ClassError::BadEc {
+                    value: format!("{:?}", archived.layout),
+                })
+            }
+            Some(archived) => archived.validate(),
             None => Ok(()),
         }
     }

@@ -141,8 +141,10 @@ enum ClassCmd {
         /// Whole copies of every chunk (1-8; default 2).
         #[arg(long)]
         replicas: Option<u8>,
-        /// Reed-Solomon K data + M parity shards (arrives with erasure coding).
-        #[arg(long, value_name = "K+M")]
+        /// Erasure-code every chunk: K data + M parity shards, each on its own
+        /// spread domain; survives the loss of any M (K >= 2, M >= 1, K+M <= 32).
+        /// Stores (K+M)/K times the data, e.g. 1.25x for 4+1.
+        #[arg(long, value_name = "K+M", conflicts_with = "replicas")]
         ec: Option<String>,
         /// One label rule per copy (`hdd,hdd`, `ssd,*`), or one for all.
         #[arg(long, value_name = "EXPR")]
@@ -156,6 +158,20 @@ enum ClassCmd {
         /// Place as wide as possible and report the chunk at risk (default).
         #[arg(long)]
         loose: bool,
+        /// Archive transition: re-lay chunks stored longer ago than AGE (e.g.
+        /// 30d, 12h, 10s) as erasure-coded shards (needs --archive-ec).
+        #[arg(long, value_name = "AGE", requires = "archive_ec")]
+        archive_after: Option<String>,
+        /// The archive layout: K data + M parity shards (needs --archive-after).
+        #[arg(long, value_name = "K+M", requires = "archive_after")]
+        archive_ec: Option<String>,
+        /// Spread domain of the archived shards (default: the class's --spread).
+        #[arg(long, value_name = "DOMAIN", requires = "archive_ec")]
+        archive_spread: Option<String>,
+        /// Label rules of the archived shards: one for all, or one per shard
+        /// (default: the class's single rule, else `*`).
+        #[arg(long, value_name = "EXPR", requires = "archive_ec")]
+        archive_labels: Option<String>,
         #[command(flatten)]
         target: Target,
     },
@@ -251,9 +267,10 @@ pub fn main() -> ExitCode {
                     .filter_map(Value::as_str)
                     .collect();
                 println!(
-                    "{} {:<12} {}",
+                    "{} {:<12} {:<9} {}",
                     c["key"].as_str().unwrap_or(""),
                     c["class"].as_str().unwrap_or(""),
+                    c["layout"].as_str().unwrap_or(""),
                     stores.join(",")
                 );
             }
@@ -482,11 +499,16 @@ fn class(action: ClassCmd) -> ExitCode {
             spread,
             strict,
             loose,
+            archive_after,
+            archive_ec,
+            archive_spread,
+            archive_labels,
             target,
         } => admin_call(
             &target,
             json!({"cmd": "class_create", "name": name, "replicas": replicas, "ec": ec, "labels": labels,
-                   "spread": spread, "strict": strict, "loose": loose}),
+                   "spread": spread, "strict": strict, "loose": loose, "archive_after": archive_after,
+                   "archive_ec": archive_ec, "archive_spread": archive_spread, "archive_labels": archive_labels}),
             false,
             |v| {
                 println!(
@@ -618,18 +640,21 @@ fn print_status(v: &Value) {
         human(v["cache"]["max_bytes"].as_u64().unwrap_or(0))
     );
     println!(
-        "\n{:<16} {:>8} {:>10} {:>8} {:>8}  LAYOUT",
-        "CLASS", "HEALTHY", "UNDERGOAL", "AT RISK", "MISSING"
+        "\n{:<16} {:>8} {:>10} {:>8} {:>8} {:>10} {:>10} {:>6}  LAYOUT",
+        "CLASS", "HEALTHY", "UNDERGOAL", "AT RISK", "MISSING", "LOGICAL", "STORED", "RATIO"
     );
     for c in v["classes"].as_array().into_iter().flatten() {
         let k = &c["chunks"];
         println!(
-            "{:<16} {:>8} {:>10} {:>8} {:>8}  {}",
+            "{:<16} {:>8} {:>10} {:>8} {:>8} {:>10} {:>10} {:>6}  {}",
             c["name"].as_str().unwrap_or(""),
             k["healthy"].as_u64().unwrap_or(0),
             k["undergoal"].as_u64().unwrap_or(0),
             k["at_risk"].as_u64().unwrap_or(0),
             k["missing"].as_u64().unwrap_or(0),
+            human(c["logical_bytes"].as_u64().unwrap_or(0)),
+            human(c["stored_bytes"].as_u64().unwrap_or(0)),
+            format!("{:.2}x", c["stored_ratio"].as_f64().unwrap_or(0.0)),
             c["describe"].as_str().unwrap_or("")
         );
     }

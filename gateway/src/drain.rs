@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_config::DrainConfig;
-use cairn_metadata::{ClassId, DirtySlot, NewBlock, StoreId, Timestamp};
+use cairn_metadata::{ChunkId, ChunkLayout, ClassId, DirtySlot, NewBlock, StoreId, Timestamp};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::class::ClassSpec;
+use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
 use crate::placement::{place, PlacementHealth};
-use crate::remote::{block_aad, chunk_key, Stores};
+use crate::remote::{block_aad, chunk_key, object_key, Stores};
 
 /// Dirty slots looked at per pass.
 const PASS: usize = 4096;
@@ -28,6 +28,10 @@ const PASS: usize = 4096;
 const PACK_WAIT: Duration = Duration::from_secs(2);
 /// Chunks left pending this long (a drain that died) are collected.
 const PENDING_GRACE: Duration = Duration::from_secs(600);
+/// Objects wait this long in the trash before they are deleted from their
+/// store, so a read that looked up the old layout just before a re-layout
+/// still finds its bytes.
+const TRASH_DELAY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
@@ -35,6 +39,10 @@ pub enum DrainError {
     Fs(#[from] FsError),
     #[error("no chunk store can take a chunk of class {class}: {why}")]
     NoTarget { class: String, why: String },
+    #[error("erasure coding chunk {chunk}: {cause}")]
+    Encode { chunk: u64, cause: String },
+    #[error("chunk {chunk} cannot be read from any replica for its archive re-layout: {why}")]
+    Unreadable { chunk: u64, why: String },
     #[error("storing chunk {chunk} on {store} failed: {cause}")]
     Put {
         chunk: u64,
@@ -66,6 +74,7 @@ impl Drainer {
         let mut backoff = Duration::from_millis(500);
         let mut last_probe = Instant::now() - Duration::from_secs(60);
         let mut last_collect = Instant::now();
+        let mut next_archive = Instant::now();
         loop {
             if last_probe.elapsed() > Duration::from_secs(2) {
                 self.stores.probe().await;
@@ -86,6 +95,18 @@ impl Drainer {
             };
             if let Err(e) = self.keep_cache_room().await {
                 warn!(cause = %e, "cache eviction failed");
+            }
+            if let Err(e) = self.empty_trash().await {
+                warn!(cause = %e, "emptying the trash failed");
+            }
+            if Instant::now() >= next_archive {
+                match self.archive_one().await {
+                    Ok(bytes) => next_archive = Instant::now() + self.archive_pause(bytes),
+                    Err(e) => {
+                        warn!(cause = %e, "archive re-layout failed; the chunk keeps its replicas");
+                        next_archive = Instant::now() + Duration::from_secs(5);
+                    }
+                }
             }
             if last_collect.elapsed() > Duration::from_secs(10) {
                 if let Err(e) = self.collect().await {
@@ -232,10 +253,10 @@ impl Drainer {
         let before = Timestamp(Timestamp::now().0.saturating_sub(grace));
         let dead = self.fs.metadata().read(|v| v.dead_chunks(before))?;
         let mut n = 0;
-        for (chunk, stores) in dead {
-            let key = chunk_key(chunk);
+        for (chunk, layout, placements) in dead {
             let mut all = true;
-            for store in stores {
+            for (shard, store) in placements {
+                let key = object_key(chunk, layout, shard);
                 if let Err(e) = self.stores.delete(store, &key).await {
                     debug!(chunk = %chunk, cause = %e, "cannot delete a dead chunk yet");
                     all = false;
@@ -281,6 +302,139 @@ impl Drainer {
     }
 }
 
+impl Drainer {
+    /// Deletes objects that have been in the trash for [`TRASH_DELAY`] from
+    /// their stores; one a store cannot delete now stays for the next pass.
+    pub async fn empty_trash(&self) -> Result<usize, DrainError> {
+        let delay = i64::try_from(TRASH_DELAY.as_nanos()).unwrap_or(i64::MAX);
+        let due = Timestamp(Timestamp::now().0.saturating_sub(delay));
+        let items = self.fs.metadata().read(|v| v.trash(due, 256))?;
+        let mut n = 0;
+        for (store, key) in items {
+            match self.stores.delete(store, &key).await {
+                Ok(()) => {
+                    self.fs
+                        .metadata()
+                        .write(false, move |tx| tx.forget_trash(store, &key))
+                        .await
+                        .map_err(FsError::from)?;
+                    n += 1;
+                }
+                Err(e) => {
+                    debug!(store = %self.stores.name(store), key, cause = %e, "cannot delete a trashed object yet")
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// How long to wait after re-laying `bytes`, to keep the archive
+    /// transition under `archive_bandwidth`.
+    fn archive_pause(&self, bytes: u64) -> Duration {
+        let rate = self.cfg.archive_bandwidth.bytes();
+        match (bytes, rate) {
+            (0, _) => Duration::from_secs(1),
+            (_, 0) => Duration::ZERO,
+            (b, r) => Duration::from_secs_f64(b as f64 / r as f64),
+        }
+    }
+
+    /// The archive transition, one chunk per call: the oldest replica chunk
+    /// of a class with an archive rule whose age passed it is re-laid as
+    /// erasure-coded shards. Returns the bytes read (0: nothing to do).
+    pub async fn archive_one(&self) -> Result<u64, DrainError> {
+        let classes = self.fs.metadata().read(|v| v.classes())?;
+        for (class, name, json) in classes {
+            let Ok(spec) = ClassSpec::from_json(&json) else {
+                continue;
+            };
+            let (Some(rule), Some(archived)) = (&spec.archive, spec.archived()) else {
+                continue;
+            };
+            let age = i64::try_from(rule.after.get().as_nanos()).unwrap_or(i64::MAX);
+            let before = Timestamp(Timestamp::now().0.saturating_sub(age));
+            let due = self
+                .fs
+                .metadata()
+                .read(|v| v.replica_chunks_before(class, before, 1))?;
+            if let Some(&chunk) = due.first() {
+                return self.relayout(chunk, &name, Arc::new(archived)).await;
+            }
+        }
+        Ok(0)
+    }
+
+    /// Re-lays one replica chunk as `spec` says: reads its body from a
+    /// replica, encodes and stores the shards, then one metadata commit
+    /// switches the chunk to them and puts the old replicas in the trash.
+    /// Until that commit the replicas are the chunk; if it never comes, the
+    /// new shards are trashed instead.
+    async fn relayout(
+        &self,
+        chunk: ChunkId,
+        name: &str,
+        spec: Arc<ClassSpec>,
+    ) -> Result<u64, DrainError> {
+        let Some(info) = self.fs.metadata().read(|v| v.chunk(chunk))? else {
+            return Ok(0);
+        };
+        if info.layout != ChunkLayout::Replicas {
+            return Ok(0);
+        }
+        let key = chunk_key(chunk);
+        let mut body = None;
+        let mut why = String::from("no replica is recorded");
+        for (_, store) in &info.placements {
+            match self.stores.get(*store, &key, 0, info.size).await {
+                Ok(bytes) => {
+                    body = Some(bytes);
+                    break;
+                }
+                Err(e) => why = format!("{}: {e}", self.stores.name(*store)),
+            }
+        }
+        let body = body.ok_or(DrainError::Unreadable {
+            chunk: chunk.0,
+            why,
+        })?;
+        let started = Instant::now();
+        let laid = lay_out(&spec, name, &self.stores, chunk, body).await?;
+        let meta = self.fs.metadata();
+        if let Err((e, tried)) = put_objects(&self.stores, chunk, &laid).await {
+            meta.write(true, move |tx| tx.put_in_trash(&tried, Timestamp::now()))
+                .await
+                .map_err(FsError::from)?;
+            return Err(e);
+        }
+        let placements = laid.placements();
+        let new: Vec<(StoreId, String)> = placements
+            .iter()
+            .map(|&(shard, store)| (store, object_key(chunk, laid.layout, shard)))
+            .collect();
+        let old: Vec<(StoreId, String)> = info
+            .placements
+            .iter()
+            .map(|&(_, store)| (store, key.clone()))
+            .collect();
+        let layout = laid.layout;
+        let switched = meta
+            .write(true, move |tx| {
+                let now = Timestamp::now();
+                let switched = tx.relayout_chunk(chunk, layout, &placements, &old, now)?;
+                if !switched {
+                    tx.put_in_trash(&new, now)?;
+                }
+                Ok::<_, cairn_metadata::MetaError>(switched)
+            })
+            .await
+            .map_err(FsError::from)?;
+        if switched {
+            info!(chunk = %chunk, class = name, bytes = info.size, ?layout, elapsed = ?started.elapsed(), "archived a chunk as erasure-coded shards");
+        }
+        Ok(info.size)
+    }
+}
+
 /// One chunk on its way to the stores.
 struct Upload {
     fs: Arc<Fs>,
@@ -301,36 +455,10 @@ impl Upload {
             spec,
             items,
         } = self;
-        let (name, spec) = (name.as_str(), spec.as_ref());
         let estimate: u64 = items
             .iter()
             .map(|(_, b)| (b.len() + crate::crypto::OVERHEAD) as u64)
             .sum();
-        let placement = place(spec, &stores.views(), estimate, &[]);
-        let targets: Vec<StoreId> = placement
-            .targets
-            .iter()
-            .flatten()
-            .map(|&id| StoreId(id))
-            .collect();
-        if targets.is_empty() {
-            let why = match placement.health {
-                PlacementHealth::Undergoal { why, .. } => why,
-                other => format!("{other:?}"),
-            };
-            return Err(DrainError::NoTarget {
-                class: name.to_owned(),
-                why,
-            });
-        }
-        if let PlacementHealth::Undergoal {
-            placed,
-            wanted,
-            why,
-        } = &placement.health
-        {
-            warn!(class = name, placed, wanted, why = %why, "chunk stored undergoal");
-        }
         let chunk = fs
             .metadata()
             .write(true, move |tx| {
@@ -363,24 +491,28 @@ impl Upload {
             });
             body.extend_from_slice(&sealed);
         }
-        let body = Arc::new(body);
-        let key = chunk_key(chunk);
+        drop(items);
+        let bytes = body.len();
         let started = Instant::now();
-        let mut puts = JoinSet::new();
-        for &store in &targets {
-            let (stores, key, body) = (stores.clone(), key.clone(), body.clone());
-            puts.spawn(async move { (store, stores.put(store, &key, body).await) });
-        }
-        while let Some(done) = puts.join_next().await {
-            let (store, result) = done.map_err(FsError::from)?;
-            if let Err(e) = result {
-                return Err(DrainError::Put {
-                    chunk: chunk.0,
-                    store: stores.name(store),
-                    cause: e.to_string(),
-                });
+        let stored = match lay_out(&spec, &name, &stores, chunk, body).await {
+            Ok(laid) => put_objects(&stores, chunk, &laid).await.map(|()| laid),
+            Err(e) => Err((e, Vec::new())),
+        };
+        let laid = match stored {
+            Ok(laid) => laid,
+            Err((e, tried)) => {
+                // Nothing points at the chunk: forget it, and trash whatever
+                // reached a store.
+                fs.metadata()
+                    .write(true, move |tx| {
+                        tx.put_in_trash(&tried, Timestamp::now())?;
+                        tx.forget_chunk(chunk)
+                    })
+                    .await
+                    .map_err(FsError::from)?;
+                return Err(e);
             }
-        }
+        };
         // A write that raced the snapshot keeps its slot dirty: give its
         // block a version that cannot match.
         for b in &mut blocks {
@@ -388,22 +520,127 @@ impl Upload {
                 b.version = 0;
             }
         }
-        let shards: Vec<(u32, StoreId)> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i as u32, *s))
-            .collect();
-        let bytes = body.len();
+        let placements = laid.placements();
+        let (layout, copies) = (laid.layout, placements.len());
         let attached = fs
             .metadata()
             .write(true, move |tx| {
-                tx.attach_chunk(chunk, &shards, &[], &blocks)
+                tx.attach_chunk(chunk, layout, &placements, &[], &blocks)
             })
             .await
             .map_err(FsError::from)?;
-        debug!(chunk = %chunk, bytes, copies = targets.len(), attached, elapsed = ?started.elapsed(), "chunk stored");
+        debug!(chunk = %chunk, bytes, ?layout, copies, attached, elapsed = ?started.elapsed(), "chunk stored");
         Ok(attached)
     }
+}
+
+/// A chunk body cut for its class: the objects to put and where.
+struct Laid {
+    layout: ChunkLayout,
+    /// `(shard, store, bytes)`: for replicas every entry shares the body.
+    objects: Vec<(u32, StoreId, Arc<Vec<u8>>)>,
+}
+
+impl Laid {
+    fn placements(&self) -> Vec<(u32, StoreId)> {
+        self.objects.iter().map(|(i, s, _)| (*i, *s)).collect()
+    }
+}
+
+/// Cuts a chunk body as `spec` says (whole replicas, or `k + m` erasure
+/// shards) and places the pieces. Fails when too few can be placed for the
+/// data to be readable: no store for a replica, fewer than `k` for shards.
+async fn lay_out(
+    spec: &Arc<ClassSpec>,
+    name: &str,
+    stores: &Stores,
+    chunk: ChunkId,
+    body: Vec<u8>,
+) -> Result<Laid, DrainError> {
+    let (layout, parts, need) = match spec.layout {
+        Layout::Replicas { .. } => (ChunkLayout::Replicas, vec![Arc::new(body)], 1),
+        Layout::ErasureCoded { k, m } => {
+            let (k, m) = (usize::from(k), usize::from(m));
+            let shards = tokio::task::spawn_blocking(move || crate::ec::encode(&body, k, m))
+                .await
+                .map_err(FsError::from)?
+                .map_err(|e| DrainError::Encode {
+                    chunk: chunk.0,
+                    cause: e.to_string(),
+                })?;
+            let layout = ChunkLayout::Ec {
+                k: k as u32,
+                m: m as u32,
+                shard_len: shards[0].len() as u64,
+            };
+            (layout, shards.into_iter().map(Arc::new).collect(), k)
+        }
+    };
+    let placement = place(spec, &stores.views(), parts[0].len() as u64, &[]);
+    let placed = placement.targets.iter().flatten().count();
+    if let PlacementHealth::Undergoal {
+        placed,
+        wanted,
+        why,
+    } = &placement.health
+    {
+        if *placed < need {
+            let why = match layout {
+                ChunkLayout::Replicas => why.clone(),
+                ChunkLayout::Ec { k, m, .. } => format!(
+                    "only {placed} of its {k}+{m} shards can be placed and at least {k} must be: {why}"
+                ),
+            };
+            return Err(DrainError::NoTarget {
+                class: name.to_owned(),
+                why,
+            });
+        }
+        warn!(class = name, placed, wanted, why = %why, "chunk stored undergoal");
+    }
+    debug_assert!(placed >= need);
+    let objects = placement
+        .targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let part = parts.get(i).unwrap_or(&parts[0]).clone();
+            t.map(|store| (i as u32, StoreId(store), part))
+        })
+        .collect();
+    Ok(Laid { layout, objects })
+}
+
+/// Puts every object of a laid-out chunk, all at once. On failure, returns
+/// the error and every `(store, key)` tried, for the trash.
+async fn put_objects(
+    stores: &Arc<Stores>,
+    chunk: ChunkId,
+    laid: &Laid,
+) -> Result<(), (DrainError, Vec<(StoreId, String)>)> {
+    let tried: Vec<(StoreId, String)> = laid
+        .objects
+        .iter()
+        .map(|(shard, store, _)| (*store, object_key(chunk, laid.layout, *shard)))
+        .collect();
+    let mut puts = JoinSet::new();
+    for ((_, store, bytes), (_, key)) in laid.objects.iter().zip(&tried) {
+        let (stores, store, key, bytes) = (stores.clone(), *store, key.clone(), bytes.clone());
+        puts.spawn(async move { (store, stores.put(store, &key, bytes).await) });
+    }
+    while let Some(done) = puts.join_next().await {
+        let failure = match done {
+            Ok((_, Ok(()))) => continue,
+            Ok((store, Err(e))) => DrainError::Put {
+                chunk: chunk.0,
+                store: stores.name(store),
+                cause: e.to_string(),
+            },
+            Err(e) => DrainError::Fs(FsError::from(e)),
+        };
+        return Err((failure, tried));
+    }
+    Ok(())
 }
 
 fn collect_upload(

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod core;
 pub mod crypto;
 pub mod drain;
+pub mod ec;
 pub mod fsck;
 pub mod nfs;
 pub mod placement;

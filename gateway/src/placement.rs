@@ -514,6 +514,7 @@ mod tests {
                     labels,
                     spread,
                     strict,
+                    archive: None,
                 })
             },
         )

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_chunkstore::{Secret, StoreClient, StoreError};
-use cairn_metadata::{BlockLocation, ChunkId, StoreId};
-use tracing::{info, warn};
+use cairn_metadata::{BlockLocation, ChunkId, ChunkLayout, StoreId};
+use tracing::{debug, info, warn};
 
 use crate::core::{BlockSource, FsError};
 use crate::crypto::BlockKey;
+use crate::ec;
 use crate::placement::StoreView;
 
 /// Connections kept open per store.
@@ -83,6 +84,19 @@ impl std::fmt::Debug for Stores {
 /// chunk number: nothing about files crosses the wire.
 pub fn chunk_key(chunk: ChunkId) -> String {
     format!("c{:016x}", chunk.0)
+}
+
+/// The name of the object holding shard `shard` of an erasure-coded chunk.
+pub fn shard_key(chunk: ChunkId, shard: u32) -> String {
+    format!("c{:016x}.s{shard:02}", chunk.0)
+}
+
+/// The object holding placement `shard` of a chunk in `layout`.
+pub fn object_key(chunk: ChunkId, layout: ChunkLayout, shard: u32) -> String {
+    match layout {
+        ChunkLayout::Replicas => chunk_key(chunk),
+        ChunkLayout::Ec { .. } => shard_key(chunk, shard),
+    }
 }
 
 /// Authenticated data bound to a sealed block: its chunk and offset, so a
@@ -292,45 +306,174 @@ impl BlockSource for Stores {
         loc: &'a BlockLocation,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(hit) = self
-                .hot
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&loc.block)
-            {
+            if let Some(hit) = self.hot().get(&loc.block) {
                 return Ok(hit.as_ref().clone());
             }
-            let key = chunk_key(loc.chunk);
-            let aad = block_aad(loc.chunk, loc.offset);
-            let mut why = String::from("no replica is recorded");
-            // Online stores first; an offline one is still worth a try last.
-            let views = self.views();
-            let online = |id: &StoreId| views.iter().any(|v| v.id == id.0 && v.online);
-            let mut order: Vec<StoreId> = loc.stores.iter().copied().filter(online).collect();
-            order.extend(loc.stores.iter().copied().filter(|s| !online(s)));
-            for store in order {
-                match self.get(store, &key, loc.offset, loc.stored_len).await {
-                    Ok(sealed) => match self.key.open(&sealed, &aad) {
-                        Ok(plain) => {
-                            let plain = Arc::new(plain);
-                            self.hot
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .put(loc.block, plain.clone());
-                            return Ok(plain.as_ref().clone());
+            let plain = match loc.layout {
+                ChunkLayout::Replicas => self.read_replica(loc).await?,
+                ChunkLayout::Ec { k, m, shard_len } => {
+                    let (sealed, from) = self
+                        .read_shards(loc, k as usize, m as usize, shard_len)
+                        .await?;
+                    self.key
+                        .open(&sealed, &block_aad(loc.chunk, loc.offset))
+                        .map_err(|e| {
+                            warn!(chunk = %loc.chunk, from = %from, cause = %e, "a block failed verification");
+                            FsError::Unavailable {
+                                chunk: loc.chunk,
+                                why: format!("{from}: {e}"),
+                            }
+                        })?
+                }
+            };
+            let plain = Arc::new(plain);
+            self.hot().put(loc.block, plain.clone());
+            Ok(plain.as_ref().clone())
+        })
+    }
+}
+
+impl Stores {
+    fn hot(
+        &self,
+    ) -> std::sync::MutexGuard<'_, lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>> {
+        self.hot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the blocks kept in memory (`cairn cache drop`).
+    pub fn drop_hot(&self) {
+        self.hot().clear();
+    }
+
+    /// `placements` with the stores that are online first.
+    fn online_first(&self, placements: &[(u32, StoreId)]) -> Vec<(u32, StoreId)> {
+        let views = self.views();
+        let online = |id: StoreId| views.iter().any(|v| v.id == id.0 && v.online);
+        let mut order: Vec<(u32, StoreId)> =
+            placements.iter().copied().filter(|p| online(p.1)).collect();
+        order.extend(placements.iter().copied().filter(|p| !online(p.1)));
+        order
+    }
+
+    /// A block's bytes from the first replica whose copy verifies.
+    async fn read_replica(&self, loc: &BlockLocation) -> Result<Vec<u8>, FsError> {
+        let key = chunk_key(loc.chunk);
+        let aad = block_aad(loc.chunk, loc.offset);
+        let mut why = String::from("no replica is recorded");
+        for (_, store) in self.online_first(&loc.placements) {
+            match self.get(store, &key, loc.offset, loc.stored_len).await {
+                // A replica whose block does not verify is skipped for the next.
+                Ok(sealed) => match self.key.open(&sealed, &aad) {
+                    Ok(plain) => return Ok(plain),
+                    Err(e) => {
+                        warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica failed verification");
+                        why = format!("{}: {e}", self.name(store));
+                    }
+                },
+                Err(e) => why = format!("{}: {e}", self.name(store)),
+            }
+        }
+        Err(FsError::Unavailable {
+            chunk: loc.chunk,
+            why,
+        })
+    }
+
+    /// A block's sealed bytes from the data shards that hold them; a piece
+    /// whose shard cannot be read is rebuilt from the same range of `k`
+    /// other shards.
+    async fn read_shards(
+        &self,
+        loc: &BlockLocation,
+        k: usize,
+        m: usize,
+        shard_len: u64,
+    ) -> Result<(Vec<u8>, String), FsError> {
+        let mut sealed = Vec::with_capacity(loc.stored_len as usize);
+        let mut rebuilt = 0;
+        for piece in ec::pieces(loc.offset, loc.stored_len, shard_len) {
+            let holder = loc
+                .placements
+                .iter()
+                .find(|(s, _)| *s as usize == piece.shard)
+                .map(|&(_, store)| store);
+            let direct = match holder {
+                Some(store) if self.is_online(store) => self
+                    .get(
+                        store,
+                        &shard_key(loc.chunk, piece.shard as u32),
+                        piece.start,
+                        piece.end - piece.start,
+                    )
+                    .await
+                    .map_err(|e| format!("{}: {e}", self.name(store))),
+                Some(store) => Err(format!("{} is offline", self.name(store))),
+                None => Err("no store holds it".to_owned()),
+            };
+            match direct {
+                Ok(bytes) => sealed.extend_from_slice(&bytes),
+                Err(why) => {
+                    let bytes = self.rebuild_piece(loc, k, m, piece).await.map_err(|e| {
+                        FsError::Unavailable {
+                            chunk: loc.chunk,
+                            why: format!("shard {} ({why}) cannot be rebuilt: {e}", piece.shard),
                         }
-                        Err(e) => {
-                            warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica failed verification");
-                            why = format!("{}: {e}", self.name(store));
-                        }
-                    },
-                    Err(e) => why = format!("{}: {e}", self.name(store)),
+                    })?;
+                    debug!(chunk = %loc.chunk, shard = piece.shard, why = %why, "read around a missing shard");
+                    sealed.extend_from_slice(&bytes);
+                    rebuilt += 1;
                 }
             }
-            Err(FsError::Unavailable {
-                chunk: loc.chunk,
-                why,
-            })
-        })
+        }
+        let from = if rebuilt > 0 {
+            format!("ec {k}+{m}, {rebuilt} piece(s) rebuilt")
+        } else {
+            format!("ec {k}+{m}")
+        };
+        Ok((sealed, from))
+    }
+
+    /// Bytes `piece.start..piece.end` of shard `piece.shard`, rebuilt from
+    /// that range of `k` other shards (online stores first).
+    async fn rebuild_piece(
+        &self,
+        loc: &BlockLocation,
+        k: usize,
+        m: usize,
+        piece: ec::Piece,
+    ) -> Result<Vec<u8>, String> {
+        let mut range: Vec<Option<Vec<u8>>> = vec![None; k + m];
+        let mut have = 0;
+        let mut failures = Vec::new();
+        for (shard, store) in self.online_first(&loc.placements) {
+            let shard = shard as usize;
+            if shard == piece.shard || shard >= k + m || have == k {
+                continue;
+            }
+            match self
+                .get(
+                    store,
+                    &shard_key(loc.chunk, shard as u32),
+                    piece.start,
+                    piece.end - piece.start,
+                )
+                .await
+            {
+                Ok(bytes) => {
+                    range[shard] = Some(bytes);
+                    have += 1;
+                }
+                Err(e) => failures.push(format!("shard {shard} on {}: {e}", self.name(store))),
+            }
+        }
+        match ec::rebuild(k, m, range) {
+            Ok(mut all) => Ok(all.swap_remove(piece.shard)),
+            Err(e) if failures.is_empty() => Err(e.to_string()),
+            Err(e) => Err(format!("{e} ({})", failures.join("; "))),
+        }
+    }
+
+    fn is_online(&self, id: StoreId) -> bool {
+        self.lock().get(&id).is_some_and(|e| e.view.online)
     }
 }

@@ -9,6 +9,7 @@
 //! stores and work queues.
 
 mod check;
+mod chunks;
 mod db;
 mod error;
 mod ids;
@@ -22,6 +23,7 @@ mod writer;
 mod tests;
 
 pub use check::Inconsistency;
+pub use chunks::{ChunkInfo, ChunkLayout, Placements};
 pub use db::Metadata;
 pub use error::MetaError;
 pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};

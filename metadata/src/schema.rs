@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -161,7 +161,31 @@ const MIGRATION_4: &str = r#"
 INSERT INTO counters (name, value) VALUES ('slot_version', (SELECT coalesce(max(version), 0) FROM slots));
 "#;
 
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+/// Version 5: a chunk has its own layout, fixed when its bytes are stored:
+/// `ec_k` = 0 for whole replicas (every placement holds the whole chunk),
+/// else `ec_k` data plus `ec_m` parity shards of `shard_len` bytes each
+/// (placement `shard` = shard index). A chunk re-laid by the archive
+/// transition changes layout in one transaction; the objects it no longer
+/// uses go to `trash`, which the collector empties from the stores.
+const MIGRATION_5: &str = r#"
+ALTER TABLE chunks ADD COLUMN ec_k INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chunks ADD COLUMN ec_m INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chunks ADD COLUMN shard_len INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE trash (
+    store_id INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    since_ns INTEGER NOT NULL,
+    PRIMARY KEY (store_id, key)
+) WITHOUT ROWID;
+"#;
+
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<i64, i64>> {

@@ -4,7 +4,10 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{BlockId, ChunkId, ClassId, InodeId, MetaError, StoreId, Timestamp, Tx, View};
+use crate::chunks::{placement_list, Placements};
+use crate::{
+    BlockId, ChunkId, ChunkLayout, ClassId, InodeId, MetaError, StoreId, Timestamp, Tx, View,
+};
 
 /// The fixed size of a slot: the unit of dirty tracking, of blocks, and of
 /// cache eviction.
@@ -30,7 +33,9 @@ pub struct BlockLocation {
     pub offset: u64,
     pub stored_len: u64,
     pub plain_len: u64,
-    pub stores: Vec<StoreId>,
+    pub layout: ChunkLayout,
+    /// `(shard, store)`, by shard: for replicas every entry holds the chunk.
+    pub placements: Vec<(u32, StoreId)>,
 }
 
 /// A dirty slot waiting for the drainer.
@@ -68,15 +73,6 @@ fn slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
     })
 }
 
-/// The stores of a `group_concat(store_id)` column (NULL: none).
-fn store_list(ids: Option<String>) -> Vec<StoreId> {
-    ids.unwrap_or_default()
-        .split(',')
-        .filter_map(|s| s.parse::<u64>().ok())
-        .map(StoreId)
-        .collect()
-}
-
 const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version";
 
 impl View<'_> {
@@ -95,37 +91,23 @@ impl View<'_> {
     /// Where a block's bytes are stored.
     pub fn block_location(&self, block: BlockId) -> Result<Option<BlockLocation>, MetaError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT chunk_id, chunk_off, stored_len, plain_len FROM blocks WHERE id = ?1",
+            "SELECT b.chunk_id, b.chunk_off, b.stored_len, b.plain_len, c.ec_k, c.ec_m, c.shard_len,
+                 (SELECT group_concat(p.shard || ':' || p.store_id) FROM placements p WHERE p.chunk_id = b.chunk_id)
+             FROM blocks b JOIN chunks c ON c.id = b.chunk_id WHERE b.id = ?1",
         )?;
-        let Some((chunk, offset, stored_len, plain_len)) = stmt
+        Ok(stmt
             .query_row([block.0 as i64], |r| {
-                Ok((
-                    ChunkId(r.get::<_, i64>(0)? as u64),
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                    r.get::<_, i64>(3)? as u64,
-                ))
+                Ok(BlockLocation {
+                    block,
+                    chunk: ChunkId(r.get::<_, i64>(0)? as u64),
+                    offset: r.get::<_, i64>(1)? as u64,
+                    stored_len: r.get::<_, i64>(2)? as u64,
+                    plain_len: r.get::<_, i64>(3)? as u64,
+                    layout: ChunkLayout::from_columns(r.get(4)?, r.get(5)?, r.get(6)?),
+                    placements: placement_list(r.get(7)?),
+                })
             })
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT store_id FROM placements WHERE chunk_id = ?1 ORDER BY shard")?;
-        let stores = stmt
-            .query_map([chunk.0 as i64], |r| {
-                Ok(StoreId(r.get::<_, i64>(0)? as u64))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(Some(BlockLocation {
-            block,
-            chunk,
-            offset,
-            stored_len,
-            plain_len,
-            stores,
-        }))
+            .optional()?)
     }
 
     /// Dirty slots whose file has been quiet since `quiet_before`, oldest
@@ -181,37 +163,26 @@ impl View<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every chunk with its class and the stores holding it.
-    pub fn chunk_placements(&self) -> Result<Vec<(ChunkId, ClassId, Vec<StoreId>)>, MetaError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT c.id, c.class_id, group_concat(p.store_id) FROM chunks c
-             LEFT JOIN placements p ON p.chunk_id = c.id WHERE c.state = 1 GROUP BY c.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                ChunkId(r.get::<_, i64>(0)? as u64),
-                ClassId(r.get::<_, i64>(1)? as u64),
-                store_list(r.get(2)?),
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Chunks that hold no live block any more (state 1 = stored), and
     /// chunks left pending (state 0) by a drain that never finished, created
     /// before `pending_before`.
     pub fn dead_chunks(
         &self,
         pending_before: Timestamp,
-    ) -> Result<Vec<(ChunkId, Vec<StoreId>)>, MetaError> {
+    ) -> Result<Vec<(ChunkId, ChunkLayout, Placements)>, MetaError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.id, group_concat(p.store_id) FROM chunks c LEFT JOIN placements p ON p.chunk_id = c.id
+            "SELECT c.id, c.ec_k, c.ec_m, c.shard_len, group_concat(p.shard || ':' || p.store_id)
+             FROM chunks c LEFT JOIN placements p ON p.chunk_id = c.id
              WHERE (c.state = 1 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.chunk_id = c.id AND b.refcount > 0))
                 OR (c.state = 0 AND c.created_ns < ?1)
              GROUP BY c.id",
         )?;
         let rows = stmt.query_map([pending_before.0], |r| {
-            Ok((ChunkId(r.get::<_, i64>(0)? as u64), store_list(r.get(1)?)))
+            Ok((
+                ChunkId(r.get::<_, i64>(0)? as u64),
+                ChunkLayout::from_columns(r.get(1)?, r.get(2)?, r.get(3)?),
+                placement_list(r.get(4)?),
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -299,23 +270,20 @@ impl Tx<'_> {
         Ok(ChunkId(self.conn().last_insert_rowid() as u64))
     }
 
-    /// The chunk is stored on `stores`: records its placements, its blocks,
-    /// and points every slot whose version is unchanged at its new block.
-    /// Returns how many slots were attached (the rest changed meanwhile and
-    /// stay dirty).
+    /// The chunk is stored in `layout` at `placements` (shard, store):
+    /// records them and its blocks, and points every slot whose version is
+    /// unchanged at its new block. Returns how many slots were attached (the
+    /// rest changed meanwhile and stay dirty).
     pub fn attach_chunk(
         &self,
         chunk: ChunkId,
-        stores: &[(u32, StoreId)],
+        layout: ChunkLayout,
+        placements: &[(u32, StoreId)],
         checksum: &[u8],
         blocks: &[NewBlock],
     ) -> Result<usize, MetaError> {
-        for (shard, store) in stores {
-            self.conn().execute(
-                "INSERT OR REPLACE INTO placements (chunk_id, shard, store_id, checksum) VALUES (?1, ?2, ?3, ?4)",
-                params![chunk.0 as i64, shard, store.0 as i64, checksum],
-            )?;
-        }
+        self.set_layout(chunk, layout)?;
+        self.add_placements(chunk, placements, checksum)?;
         let mut attached = 0;
         let mut live = 0u64;
         for b in blocks {

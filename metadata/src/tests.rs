@@ -173,7 +173,13 @@ fn a_slot_rewritten_after_a_truncate_never_matches_an_old_snapshot() {
                 plain_len: 10,
                 checksum: Vec::new(),
             };
-            tx.attach_chunk(chunk, &[(0, store)], &[], &[stale])
+            tx.attach_chunk(
+                chunk,
+                crate::ChunkLayout::Replicas,
+                &[(0, store)],
+                &[],
+                &[stale],
+            )
         })
         .unwrap();
     assert_eq!(
@@ -181,4 +187,80 @@ fn a_slot_rewritten_after_a_truncate_never_matches_an_old_snapshot() {
         "a block of the old bytes was attached to the new data"
     );
     assert!(meta.read(|v| v.slots(id, 0, 0)).unwrap()[0].dirty);
+}
+
+#[test]
+fn relayout_swaps_placements_and_trashes_the_old_objects_in_one_commit() {
+    use crate::{ChunkLayout, StoreId};
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let id = add(&meta, "f");
+    meta.write_blocking(true, move |tx| tx.mark_written(id, 0, 0, Timestamp::now()))
+        .unwrap();
+    let version = meta.read(|v| v.slots(id, 0, 0)).unwrap()[0].version;
+    let (chunk, class, stores) = meta
+        .write_blocking(true, move |tx| {
+            let class = tx.upsert_class("default", "{}", Timestamp::now())?;
+            let stores: Vec<StoreId> = (0..5)
+                .map(|i| tx.upsert_store(&format!("s{i}"), "127.0.0.1:1", "z", "h", ""))
+                .collect::<Result<_, _>>()?;
+            let chunk = tx.new_chunk(class, 100, Timestamp::now())?;
+            let block = NewBlock {
+                inode: id,
+                index: 0,
+                version,
+                offset: 0,
+                stored_len: 100,
+                plain_len: 84,
+                checksum: Vec::new(),
+            };
+            let copies = [(0, stores[0]), (1, stores[1])];
+            tx.attach_chunk(chunk, ChunkLayout::Replicas, &copies, &[], &[block])?;
+            Ok::<_, crate::MetaError>((chunk, class, stores))
+        })
+        .unwrap();
+    let info = meta.read(|v| v.chunk(chunk)).unwrap().unwrap();
+    assert_eq!(info.layout, ChunkLayout::Replicas);
+    assert_eq!((info.logical, info.stored_bytes()), (84, 200));
+    let later = Timestamp(Timestamp::now().0 + 1_000_000_000);
+    assert_eq!(
+        meta.read(|v| v.replica_chunks_before(class, later, 10))
+            .unwrap(),
+        vec![chunk]
+    );
+
+    let ec = ChunkLayout::Ec {
+        k: 4,
+        m: 1,
+        shard_len: 25,
+    };
+    let shards: Vec<(u32, StoreId)> = (0..5).map(|i| (i, stores[i as usize])).collect();
+    let old = vec![(stores[0], "c1".to_owned()), (stores[1], "c1".to_owned())];
+    let (s, o) = (shards.clone(), old.clone());
+    assert!(meta
+        .write_blocking(true, move |tx| tx.relayout_chunk(
+            chunk,
+            ec,
+            &s,
+            &o,
+            Timestamp::now()
+        ))
+        .unwrap());
+    let info = meta.read(|v| v.chunk(chunk)).unwrap().unwrap();
+    assert_eq!((info.layout, info.placements.clone()), (ec, shards));
+    assert_eq!(info.stored_bytes(), 125);
+    assert!(meta
+        .read(|v| v.replica_chunks_before(class, later, 10))
+        .unwrap()
+        .is_empty());
+    let block = meta.read(|v| v.slots(id, 0, 0)).unwrap()[0].block.unwrap();
+    let loc = meta.read(|v| v.block_location(block)).unwrap().unwrap();
+    assert_eq!(loc.layout, ec);
+    assert_eq!(meta.read(|v| v.trash(later, 10)).unwrap(), old);
+    let (store, key) = old[0].clone();
+    meta.write_blocking(true, move |tx| tx.forget_trash(store, &key))
+        .unwrap();
+    assert_eq!(meta.read(|v| v.trash(later, 10)).unwrap(), old[1..]);
+    // Nothing older than the trash's own time is due yet.
+    assert!(meta.read(|v| v.trash(Timestamp(0), 10)).unwrap().is_empty());
 }

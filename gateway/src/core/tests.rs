@@ -602,7 +602,13 @@ async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
         .metadata()
         .write(true, move |tx| {
             let store = tx.upsert_store("mem", "memory:0", "z", "h", "")?;
-            tx.attach_chunk(chunk, &[(0, store)], &[], &blocks)
+            tx.attach_chunk(
+                chunk,
+                cairn_metadata::ChunkLayout::Replicas,
+                &[(0, store)],
+                &[],
+                &blocks,
+            )
         })
         .await
         .unwrap();

@@ -123,8 +123,13 @@ impl ClusterOptions {
 pub struct ChunkInfo {
     pub key: String,
     pub class: String,
-    /// Store names, one per copy.
+    /// `replicas` or `ec K+M`.
+    pub layout: String,
+    /// Store names, one per copy or shard.
     pub stores: Vec<String>,
+    /// `(store, object key)` per copy or shard: an erasure-coded chunk's
+    /// shards each have their own key.
+    pub objects: Vec<(String, String)>,
 }
 
 /// Chunk stores and one gateway, all real processes, in one temp dir.
@@ -435,6 +440,16 @@ impl Cluster {
             .map(|c| ChunkInfo {
                 key: c["key"].as_str().unwrap_or_default().to_owned(),
                 class: c["class"].as_str().unwrap_or_default().to_owned(),
+                layout: c["layout"].as_str().unwrap_or_default().to_owned(),
+                objects: c["shards"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| {
+                        let text = |k: &str| o[k].as_str().unwrap_or_default().to_owned();
+                        (text("store"), text("key"))
+                    })
+                    .collect(),
                 stores: c["stores"]
                     .as_array()
                     .into_iter()

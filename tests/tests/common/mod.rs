@@ -203,10 +203,10 @@ pub fn expected_keys(
         .map(|s| (s.name().to_owned(), BTreeSet::new()))
         .collect();
     for c in chunks {
-        for s in &c.stores {
+        for (s, key) in &c.objects {
             want.get_mut(s)
                 .unwrap_or_else(|| panic!("chunk {} on unknown store {s}", c.key))
-                .insert(c.key.clone());
+                .insert(key.clone());
         }
     }
     want

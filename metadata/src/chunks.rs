@@ -1,0 +1,232 @@
+//! Chunks as wholes: their layout (whole replicas or erasure-coded shards),
+//! where each replica or shard lives, the re-layout of a chunk by the archive
+//! transition, and the trash of store objects no chunk uses any more.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::{ChunkId, ClassId, MetaError, StoreId, Timestamp, Tx, View};
+
+/// `(shard, store)` pairs of one chunk, by shard.
+pub type Placements = Vec<(u32, StoreId)>;
+
+/// How a chunk's bytes are kept, fixed when they are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkLayout {
+    /// Every placement holds the whole chunk.
+    Replicas,
+    /// `k` data shards (the chunk cut in `k` consecutive pieces of
+    /// `shard_len` bytes, the last one zero-padded) and `m` parity shards of
+    /// the same length; placement `shard` is the shard index.
+    Ec { k: u32, m: u32, shard_len: u64 },
+}
+
+impl ChunkLayout {
+    pub(crate) fn from_columns(k: i64, m: i64, shard_len: i64) -> ChunkLayout {
+        if k == 0 {
+            ChunkLayout::Replicas
+        } else {
+            ChunkLayout::Ec {
+                k: k as u32,
+                m: m as u32,
+                shard_len: shard_len as u64,
+            }
+        }
+    }
+
+    fn columns(self) -> (i64, i64, i64) {
+        match self {
+            ChunkLayout::Replicas => (0, 0, 0),
+            ChunkLayout::Ec { k, m, shard_len } => (i64::from(k), i64::from(m), shard_len as i64),
+        }
+    }
+}
+
+/// One stored chunk, as status, listings and the archive transition see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub id: ChunkId,
+    pub class: ClassId,
+    pub layout: ChunkLayout,
+    /// Bytes of the chunk body (sealed blocks back to back).
+    pub size: u64,
+    pub created: Timestamp,
+    /// `(shard, store)`, by shard.
+    pub placements: Vec<(u32, StoreId)>,
+    /// Plaintext bytes of the blocks in it that files still use.
+    pub logical: u64,
+}
+
+impl ChunkInfo {
+    /// Bytes the chunk occupies on the stores in all (every placement).
+    pub fn stored_bytes(&self) -> u64 {
+        let each = match self.layout {
+            ChunkLayout::Replicas => self.size,
+            ChunkLayout::Ec { shard_len, .. } => shard_len,
+        };
+        each * self.placements.len() as u64
+    }
+}
+
+/// Parses `group_concat(shard || ':' || store_id)`, sorted by shard.
+pub(crate) fn placement_list(text: Option<String>) -> Vec<(u32, StoreId)> {
+    let mut out: Vec<(u32, StoreId)> = text
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| {
+            let (shard, store) = pair.split_once(':')?;
+            Some((shard.parse().ok()?, StoreId(store.parse().ok()?)))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+const CHUNK_SELECT: &str = "SELECT c.id, c.class_id, c.ec_k, c.ec_m, c.shard_len, c.size, c.created_ns,
+        (SELECT group_concat(p.shard || ':' || p.store_id) FROM placements p WHERE p.chunk_id = c.id),
+        (SELECT coalesce(sum(b.plain_len), 0) FROM blocks b WHERE b.chunk_id = c.id AND b.refcount > 0)
+     FROM chunks c";
+
+fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkInfo> {
+    Ok(ChunkInfo {
+        id: ChunkId(r.get::<_, i64>(0)? as u64),
+        class: ClassId(r.get::<_, i64>(1)? as u64),
+        layout: ChunkLayout::from_columns(r.get(2)?, r.get(3)?, r.get(4)?),
+        size: r.get::<_, i64>(5)? as u64,
+        created: Timestamp(r.get(6)?),
+        placements: placement_list(r.get(7)?),
+        logical: r.get::<_, i64>(8)? as u64,
+    })
+}
+
+impl View<'_> {
+    /// Every stored chunk.
+    pub fn chunks(&self) -> Result<Vec<ChunkInfo>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{CHUNK_SELECT} WHERE c.state = 1 ORDER BY c.id"))?;
+        let rows = stmt.query_map([], chunk_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One stored chunk.
+    pub fn chunk(&self, id: ChunkId) -> Result<Option<ChunkInfo>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{CHUNK_SELECT} WHERE c.state = 1 AND c.id = ?1"))?;
+        Ok(stmt.query_row([id.0 as i64], chunk_from_row).optional()?)
+    }
+
+    /// Stored replica chunks of `class` created before `before` that still
+    /// hold live blocks, oldest first: what the archive transition re-lays.
+    pub fn replica_chunks_before(
+        &self,
+        class: ClassId,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.id FROM chunks c WHERE c.state = 1 AND c.ec_k = 0 AND c.class_id = ?1
+             AND c.created_ns < ?2
+             AND EXISTS (SELECT 1 FROM blocks b WHERE b.chunk_id = c.id AND b.refcount > 0)
+             ORDER BY c.created_ns LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![class.0 as i64, before.0, limit as i64], |r| {
+            Ok(ChunkId(r.get::<_, i64>(0)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Objects in the trash since before `before`, oldest first.
+    pub fn trash(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(StoreId, String)>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT store_id, key FROM trash WHERE since_ns < ?1 ORDER BY since_ns LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![before.0, limit as i64], |r| {
+            Ok((StoreId(r.get::<_, i64>(0)? as u64), r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Tx<'_> {
+    /// Re-lays a stored chunk: its layout and placements become the given
+    /// ones, and the objects of the old layout (`old_objects`) go to the
+    /// trash. Returns false, changing nothing, if the chunk is no longer
+    /// stored (collected meanwhile).
+    pub fn relayout_chunk(
+        &self,
+        chunk: ChunkId,
+        layout: ChunkLayout,
+        placements: &[(u32, StoreId)],
+        old_objects: &[(StoreId, String)],
+        now: Timestamp,
+    ) -> Result<bool, MetaError> {
+        let (k, m, shard_len) = layout.columns();
+        let n = self.conn().execute(
+            "UPDATE chunks SET ec_k = ?2, ec_m = ?3, shard_len = ?4 WHERE id = ?1 AND state = 1",
+            params![chunk.0 as i64, k, m, shard_len],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.conn().execute(
+            "DELETE FROM placements WHERE chunk_id = ?1",
+            [chunk.0 as i64],
+        )?;
+        self.add_placements(chunk, placements, &[])?;
+        self.put_in_trash(old_objects, now)?;
+        Ok(true)
+    }
+
+    pub(crate) fn add_placements(
+        &self,
+        chunk: ChunkId,
+        placements: &[(u32, StoreId)],
+        checksum: &[u8],
+    ) -> Result<(), MetaError> {
+        let mut stmt = self.conn().prepare_cached(
+            "INSERT OR REPLACE INTO placements (chunk_id, shard, store_id, checksum) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (shard, store) in placements {
+            stmt.execute(params![chunk.0 as i64, shard, store.0 as i64, checksum])?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_layout(&self, chunk: ChunkId, layout: ChunkLayout) -> Result<(), MetaError> {
+        let (k, m, shard_len) = layout.columns();
+        self.conn().execute(
+            "UPDATE chunks SET ec_k = ?2, ec_m = ?3, shard_len = ?4 WHERE id = ?1",
+            params![chunk.0 as i64, k, m, shard_len],
+        )?;
+        Ok(())
+    }
+
+    /// Objects to delete from stores once the collector gets to them.
+    pub fn put_in_trash(
+        &self,
+        objects: &[(StoreId, String)],
+        now: Timestamp,
+    ) -> Result<(), MetaError> {
+        let mut stmt = self.conn().prepare_cached(
+            "INSERT OR IGNORE INTO trash (store_id, key, since_ns) VALUES (?1, ?2, ?3)",
+        )?;
+        for (store, key) in objects {
+            stmt.execute(params![store.0 as i64, key, now.0])?;
+        }
+        Ok(())
+    }
+
+    /// The object was deleted from its store (or was already gone).
+    pub fn forget_trash(&self, store: StoreId, key: &str) -> Result<(), MetaError> {
+        self.conn().execute(
+            "DELETE FROM trash WHERE store_id = ?1 AND key = ?2",
+            params![store.0 as i64, key],
+        )?;
+        Ok(())
+    }
+}
