@@ -51,12 +51,21 @@ impl FromStr for Duration {
 }
 
 impl fmt::Display for Duration {
+    /// In the largest unit that states it exactly: "500ms", "3s", "10m", "30d".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", ms / 1000)
+        let unit = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1000, "s"),
+        ]
+        .into_iter()
+        .find(|&(size, _)| ms != 0 && ms % size == 0);
+        match unit {
+            Some((size, name)) => write!(f, "{}{name}", ms / size),
+            None if ms == 0 => f.write_str("0s"),
+            None => write!(f, "{ms}ms"),
         }
     }
 }

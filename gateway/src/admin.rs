@@ -364,7 +364,26 @@ impl Admin {
             } else {
                 0.0
             };
+            // Why chunks may be undergoal or at risk: too few spread domains.
+            let mut short = Vec::new();
+            for rules in std::iter::once(&spec).chain(archived.as_ref()) {
+                let (need, have) = (rules.domains_needed(), domain_count(rules, &views));
+                if have < need {
+                    short.push(format!(
+                        "{} needs {need} {} domains, {have} are online with room: chunks {}",
+                        rules.describe(),
+                        rules.spread,
+                        if rules.strict {
+                            "stay undergoal"
+                        } else {
+                            "are placed as wide as possible and count at risk"
+                        }
+                    ));
+                }
+            }
             per_class.push(json!({"name": name, "describe": spec.describe(),
+                "domains_needed": spec.domains_needed(), "domains_available": domain_count(&spec, &views),
+                "why": if short.is_empty() { Value::Null } else { Value::from(short.join("; ")) },
                 "chunks": {"healthy": count[Health::Healthy as usize], "undergoal": count[Health::Undergoal as usize],
                            "at_risk": count[Health::AtRisk as usize], "missing": count[Health::Missing as usize]},
                 "logical_bytes": logical, "stored_bytes": stored, "stored_ratio": ratio}));

@@ -582,6 +582,59 @@ mod tests {
     }
 
     #[test]
+    fn archive_transition_flags() {
+        let base = parse(Some(2), None, Some("hdd"), Some("host")).unwrap();
+        let spec = base
+            .clone()
+            .with_archive(Some("30d"), Some("4+1"), None, None)
+            .unwrap();
+        let archived = spec.archived().unwrap();
+        assert_eq!(archived.layout, Layout::ErasureCoded { k: 4, m: 1 });
+        assert_eq!(archived.labels, vec![LabelRule::Label("hdd".into())]);
+        assert_eq!(archived.spread, Spread::Host);
+        assert_eq!(archived.domains_needed(), 5);
+        assert_eq!(
+            spec.describe(),
+            "2 replicas (hdd), spread host, loose; after 30d: ec 4+1 (hdd), spread host, loose"
+        );
+        // Stored and read back, the rule survives.
+        assert_eq!(ClassSpec::from_json(&spec.to_json()).unwrap(), spec);
+        let zone = base
+            .clone()
+            .with_archive(Some("10s"), Some("2+1"), Some("zone"), Some("ssd,hdd,*"))
+            .unwrap()
+            .archived()
+            .unwrap();
+        assert_eq!((zone.spread, zone.labels.len()), (Spread::Zone, 3));
+        // No flags: no archive; a spec without one stays without one.
+        assert_eq!(
+            base.clone().with_archive(None, None, None, None).unwrap(),
+            base
+        );
+        assert!(!base.to_json().contains("archive"));
+
+        let e = err(base.clone().with_archive(Some("1d"), None, None, None));
+        assert!(e.contains("--archive-after needs --archive-ec"), "{e}");
+        let e = err(base.clone().with_archive(None, Some("4+1"), None, None));
+        assert!(e.contains("--archive-ec needs --archive-after"), "{e}");
+        let e = err(base.clone().with_archive(None, None, Some("zone"), None));
+        assert!(e.contains("--archive-spread needs"), "{e}");
+        let e = err(base
+            .clone()
+            .with_archive(Some("soon"), Some("4+1"), None, None));
+        assert!(e.contains("--archive-after \"soon\""), "{e}");
+        let e = err(base
+            .clone()
+            .with_archive(Some("1d"), Some("4+0"), None, None));
+        assert!(e.contains("--ec 4+0"), "{e}");
+        let e = err(base.with_archive(Some("1d"), Some("2+1"), None, Some("a,b")));
+        assert!(e.contains("3 shards"), "{e}");
+        let ec = parse(None, Some("4+1"), None, None).unwrap();
+        let e = err(ec.with_archive(Some("1d"), Some("8+2"), None, None));
+        assert!(e.contains("already erasure-coded"), "{e}");
+    }
+
+    #[test]
     fn bad_input_names_flag_value_and_fix() {
         let e = err(parse(Some(9), None, None, None));
         assert!(e.contains("--replicas 9") && e.contains("1..8"), "{e}");

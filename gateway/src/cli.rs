@@ -658,4 +658,9 @@ fn print_status(v: &Value) {
             c["describe"].as_str().unwrap_or("")
         );
     }
+    for c in v["classes"].as_array().into_iter().flatten() {
+        if let Some(why) = c["why"].as_str() {
+            println!("  {}: {why}", c["name"].as_str().unwrap_or(""));
+        }
+    }
 }

@@ -576,7 +576,14 @@ async fn lay_out(
             (layout, shards.into_iter().map(Arc::new).collect(), k)
         }
     };
-    let placement = place(spec, &stores.views(), parts[0].len() as u64, &[]);
+    let mut placement = place(spec, &stores.views(), parts[0].len() as u64, &[]);
+    if matches!(layout, ChunkLayout::Ec { .. }) && spec.labels.len() == 1 {
+        // One rule for all shards: rotate which store gets which shard from
+        // chunk to chunk, so parity (never read while all is well) and the
+        // data shards (read every time) spread over all the stores.
+        let n = placement.targets.len();
+        placement.targets.rotate_left((chunk.0 % n as u64) as usize);
+    }
     let placed = placement.targets.iter().flatten().count();
     if let PlacementHealth::Undergoal {
         placed,

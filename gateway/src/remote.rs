@@ -171,20 +171,6 @@ impl Stores {
             .map_or_else(|| id.to_string(), |e| e.name.clone())
     }
 
-    async fn client(&self, id: StoreId) -> Result<StoreClient, StoreError> {
-        let (pooled, address) = {
-            let mut entries = self.lock();
-            let Some(e) = entries.get_mut(&id) else {
-                return Err(StoreError::UnknownStore { id: id.0 });
-            };
-            (e.pool.pop(), e.address.clone())
-        };
-        match pooled {
-            Some(c) => Ok(c),
-            None => StoreClient::connect(&address, &self.secret).await,
-        }
-    }
-
     fn give_back(&self, id: StoreId, client: StoreClient) {
         if let Some(e) = self.lock().get_mut(&id) {
             if e.pool.len() < POOL {
@@ -209,14 +195,38 @@ impl Stores {
         }
     }
 
-    /// Runs `op` on a pooled connection to `id`; a failed connection is
-    /// dropped and the store marked offline if it cannot be reached.
+    /// Runs `op` on a pooled connection to `id`. A pooled connection that
+    /// fails at the connection level may just be stale (the store restarted
+    /// since): the pool is emptied and `op` runs once more on a fresh
+    /// connection (every store operation is idempotent). A store that cannot
+    /// be reached then is marked offline.
     async fn with<T, F, Fut>(&self, id: StoreId, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(StoreClient) -> Fut,
+        F: Fn(StoreClient) -> Fut,
         Fut: Future<Output = (StoreClient, Result<T, StoreError>)>,
     {
-        let client = match self.client(id).await {
+        let (pooled, address) = {
+            let mut entries = self.lock();
+            let Some(e) = entries.get_mut(&id) else {
+                return Err(StoreError::UnknownStore { id: id.0 });
+            };
+            (e.pool.pop(), e.address.clone())
+        };
+        if let Some(client) = pooled {
+            let (client, result) = op(client).await;
+            match &result {
+                Err(e) if e.retryable() => {
+                    if let Some(e) = self.lock().get_mut(&id) {
+                        e.pool.clear();
+                    }
+                }
+                _ => {
+                    self.give_back(id, client);
+                    return result;
+                }
+            }
+        }
+        let client = match StoreClient::connect(&address, &self.secret).await {
             Ok(c) => c,
             Err(e) => {
                 self.mark(id, false);
@@ -225,9 +235,8 @@ impl Stores {
         };
         let (client, result) = op(client).await;
         match &result {
-            Ok(_) => self.give_back(id, client),
             Err(e) if e.retryable() => self.mark(id, false),
-            Err(_) => self.give_back(id, client),
+            _ => self.give_back(id, client),
         }
         result
     }
@@ -238,9 +247,9 @@ impl Stores {
             Some(p) => p.admit(data.len() as u64).await,
             None => None,
         };
-        let key = key.to_owned();
+        let data = &data;
         self.with(id, |mut c| async move {
-            let r = c.put(&key, &data).await.map(|_| ());
+            let r = c.put(key, data).await.map(|_| ());
             (c, r)
         })
         .await
@@ -253,18 +262,16 @@ impl Stores {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, StoreError> {
-        let key = key.to_owned();
         self.with(id, |mut c| async move {
-            let r = c.get(&key, offset, len).await;
+            let r = c.get(key, offset, len).await;
             (c, r)
         })
         .await
     }
 
     pub async fn delete(&self, id: StoreId, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
         self.with(id, |mut c| async move {
-            let r = c.delete(&key).await.map(|_| ());
+            let r = c.delete(key).await.map(|_| ());
             (c, r)
         })
         .await

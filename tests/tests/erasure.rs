@@ -113,6 +113,22 @@ async fn ec_4_1_reads_through_any_one_lost_store_and_says_eio_with_two() {
         "{status}"
     );
 
+    // Shards rotate between chunks: every store holds data shards (0..4),
+    // so each kill below makes reads rebuild.
+    for store in ["e1", "e2", "e3", "e4", "e5"] {
+        let data_shards = cluster
+            .chunks()
+            .iter()
+            .flat_map(|c| c.objects.clone())
+            .filter(|(s, key)| s == store && !key.ends_with(".s04"))
+            .count();
+        assert!(
+            data_shards > 0,
+            "{store} holds no data shard: {:?}",
+            cluster.chunks()
+        );
+    }
+
     // Any one store down: every byte still reads, from the cache-less gateway.
     for victim in ["e1", "e2", "e3", "e4", "e5"] {
         drop_cache(&cluster);
@@ -138,6 +154,16 @@ async fn ec_4_1_reads_through_any_one_lost_store_and_says_eio_with_two() {
         class_health(&status, "wide")["missing"],
         n_chunks as u64,
         "every chunk has a shard on e2 and on e4, so all count missing: {status}"
+    );
+    let why = status["classes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "wide"))
+        .map(|c| c["why"].to_string())
+        .unwrap_or_default();
+    assert!(
+        why.contains("needs 5 host domains, 3 are online"),
+        "status must say why the class cannot be met: {why}; stores {}",
+        status["stores"]
     );
     cluster.assert_gateway_running();
 
