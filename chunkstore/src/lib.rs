@@ -13,6 +13,7 @@ mod error;
 mod init;
 pub mod layout;
 pub mod protocol;
+mod scrub;
 mod secret;
 mod server;
 mod store;

@@ -81,6 +81,7 @@ pub async fn serve_until(
         zone = %cfg.zone, host = %cfg.host, name = cfg.store_name(), "chunk store serving");
     ready(addr);
 
+    let scrubber = tokio::spawn(crate::scrub::run(Arc::clone(&store), cfg.scrub.clone()));
     let secret = Arc::new(secret);
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -111,6 +112,7 @@ pub async fn serve_until(
         }
     }
     drop(listener);
+    scrubber.abort();
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while conns.join_next().await.is_some() {}

@@ -38,6 +38,8 @@ pub struct GatewayConfig {
     pub cluster: ClusterConfig,
     #[serde(default)]
     pub drain: DrainConfig,
+    #[serde(default)]
+    pub repair: RepairConfig,
     /// The chunk stores file data drains to; none keeps data in the cache only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<StoreRef>,
@@ -78,6 +80,35 @@ impl Default for DrainConfig {
             store_concurrency: 4,
             store_bandwidth: ByteSize(0),
             archive_bandwidth: ByteSize::mib(32),
+        }
+    }
+}
+
+/// `[repair]`: keeping every chunk at its class when stores fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepairConfig {
+    /// A store that stops answering is suspect at once and offline after
+    /// this long; only then are its chunks rebuilt elsewhere (links flap).
+    pub grace: Duration,
+    /// Bytes per second repair, scrub repairs and decommissioning write at
+    /// most; "0" for no limit.
+    pub bandwidth: ByteSize,
+    /// How often every store's listing is compared with the metadata (finds
+    /// shards a scrub quarantined, and objects nothing references).
+    pub audit_every: Duration,
+    /// An object no chunk references is deleted once it has been seen
+    /// unreferenced for this long (a drain or repair may still be writing it).
+    pub orphan_delay: Duration,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::secs(600),
+            bandwidth: ByteSize::mib(32),
+            audit_every: Duration::secs(60),
+            orphan_delay: Duration::secs(3600),
         }
     }
 }
@@ -220,6 +251,7 @@ impl GatewayConfig {
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
             drain: DrainConfig::default(),
+            repair: RepairConfig::default(),
             stores: Vec::new(),
         }
     }

@@ -19,7 +19,7 @@ pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
     CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel, MetadataConfig,
-    NfsConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
+    NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
-pub use store::{StoreConfig, DEFAULT_STORE_RESERVE};
+pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};

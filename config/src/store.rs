@@ -47,6 +47,28 @@ pub struct StoreConfig {
     pub name: Option<String>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub scrub: ScrubConfig,
+}
+
+/// `[scrub]`: re-reading every shard to find bit rot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScrubConfig {
+    /// A full pass over the shards starts this long after the last one
+    /// started; "0s" turns scrubbing off.
+    pub every: crate::Duration,
+    /// Bytes per second a pass reads at most.
+    pub bandwidth: ByteSize,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            every: crate::Duration::secs(7 * 86_400),
+            bandwidth: ByteSize::mib(16),
+        }
+    }
 }
 
 fn default_reserve() -> ByteSize {
@@ -72,6 +94,7 @@ impl StoreConfig {
             secret_file,
             name: None,
             log: LogConfig::default(),
+            scrub: ScrubConfig::default(),
         }
     }
 

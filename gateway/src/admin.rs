@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cairn_metadata::{ChunkInfo, ChunkLayout, ClassId, InodeId, StoreId, Timestamp};
+use cairn_metadata::{ChunkInfo, ChunkLayout, ClassId, InodeId, StoreId, StoreState, Timestamp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -51,6 +51,10 @@ pub async fn default_class_id(fs: &Fs) -> Result<ClassId, FsError> {
 pub struct Admin {
     pub fs: Arc<Fs>,
     pub stores: Option<Arc<Stores>>,
+    /// The repair worker's progress (none without stores).
+    pub repair: Option<Arc<std::sync::Mutex<crate::repair::Progress>>>,
+    /// `[repair] grace`: when a silent store turns from suspect to offline.
+    pub grace: std::time::Duration,
 }
 
 impl Admin {
@@ -94,6 +98,10 @@ impl Admin {
         match cmd.as_str() {
             "status" => self.status().await.map_err(err),
             "store_list" => Ok(json!({ "stores": self.store_json() })),
+            "store_drain" | "store_remove" | "store_undrain" => {
+                let name = s("name").ok_or("the request has no store \"name\"")?;
+                self.store_life(&cmd, &name).await
+            }
             "chunks" => {
                 let classes = fs
                     .metadata()
@@ -171,7 +179,11 @@ impl Admin {
                         "class {name:?} exists; delete it first or pick another name"
                     ));
                 }
-                let views = self.stores.as_ref().map(|s| s.views()).unwrap_or_default();
+                let views = self
+                    .stores
+                    .as_ref()
+                    .map(|s| s.placeable())
+                    .unwrap_or_default();
                 let have = domain_count(&spec, &views);
                 let (json, n) = (spec.to_json(), name.clone());
                 fs.metadata()
@@ -327,7 +339,13 @@ impl Admin {
             .into_iter()
             .map(|v| {
                 let fill = if v.capacity > 0 { v.used as f64 * 100.0 / v.capacity as f64 } else { 0.0 };
-                json!({"id": v.id, "name": v.name, "online": v.online, "zone": v.zone, "host": v.host,
+                let (reach, life) = stores.health(StoreId(v.id), self.grace);
+                let state = match life {
+                    StoreState::Active => reach.name(),
+                    StoreState::Draining => "draining",
+                    StoreState::Removed => "removed",
+                };
+                json!({"id": v.id, "name": v.name, "online": v.online, "state": state, "zone": v.zone, "host": v.host,
                        "labels": v.labels, "capacity": v.capacity, "used": v.used,
                        "free": v.capacity.saturating_sub(v.used), "fill_percent": (fill * 10.0).round() / 10.0})
             })
@@ -344,11 +362,16 @@ impl Admin {
         let classes = meta.read(|v| v.classes())?;
         let chunks = meta.read(|v| v.chunks())?;
         let views = self.stores.as_ref().map(|s| s.views()).unwrap_or_default();
+        let placeable = self
+            .stores
+            .as_ref()
+            .map(|s| s.placeable())
+            .unwrap_or_default();
         let mut per_class = Vec::new();
         for (id, name, j) in &classes {
             let spec = ClassSpec::from_json(j).unwrap_or_else(|_| ClassSpec::default_class());
             let archived = spec.archived();
-            let mut count = [0u64; 4];
+            let mut count = [0u64; 5];
             let (mut logical, mut stored) = (0u64, 0u64);
             for c in chunks.iter().filter(|c| c.class == *id) {
                 let rules = match (c.layout, &archived) {
@@ -367,7 +390,7 @@ impl Admin {
             // Why chunks may be undergoal or at risk: too few spread domains.
             let mut short = Vec::new();
             for rules in std::iter::once(&spec).chain(archived.as_ref()) {
-                let (need, have) = (rules.domains_needed(), domain_count(rules, &views));
+                let (need, have) = (rules.domains_needed(), domain_count(rules, &placeable));
                 if have < need {
                     short.push(format!(
                         "{} needs {need} {} domains, {have} are online with room: chunks {}",
@@ -382,10 +405,11 @@ impl Admin {
                 }
             }
             per_class.push(json!({"name": name, "describe": spec.describe(),
-                "domains_needed": spec.domains_needed(), "domains_available": domain_count(&spec, &views),
+                "domains_needed": spec.domains_needed(), "domains_available": domain_count(&spec, &placeable),
                 "why": if short.is_empty() { Value::Null } else { Value::from(short.join("; ")) },
                 "chunks": {"healthy": count[Health::Healthy as usize], "undergoal": count[Health::Undergoal as usize],
-                           "at_risk": count[Health::AtRisk as usize], "missing": count[Health::Missing as usize]},
+                           "at_risk": count[Health::AtRisk as usize], "missing": count[Health::Missing as usize],
+                           "endangered": count[Health::Endangered as usize]},
                 "logical_bytes": logical, "stored_bytes": stored, "stored_ratio": ratio}));
         }
         let cache = self.fs.cache();
@@ -395,10 +419,57 @@ impl Admin {
             "backlog": {"bytes": backlog.bytes, "files": backlog.files, "slots": backlog.slots, "oldest_seconds": oldest},
             "stores": self.store_json(),
             "classes": per_class,
+            "repair": self.repair.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).to_json()),
             "cache": {"used_bytes": cache.used_bytes(), "max_bytes": cache.max_bytes()},
             "files": {"inodes": inodes, "logical_bytes": logical},
             "chunks": chunks.len(),
         }))
+    }
+}
+
+impl Admin {
+    /// `cairn store drain|undrain|remove NAME`.
+    async fn store_life(&self, cmd: &str, name: &str) -> Result<Value, String> {
+        let stores = self
+            .stores
+            .as_ref()
+            .ok_or("this gateway has no chunk stores")?;
+        let meta = self.fs.metadata();
+        let known = meta
+            .read(|v| v.stores())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|(_, n, _)| n == name);
+        let Some((id, _, _)) = known else {
+            return Err(format!(
+                "no store named {name:?}; `cairn store list` shows the stores"
+            ));
+        };
+        let state = match cmd {
+            "store_drain" => StoreState::Draining,
+            "store_undrain" => StoreState::Active,
+            _ => {
+                let held = meta
+                    .read(|v| v.placements_on(id))
+                    .map_err(|e| e.to_string())?;
+                if held > 0 {
+                    return Err(format!(
+                        "store {name:?} still holds {held} copies or shards the metadata needs; \
+                         `cairn store drain {name}` first and wait until `cairn status` shows it empty"
+                    ));
+                }
+                StoreState::Removed
+            }
+        };
+        let n = name.to_owned();
+        meta.write(true, move |tx| tx.set_store_state(&n, state))
+            .await
+            .map_err(|e| e.to_string())?;
+        stores.set_life(id, state);
+        let held = meta
+            .read(|v| v.placements_on(id))
+            .map_err(|e| e.to_string())?;
+        Ok(json!({"store": name, "state": format!("{state:?}").to_lowercase(), "holds": held}))
     }
 }
 
@@ -412,6 +483,9 @@ enum Health {
     AtRisk = 2,
     /// Not readable: no replica, or fewer than `k` shards.
     Missing = 3,
+    /// Readable, but one more failure loses data: one replica left, or
+    /// exactly `k` shards (of a class that wants more).
+    Endangered = 4,
 }
 
 fn chunk_health(c: &ChunkInfo, spec: &ClassSpec, views: &[StoreView]) -> Health {
@@ -429,6 +503,8 @@ fn chunk_health(c: &ChunkInfo, spec: &ClassSpec, views: &[StoreView]) -> Health 
     };
     if live.len() < readable {
         Health::Missing
+    } else if live.len() == readable && wanted > readable {
+        Health::Endangered
     } else if live.len() < wanted {
         Health::Undergoal
     } else if domains.len() < wanted {

@@ -44,6 +44,11 @@ enum Command {
         /// gateway's cache only.
         #[arg(long, value_name = "N", default_value_t = 3)]
         stores: usize,
+        /// How long a silent store stays suspect before its chunks are
+        /// rebuilt on the others (the gateway's `[repair] grace`; e.g. 5s to
+        /// watch a repair after killing a store).
+        #[arg(long, value_name = "AGE", default_value = "10m")]
+        grace: cairn_config::Duration,
     },
     /// Run a chunk store (one per drive) from its config, or `init` its
     /// data folder first.
@@ -130,6 +135,28 @@ enum StoreCmd {
         target: Target,
         #[arg(long)]
         json: bool,
+    },
+    /// Empty a store before retiring it: every copy or shard on it is made
+    /// elsewhere first (it keeps serving reads meanwhile), then dropped.
+    /// `cairn status` shows what it still holds.
+    Drain {
+        /// The store's name (`cairn store list`).
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Put a store being drained back in service.
+    Undrain {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Retire a store; refused while it holds anything the metadata needs
+    /// (drain it first). Then take it out of the gateway config.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -248,7 +275,12 @@ impl Target {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Up { data, nfs, stores } => crate::up::up(&data, nfs, stores),
+        Command::Up {
+            data,
+            nfs,
+            stores,
+            grace,
+        } => crate::up::up(&data, nfs, stores, grace),
         Command::Chunkstore { action, config } => chunkstore(action, config),
         Command::Status { target, json } => {
             admin_call(&target, json!({"cmd": "status"}), json, print_status)
@@ -256,6 +288,15 @@ pub fn main() -> ExitCode {
         Command::Store {
             action: StoreCmd::List { target, json },
         } => admin_call(&target, json!({"cmd": "store_list"}), json, print_stores),
+        Command::Store {
+            action: StoreCmd::Drain { name, target },
+        } => store_life(&target, "store_drain", &name),
+        Command::Store {
+            action: StoreCmd::Undrain { name, target },
+        } => store_life(&target, "store_undrain", &name),
+        Command::Store {
+            action: StoreCmd::Remove { name, target },
+        } => store_life(&target, "store_remove", &name),
         Command::Store {
             action: StoreCmd::Chunks { target, json },
         } => admin_call(&target, json!({"cmd": "chunks"}), json, |v| {
@@ -593,6 +634,18 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// `cairn store drain|undrain|remove NAME`.
+fn store_life(target: &Target, cmd: &str, name: &str) -> ExitCode {
+    admin_call(target, json!({"cmd": cmd, "name": name}), false, |v| {
+        println!(
+            "store {} is {}; it holds {} copies or shards the metadata needs",
+            v["store"].as_str().unwrap_or(""),
+            v["state"].as_str().unwrap_or(""),
+            v["holds"]
+        )
+    })
+}
+
 fn print_stores(v: &Value) {
     println!(
         "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>6}",
@@ -608,10 +661,10 @@ fn print_stores(v: &Value) {
         println!(
             "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}%",
             s["name"].as_str().unwrap_or(""),
-            if s["online"].as_bool() == Some(true) {
-                "online"
-            } else {
-                "OFFLINE"
+            match s["state"].as_str() {
+                Some("online") => "online".to_owned(),
+                Some(other) => other.to_uppercase(),
+                None => "?".to_owned(),
             },
             s["zone"].as_str().unwrap_or(""),
             s["host"].as_str().unwrap_or(""),
@@ -640,17 +693,26 @@ fn print_status(v: &Value) {
         human(v["cache"]["max_bytes"].as_u64().unwrap_or(0))
     );
     println!(
-        "\n{:<16} {:>8} {:>10} {:>8} {:>8} {:>10} {:>10} {:>6}  LAYOUT",
-        "CLASS", "HEALTHY", "UNDERGOAL", "AT RISK", "MISSING", "LOGICAL", "STORED", "RATIO"
+        "\n{:<16} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>6}  LAYOUT",
+        "CLASS",
+        "HEALTHY",
+        "UNDERGOAL",
+        "AT RISK",
+        "ENDANGERED",
+        "MISSING",
+        "LOGICAL",
+        "STORED",
+        "RATIO"
     );
     for c in v["classes"].as_array().into_iter().flatten() {
         let k = &c["chunks"];
         println!(
-            "{:<16} {:>8} {:>10} {:>8} {:>8} {:>10} {:>10} {:>6}  {}",
+            "{:<16} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>6}  {}",
             c["name"].as_str().unwrap_or(""),
             k["healthy"].as_u64().unwrap_or(0),
             k["undergoal"].as_u64().unwrap_or(0),
             k["at_risk"].as_u64().unwrap_or(0),
+            k["endangered"].as_u64().unwrap_or(0),
             k["missing"].as_u64().unwrap_or(0),
             human(c["logical_bytes"].as_u64().unwrap_or(0)),
             human(c["stored_bytes"].as_u64().unwrap_or(0)),
@@ -662,5 +724,20 @@ fn print_status(v: &Value) {
         if let Some(why) = c["why"].as_str() {
             println!("  {}: {why}", c["name"].as_str().unwrap_or(""));
         }
+    }
+    let r = &v["repair"];
+    if r.is_object() {
+        let eta = r["eta_seconds"]
+            .as_f64()
+            .map_or("-".to_owned(), |s| format!("{s:.0} s"));
+        println!(
+            "\nrepair: {} chunk(s) waiting ({}), {} cannot be repaired now; {} repaired ({}) so far; {}/s; ETA {eta}",
+            r["waiting_chunks"],
+            human(r["waiting_bytes"].as_u64().unwrap_or(0)),
+            r["stuck_chunks"],
+            r["repaired_chunks"],
+            human(r["repaired_bytes"].as_u64().unwrap_or(0)),
+            human(r["bytes_per_second"].as_f64().unwrap_or(0.0) as u64),
+        );
     }
 }

@@ -576,7 +576,7 @@ async fn lay_out(
             (layout, shards.into_iter().map(Arc::new).collect(), k)
         }
     };
-    let mut placement = place(spec, &stores.views(), parts[0].len() as u64, &[]);
+    let mut placement = place(spec, &stores.placeable(), parts[0].len() as u64, &[]);
     if matches!(layout, ChunkLayout::Ec { .. }) && spec.labels.len() == 1 {
         // One rule for all shards: rotate which store gets which shard from
         // chunk to chunk, so parity (never read while all is well) and the

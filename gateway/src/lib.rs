@@ -13,5 +13,6 @@ pub mod fsck;
 pub mod nfs;
 pub mod placement;
 pub mod remote;
+pub mod repair;
 pub mod run;
 mod up;

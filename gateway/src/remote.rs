@@ -6,16 +6,34 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_chunkstore::{Secret, StoreClient, StoreError};
-use cairn_metadata::{BlockLocation, ChunkId, ChunkLayout, StoreId};
+use cairn_metadata::{BlockLocation, ChunkId, ChunkLayout, StoreId, StoreState};
 use tracing::{debug, info, warn};
 
 use crate::core::{BlockSource, FsError};
 use crate::crypto::BlockKey;
 use crate::ec;
 use crate::placement::StoreView;
+
+/// Whether a store answers: see [`Stores::health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Online,
+    Suspect,
+    Offline,
+}
+
+impl Reach {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reach::Online => "online",
+            Reach::Suspect => "suspect",
+            Reach::Offline => "offline",
+        }
+    }
+}
 
 /// Connections kept open per store.
 const POOL: usize = 8;
@@ -60,6 +78,10 @@ struct Entry {
     name: String,
     address: String,
     view: StoreView,
+    /// When the store stopped answering (None while it answers).
+    failing_since: Option<Instant>,
+    /// In service, being emptied, or retired.
+    life: StoreState,
     pool: Vec<StoreClient>,
     pace: Arc<Pace>,
 }
@@ -154,8 +176,51 @@ impl Stores {
                 },
                 pool: Vec::new(),
                 pace: Arc::new(Pace::new(self.concurrency, self.bandwidth)),
+                failing_since: Some(Instant::now()),
+                life: StoreState::Active,
             },
         );
+    }
+
+    /// Records a store's life-cycle state (from the metadata, or a
+    /// `cairn store drain|remove`).
+    pub fn set_life(&self, id: StoreId, life: StoreState) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.life = life;
+        }
+    }
+
+    /// The stores new copies may go to: as [`Stores::views`], with stores
+    /// being emptied or retired counted offline.
+    pub fn placeable(&self) -> Vec<StoreView> {
+        let mut v: Vec<StoreView> = self
+            .lock()
+            .values()
+            .map(|e| {
+                let mut view = e.view.clone();
+                view.online &= e.life == StoreState::Active;
+                view
+            })
+            .collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// Where a store stands: answering (online), not answering for less than
+    /// `grace` (suspect), or for longer (offline: its chunks need repair);
+    /// and its life-cycle state.
+    pub fn health(&self, id: StoreId, grace: Duration) -> (Reach, StoreState) {
+        match self.lock().get(&id) {
+            None => (Reach::Offline, StoreState::Removed),
+            Some(e) => {
+                let reach = match e.failing_since {
+                    None => Reach::Online,
+                    Some(t) if t.elapsed() < grace => Reach::Suspect,
+                    Some(_) => Reach::Offline,
+                };
+                (reach, e.life)
+            }
+        }
     }
 
     /// The stores as placement sees them.
@@ -181,6 +246,11 @@ impl Stores {
 
     fn mark(&self, id: StoreId, online: bool) {
         if let Some(e) = self.lock().get_mut(&id) {
+            match (online, e.failing_since) {
+                (true, _) => e.failing_since = None,
+                (false, None) => e.failing_since = Some(Instant::now()),
+                (false, Some(_)) => {}
+            }
             if e.view.online != online {
                 if online {
                     info!(store = %e.name, "chunk store online");
@@ -272,6 +342,20 @@ impl Stores {
     pub async fn delete(&self, id: StoreId, key: &str) -> Result<(), StoreError> {
         self.with(id, |mut c| async move {
             let r = c.delete(key).await.map(|_| ());
+            (c, r)
+        })
+        .await
+    }
+
+    /// Up to `limit` object keys after `after`, in order.
+    pub async fn list(
+        &self,
+        id: StoreId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<cairn_chunkstore::ListEntry>, StoreError> {
+        self.with(id, |mut c| async move {
+            let r = c.list(after, limit).await;
             (c, r)
         })
         .await

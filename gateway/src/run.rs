@@ -16,6 +16,7 @@ use crate::core::{Fs, FsError};
 use crate::drain::Drainer;
 use crate::nfs::{self, Access};
 use crate::remote::Stores;
+use crate::repair::Repairer;
 use cairn_chunkstore::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,21 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
                     .map_err(FsError::from)?;
                 stores.add(id, &s.name, &s.address);
             }
+            let dropped = fs
+                .metadata()
+                .write(true, |tx| tx.forget_pending_chunks())
+                .await
+                .map_err(FsError::from)?;
+            if dropped > 0 {
+                info!(chunks = dropped, "forgot chunks a stopped drain left half-stored; their objects are collected as orphans");
+            }
+            for (id, life) in fs
+                .metadata()
+                .read(|v| v.store_states())
+                .map_err(FsError::from)?
+            {
+                stores.set_life(id, life);
+            }
             fs = fs.with_blocks(stores.clone());
             Some(stores)
         }
@@ -125,9 +141,14 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         anon_gid: cfg.nfs.anon_gid,
     });
     let admin_path = admin::socket_path(&cfg.data_dir);
+    let repairer = stores
+        .as_ref()
+        .map(|st| Repairer::new(fs.clone(), st.clone(), cfg.repair.clone()));
     let admin = Arc::new(Admin {
         fs: fs.clone(),
         stores: stores.clone(),
+        repair: repairer.as_ref().map(|r| r.progress()),
+        grace: cfg.repair.grace.get(),
     });
     // Bound before readiness is announced, so the CLI works at once.
     let admin_listener = admin::bind(&admin_path).map_err(|source| StartError::Admin {
@@ -142,6 +163,9 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     if let Some(stores) = &stores {
         let drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
         tasks.push(tokio::spawn(drainer.run()));
+    }
+    if let Some(repairer) = repairer {
+        tasks.push(tokio::spawn(repairer.run()));
     }
     info!(listen = %bound, data = %cfg.data_dir.display(), stores = cfg.stores.len(), "gateway serving NFSv3");
     ready(bound);

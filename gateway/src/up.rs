@@ -84,13 +84,19 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-pub fn up(data: &Path, nfs: SocketAddr, n_stores: usize) -> ExitCode {
+pub fn up(
+    data: &Path,
+    nfs: SocketAddr,
+    n_stores: usize,
+    grace: cairn_config::Duration,
+) -> ExitCode {
     let gateway_dir = data.join("gateway");
     if let Err(e) = std::fs::create_dir_all(&gateway_dir) {
         eprintln!("cairn up: cannot create {}: {e}", gateway_dir.display());
         return ExitCode::from(2);
     }
     let mut cfg = GatewayConfig::with_defaults(gateway_dir.clone(), nfs);
+    cfg.repair.grace = grace;
     let mut children = Children(Vec::new());
     if n_stores > 0 {
         let secret_path = data.join("cluster.secret");

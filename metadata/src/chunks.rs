@@ -41,6 +41,25 @@ impl ChunkLayout {
     }
 }
 
+/// Where a store is in its life: in service, being emptied
+/// (`cairn store drain`), or retired (`cairn store remove`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreState {
+    Active = 0,
+    Draining = 1,
+    Removed = 2,
+}
+
+impl StoreState {
+    fn from_column(v: i64) -> StoreState {
+        match v {
+            1 => StoreState::Draining,
+            2 => StoreState::Removed,
+            _ => StoreState::Active,
+        }
+    }
+}
+
 /// One stored chunk, as status, listings and the archive transition see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkInfo {
@@ -136,6 +155,39 @@ impl View<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Chunks still being written (state 0): their objects may exist on
+    /// stores before any placement names them.
+    pub fn pending_chunk_ids(&self) -> Result<Vec<ChunkId>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM chunks WHERE state = 0")?;
+        let rows = stmt.query_map([], |r| Ok(ChunkId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Placements (of any chunk) on `store`.
+    pub fn placements_on(&self, store: StoreId) -> Result<u64, MetaError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM placements WHERE store_id = ?1",
+            [store.0 as i64],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Every store's life-cycle state ([`StoreState`]).
+    pub fn store_states(&self) -> Result<Vec<(StoreId, StoreState)>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, state FROM stores ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                StoreId(r.get::<_, i64>(0)? as u64),
+                StoreState::from_column(r.get(1)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Objects in the trash since before `before`, oldest first.
     pub fn trash(
         &self,
@@ -182,6 +234,53 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// A repair: placements `removed` (lost, or on a store being emptied)
+    /// give way to `added` (copies just made), and the removed objects go to
+    /// the trash. Changes nothing and returns false unless the chunk is still
+    /// stored in `layout` and every removed placement still exists (a
+    /// collection, re-layout or other repair came first).
+    pub fn repair_chunk(
+        &self,
+        chunk: ChunkId,
+        layout: ChunkLayout,
+        removed: &[(u32, StoreId)],
+        added: &[(u32, StoreId)],
+        trash: &[(StoreId, String)],
+        now: Timestamp,
+    ) -> Result<bool, MetaError> {
+        let (k, m, shard_len) = layout.columns();
+        let current: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM chunks WHERE id = ?1 AND state = 1 AND ec_k = ?2 AND ec_m = ?3 AND shard_len = ?4",
+                params![chunk.0 as i64, k, m, shard_len],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if current.is_none() {
+            return Ok(false);
+        }
+        let mut exists = self.conn().prepare_cached(
+            "SELECT count(*) FROM placements WHERE chunk_id = ?1 AND shard = ?2 AND store_id = ?3",
+        )?;
+        for (shard, store) in removed {
+            let n: i64 =
+                exists.query_row(params![chunk.0 as i64, shard, store.0 as i64], |r| r.get(0))?;
+            if n == 0 {
+                return Ok(false);
+            }
+        }
+        for (shard, store) in removed {
+            self.conn().execute(
+                "DELETE FROM placements WHERE chunk_id = ?1 AND shard = ?2 AND store_id = ?3",
+                params![chunk.0 as i64, shard, store.0 as i64],
+            )?;
+        }
+        self.add_placements(chunk, added, &[])?;
+        self.put_in_trash(trash, now)?;
+        Ok(true)
+    }
+
     pub(crate) fn add_placements(
         &self,
         chunk: ChunkId,
@@ -204,6 +303,34 @@ impl Tx<'_> {
             params![chunk.0 as i64, k, m, shard_len],
         )?;
         Ok(())
+    }
+
+    /// Sets the life-cycle state of the store named `name`; `None` if no
+    /// store has that name.
+    pub fn set_store_state(
+        &self,
+        name: &str,
+        state: StoreState,
+    ) -> Result<Option<StoreId>, MetaError> {
+        let id: Option<i64> = self
+            .conn()
+            .query_row(
+                "UPDATE stores SET state = ?2 WHERE name = ?1 RETURNING id",
+                params![name, state as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(id.map(|id| StoreId(id as u64)))
+    }
+
+    /// Forgets chunks left pending (state 0) by a gateway that stopped
+    /// mid-drain; called at start, when no upload can be in flight. Whatever
+    /// they put on stores is unreferenced then, for the orphan collector.
+    pub fn forget_pending_chunks(&self) -> Result<usize, MetaError> {
+        Ok(self.conn().execute(
+            "DELETE FROM chunks WHERE state = 0 AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.chunk_id = chunks.id)",
+            [],
+        )?)
     }
 
     /// Objects to delete from stores once the collector gets to them.

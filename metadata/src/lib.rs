@@ -23,7 +23,7 @@ mod writer;
 mod tests;
 
 pub use check::Inconsistency;
-pub use chunks::{ChunkInfo, ChunkLayout, Placements};
+pub use chunks::{ChunkInfo, ChunkLayout, Placements, StoreState};
 pub use db::Metadata;
 pub use error::MetaError;
 pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};

@@ -103,6 +103,8 @@ pub struct ClusterOptions {
     pub log_level: String,
     /// A store the gateway reaches through a [`RecordingProxy`].
     pub proxied_store: Option<String>,
+    /// Lines of the gateway's `[repair]` section (empty: the defaults).
+    pub repair: String,
 }
 
 impl ClusterOptions {
@@ -114,6 +116,7 @@ impl ClusterOptions {
             chunk_size: "32 MiB".into(),
             log_level: "info".into(),
             proxied_store: None,
+            repair: String::new(),
         }
     }
 }
@@ -219,6 +222,9 @@ impl Cluster {
             toml_str(&self.options.quiet),
             toml_str(&self.options.chunk_size)
         );
+        if !self.options.repair.is_empty() {
+            let _ = writeln!(t, "\n[repair]\n{}", self.options.repair);
+        }
         for s in &self.stores {
             let address = match (&self.proxy, &self.options.proxied_store) {
                 (Some(p), Some(n)) if *n == s.spec.name => p.addr(),

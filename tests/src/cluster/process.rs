@@ -165,6 +165,8 @@ pub struct StoreSpec {
     pub zone: String,
     pub host: String,
     pub labels: Vec<String>,
+    /// `[scrub] every` (none: the default, a week).
+    pub scrub_every: Option<String>,
 }
 
 impl StoreSpec {
@@ -175,6 +177,7 @@ impl StoreSpec {
             zone: "z1".to_owned(),
             host: host.to_owned(),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            scrub_every: None,
         }
     }
 }
@@ -236,7 +239,7 @@ impl Store {
 
     pub(super) fn write_config(&self) {
         let labels: Vec<String> = self.spec.labels.iter().map(|l| toml_str(l)).collect();
-        let text = format!(
+        let mut text = format!(
             "name = {}\nlisten = \"127.0.0.1:{}\"\ndata_dir = {}\nzone = {}\nhost = {}\nlabels = [{}]\nreserve = \"256 MiB\"\nsecret_file = {}\n\n[log]\nlevel = \"debug\"\n",
             toml_str(&self.spec.name),
             self.port,
@@ -246,6 +249,9 @@ impl Store {
             labels.join(", "),
             toml_str(&self.secret.to_string_lossy()),
         );
+        if let Some(every) = &self.spec.scrub_every {
+            text.push_str(&format!("\n[scrub]\nevery = {}\n", toml_str(every)));
+        }
         std::fs::write(self.config_path(), text).expect("write store config");
     }
 

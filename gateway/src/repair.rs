@@ -1,0 +1,599 @@
+//! Self-healing: keeps every chunk at its class while stores fail, return,
+//! rot or are retired.
+//!
+//! - A store that stops answering is suspect at once and offline once
+//!   `[repair] grace` has passed ([`Stores::health`]); only then do its
+//!   copies count as lost. One answer resets it, so a flapping link never
+//!   starts a repair storm.
+//! - An audit compares each answering store's listing with the metadata
+//!   (the metadata read first, so an object written meanwhile is never
+//!   taken for missing): a referenced object that is not listed (a scrub
+//!   quarantined it, or the disk lost it) counts as lost; an object nothing
+//!   references is put in the trash once it has been seen unreferenced for
+//!   `orphan_delay`.
+//! - Repair takes the most endangered chunk first (fewest spare copies or
+//!   shards), makes the missing copies from a surviving replica or rebuilds
+//!   the missing shards from `k` others, stores them where the class allows,
+//!   and only then commits the new placements in one transaction; the lost
+//!   or retired copies go to the trash, deleted when their store answers.
+//! - A store being drained (`cairn store drain`) still serves reads; each of
+//!   its copies is made elsewhere before it is dropped, so no chunk is ever
+//!   below its class because of it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_config::RepairConfig;
+use cairn_metadata::{ChunkId, ChunkInfo, ChunkLayout, StoreId, StoreState, Timestamp};
+use serde_json::{json, Value};
+use tracing::{debug, info, warn};
+
+use crate::class::{ClassSpec, Layout};
+use crate::core::{Fs, FsError};
+use crate::ec;
+use crate::placement::place;
+use crate::remote::{object_key, Reach, Stores};
+
+/// Objects listed per page during an audit.
+const LIST_PAGE: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("chunk {chunk}: {why}")]
+    Chunk { chunk: u64, why: String },
+}
+
+impl From<cairn_metadata::MetaError> for RepairError {
+    fn from(e: cairn_metadata::MetaError) -> Self {
+        RepairError::Fs(e.into())
+    }
+}
+
+/// What `cairn status` shows of the repair work.
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    /// Chunks below their class (or on a store being drained) at the last
+    /// pass, and their bytes on the stores.
+    pub waiting_chunks: u64,
+    pub waiting_bytes: u64,
+    /// Chunks that cannot be repaired now (too few copies or shards left).
+    pub stuck_chunks: u64,
+    pub repaired_chunks: u64,
+    pub repaired_bytes: u64,
+    /// Bytes written by repairs since the queue last became non-empty, and
+    /// when that was: the rate for the ETA.
+    burst_bytes: u64,
+    burst_since: Option<Instant>,
+    pub last_audit: Option<Instant>,
+    pub orphans_trashed: u64,
+}
+
+impl Progress {
+    pub fn to_json(&self) -> Value {
+        let rate = match self.burst_since {
+            Some(t) if t.elapsed() > Duration::from_secs(1) && self.burst_bytes > 0 => {
+                self.burst_bytes as f64 / t.elapsed().as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let eta = (rate > 0.0).then(|| (self.waiting_bytes as f64 / rate).round());
+        json!({
+            "waiting_chunks": self.waiting_chunks, "waiting_bytes": self.waiting_bytes,
+            "stuck_chunks": self.stuck_chunks,
+            "repaired_chunks": self.repaired_chunks, "repaired_bytes": self.repaired_bytes,
+            "bytes_per_second": rate.round(), "eta_seconds": eta,
+            "last_audit_seconds_ago": self.last_audit.map(|t| t.elapsed().as_secs()),
+            "orphans_trashed": self.orphans_trashed,
+        })
+    }
+}
+
+/// One chunk's standing, from the stores' health now.
+#[derive(Debug)]
+struct Need {
+    info: ChunkInfo,
+    spec: ClassSpec,
+    /// Placements that still hold good data and stay.
+    keep: Vec<(u32, StoreId)>,
+    /// Placements to give up once replaced: lost ones, and those on stores
+    /// being drained (still readable).
+    drop: Vec<(u32, StoreId)>,
+    /// Copy or shard indices to make.
+    make: Vec<u32>,
+    /// Readable copies or shards beyond the minimum (lower: more urgent).
+    spare: i64,
+}
+
+/// The background worker.
+pub struct Repairer {
+    fs: Arc<Fs>,
+    stores: Arc<Stores>,
+    cfg: RepairConfig,
+    progress: Arc<Mutex<Progress>>,
+    /// Referenced objects the last audit did not find on their store.
+    missing: HashSet<(StoreId, String)>,
+    /// Objects no chunk references, and since when.
+    unreferenced: HashMap<(StoreId, String), Instant>,
+}
+
+impl Repairer {
+    pub fn new(fs: Arc<Fs>, stores: Arc<Stores>, cfg: RepairConfig) -> Self {
+        Repairer {
+            fs,
+            stores,
+            cfg,
+            progress: Arc::new(Mutex::new(Progress::default())),
+            missing: HashSet::new(),
+            unreferenced: HashMap::new(),
+        }
+    }
+
+    /// Shared with the admin socket for `cairn status`.
+    pub fn progress(&self) -> Arc<Mutex<Progress>> {
+        self.progress.clone()
+    }
+
+    fn with_progress<T>(&self, f: impl FnOnce(&mut Progress) -> T) -> T {
+        f(&mut self.progress.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(mut self) {
+        let mut next_audit = Instant::now() + Duration::from_secs(2);
+        loop {
+            if Instant::now() >= next_audit {
+                if let Err(e) = self.audit().await {
+                    warn!(cause = %e, "store audit failed");
+                }
+                next_audit = Instant::now() + self.cfg.audit_every.get();
+            }
+            let pause = match self.repair_one().await {
+                Ok(0) => Duration::from_secs(1),
+                Ok(bytes) => self.pause_for(bytes),
+                Err(e) => {
+                    warn!(cause = %e, "repair failed; will retry");
+                    Duration::from_secs(2)
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    fn pause_for(&self, bytes: u64) -> Duration {
+        match self.cfg.bandwidth.bytes() {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs_f64(bytes as f64 / rate as f64),
+        }
+    }
+
+    /// Compares every answering store's listing with the metadata.
+    pub async fn audit(&mut self) -> Result<(), RepairError> {
+        let meta = self.fs.metadata();
+        // The metadata first: anything referenced now was stored before.
+        let chunks = meta.read(|v| v.chunks())?;
+        let pending: HashSet<u64> = meta
+            .read(|v| v.pending_chunk_ids())?
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        let mut referenced: HashSet<(StoreId, String)> = HashSet::new();
+        for c in &chunks {
+            for &(shard, store) in &c.placements {
+                referenced.insert((store, object_key(c.id, c.layout, shard)));
+            }
+        }
+        let mut missing = HashSet::new();
+        let mut seen_unreferenced = HashMap::new();
+        for view in self.stores.views() {
+            let store = StoreId(view.id);
+            if !view.online {
+                continue;
+            }
+            let Ok(listed) = self.list_all(store).await else {
+                continue;
+            };
+            for key in &listed {
+                let id = (store, key.clone());
+                let pending_chunk = chunk_of_key(key).is_some_and(|c| pending.contains(&c));
+                if !referenced.contains(&id) && !pending_chunk {
+                    let since = self
+                        .unreferenced
+                        .get(&id)
+                        .copied()
+                        .unwrap_or_else(Instant::now);
+                    seen_unreferenced.insert(id, since);
+                }
+            }
+            let listed: HashSet<&String> = listed.iter().collect();
+            for (s, key) in referenced.iter().filter(|(s, _)| *s == store) {
+                if !listed.contains(key) {
+                    warn!(store = %self.stores.name(*s), key, "a referenced object is missing from its store; it will be rebuilt");
+                    missing.insert((*s, key.clone()));
+                }
+            }
+        }
+        self.missing = missing;
+        let delay = self.cfg.orphan_delay.get();
+        let due: Vec<(StoreId, String)> = seen_unreferenced
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= delay)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            seen_unreferenced.remove(id);
+        }
+        self.unreferenced = seen_unreferenced;
+        if !due.is_empty() {
+            info!(objects = due.len(), "deleting objects no chunk references");
+            let n = due.len() as u64;
+            meta.write(true, move |tx| tx.put_in_trash(&due, Timestamp::now()))
+                .await
+                .map_err(FsError::from)?;
+            self.with_progress(|p| p.orphans_trashed += n);
+        }
+        self.with_progress(|p| p.last_audit = Some(Instant::now()));
+        Ok(())
+    }
+
+    async fn list_all(&self, store: StoreId) -> Result<Vec<String>, cairn_chunkstore::StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.stores.list(store, after.as_deref(), LIST_PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
+            after = Some(last.key.clone());
+            let full = page.len() as u32 == LIST_PAGE;
+            out.extend(page.into_iter().map(|e| e.key));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Looks at every chunk and repairs the most endangered one. Returns the
+    /// bytes written (0: nothing to do).
+    pub async fn repair_one(&self) -> Result<u64, RepairError> {
+        let needs = self.needs()?;
+        let (mut waiting, mut bytes, mut stuck) = (0u64, 0u64, 0u64);
+        let mut best: Option<Need> = None;
+        for need in needs {
+            if need.make.is_empty() {
+                continue;
+            }
+            if need.spare < 0 {
+                stuck += 1;
+                continue;
+            }
+            waiting += 1;
+            bytes += per_object(&need.info) * need.make.len() as u64;
+            if best.as_ref().is_none_or(|b| need.spare < b.spare) {
+                best = Some(need);
+            }
+        }
+        self.with_progress(|p| {
+            p.waiting_chunks = waiting;
+            p.waiting_bytes = bytes;
+            p.stuck_chunks = stuck;
+            if waiting == 0 {
+                p.burst_since = None;
+                p.burst_bytes = 0;
+            } else if p.burst_since.is_none() {
+                p.burst_since = Some(Instant::now());
+            }
+        });
+        let Some(need) = best else {
+            return Ok(0);
+        };
+        let written = self.repair(need).await?;
+        self.with_progress(|p| {
+            p.repaired_chunks += 1;
+            p.repaired_bytes += written;
+            p.burst_bytes += written;
+        });
+        Ok(written)
+    }
+
+    /// Every stored chunk's standing.
+    fn needs(&self) -> Result<Vec<Need>, RepairError> {
+        let meta = self.fs.metadata();
+        let chunks = meta.read(|v| v.chunks())?;
+        let classes = meta.read(|v| v.classes())?;
+        let grace = self.cfg.grace.get();
+        let mut out = Vec::with_capacity(chunks.len());
+        for info in chunks {
+            let class = classes
+                .iter()
+                .find(|(id, _, _)| *id == info.class)
+                .and_then(|(_, _, j)| ClassSpec::from_json(j).ok())
+                .unwrap_or_else(ClassSpec::default_class);
+            let spec = match (info.layout, class.archived()) {
+                (ChunkLayout::Ec { .. }, Some(archived)) => archived,
+                _ => class,
+            };
+            let (mut keep, mut drop) = (Vec::new(), Vec::new());
+            let mut readable = 0i64;
+            for &(shard, store) in &info.placements {
+                let (reach, life) = self.stores.health(store, grace);
+                let missing = self
+                    .missing
+                    .contains(&(store, object_key(info.id, info.layout, shard)));
+                let lost = missing || reach == Reach::Offline || life == StoreState::Removed;
+                if !lost {
+                    readable += 1;
+                }
+                if lost || life == StoreState::Draining {
+                    drop.push((shard, store));
+                } else {
+                    keep.push((shard, store));
+                }
+            }
+            let (make, minimum) = match info.layout {
+                ChunkLayout::Replicas => {
+                    let wanted = spec.copies();
+                    // Copy indices not held by a kept placement, up to the class's count.
+                    let held: HashSet<u32> = keep.iter().map(|p| p.0).collect();
+                    let make: Vec<u32> = (0..wanted as u32)
+                        .filter(|i| !held.contains(i))
+                        .take(wanted.saturating_sub(keep.len()))
+                        .collect();
+                    (make, 1)
+                }
+                ChunkLayout::Ec { k, m, .. } => {
+                    let held: HashSet<u32> = keep.iter().map(|p| p.0).collect();
+                    (
+                        (0..k + m).filter(|i| !held.contains(i)).collect(),
+                        i64::from(k),
+                    )
+                }
+            };
+            out.push(Need {
+                spare: readable - minimum,
+                info,
+                spec,
+                keep,
+                drop,
+                make,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Makes the missing copies or shards of one chunk and commits them.
+    async fn repair(&self, need: Need) -> Result<u64, RepairError> {
+        let Need {
+            info,
+            spec,
+            keep,
+            drop,
+            make,
+            ..
+        } = need;
+        let chunk = info.id;
+        let fail = |why: String| RepairError::Chunk {
+            chunk: chunk.0,
+            why,
+        };
+        let size = per_object(&info);
+        let targets = self.targets(&spec, &info, &keep, &make, size)?;
+        if targets.is_empty() {
+            return Err(fail(format!(
+                "no store can take its missing {} (class {})",
+                what(&info),
+                spec.describe()
+            )));
+        }
+        // The bytes of each object to make.
+        let sources: Vec<(u32, StoreId)> = info
+            .placements
+            .iter()
+            .copied()
+            .filter(|&(shard, store)| {
+                let missing = self
+                    .missing
+                    .contains(&(store, object_key(chunk, info.layout, shard)));
+                !missing && self.stores.health(store, self.cfg.grace.get()).0 != Reach::Offline
+            })
+            .collect();
+        let objects: Vec<(u32, StoreId, Arc<Vec<u8>>)> = match info.layout {
+            ChunkLayout::Replicas => {
+                let body = self.read_replica(&info, &sources).await.map_err(fail)?;
+                let body = Arc::new(body);
+                targets.iter().map(|&(i, s)| (i, s, body.clone())).collect()
+            }
+            ChunkLayout::Ec { k, m, shard_len } => {
+                let all = self
+                    .rebuild_shards(chunk, k as usize, m as usize, shard_len, &sources)
+                    .await
+                    .map_err(fail)?;
+                targets
+                    .iter()
+                    .map(|&(i, s)| (i, s, Arc::new(all[i as usize].clone())))
+                    .collect()
+            }
+        };
+        let mut written = 0u64;
+        let mut tried = Vec::new();
+        for (shard, store, bytes) in &objects {
+            let key = object_key(chunk, info.layout, *shard);
+            tried.push((*store, key.clone()));
+            if let Err(e) = self.stores.put(*store, &key, bytes.clone()).await {
+                let meta = self.fs.metadata();
+                meta.write(true, move |tx| tx.put_in_trash(&tried, Timestamp::now()))
+                    .await
+                    .map_err(FsError::from)?;
+                return Err(fail(format!(
+                    "storing on {}: {e}",
+                    self.stores.name(*store)
+                )));
+            }
+            written += bytes.len() as u64;
+        }
+        // Placements to give up: the dropped ones whose index was remade.
+        let made: HashSet<u32> = targets.iter().map(|t| t.0).collect();
+        let removed: Vec<(u32, StoreId)> = drop
+            .iter()
+            .copied()
+            .filter(|(i, _)| made.contains(i))
+            .collect();
+        let trash: Vec<(StoreId, String)> = removed
+            .iter()
+            .map(|&(shard, store)| (store, object_key(chunk, info.layout, shard)))
+            .collect();
+        let added = targets.clone();
+        let layout = info.layout;
+        let (r, a) = (removed.clone(), added.clone());
+        let committed = self
+            .fs
+            .metadata()
+            .write(true, move |tx| {
+                let now = Timestamp::now();
+                let done = tx.repair_chunk(chunk, layout, &r, &a, &trash, now)?;
+                if !done {
+                    tx.put_in_trash(&tried, now)?;
+                }
+                Ok::<_, cairn_metadata::MetaError>(done)
+            })
+            .await
+            .map_err(FsError::from)?;
+        if committed {
+            let names = |v: &[(u32, StoreId)]| {
+                v.iter()
+                    .map(|&(i, s)| format!("{i}@{}", self.stores.name(s)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            info!(chunk = %chunk, made = %names(&added), dropped = %names(&removed), bytes = written, "repaired a chunk");
+        } else {
+            debug!(chunk = %chunk, "chunk changed during its repair; the new copies are trashed");
+        }
+        Ok(written)
+    }
+
+    /// Stores for the indices in `make`: online, active, labels of that
+    /// index's rule, not holding the chunk, and (when possible, always for a
+    /// strict class) outside the spread domains the kept copies use.
+    fn targets(
+        &self,
+        spec: &ClassSpec,
+        info: &ChunkInfo,
+        keep: &[(u32, StoreId)],
+        make: &[u32],
+        size: u64,
+    ) -> Result<Vec<(u32, StoreId)>, RepairError> {
+        let views = self.stores.placeable();
+        let holders: Vec<u64> = info.placements.iter().map(|p| p.1 .0).collect();
+        let kept_domains: Vec<String> = keep
+            .iter()
+            .filter_map(|&(_, s)| views.iter().find(|v| v.id == s.0))
+            .map(|v| format!("{:?}", v.domain(spec.spread)))
+            .collect();
+        let same_domain: Vec<u64> = views
+            .iter()
+            .filter(|v| kept_domains.contains(&format!("{:?}", v.domain(spec.spread))))
+            .map(|v| v.id)
+            .collect();
+        let sub = ClassSpec {
+            name: spec.name.clone(),
+            layout: Layout::Replicas {
+                n: make.len().min(usize::from(u8::MAX)) as u8,
+            },
+            labels: make
+                .iter()
+                .map(|&i| spec.rule(i as usize).clone())
+                .collect(),
+            spread: spec.spread,
+            strict: spec.strict,
+            archive: None,
+        };
+        let wide: Vec<u64> = holders.iter().chain(&same_domain).copied().collect();
+        let mut placement = place(&sub, &views, size, &wide);
+        if !spec.strict && placement.targets.iter().any(Option::is_none) {
+            let narrow = place(&sub, &views, size, &holders);
+            if narrow.targets.iter().flatten().count() > placement.targets.iter().flatten().count()
+            {
+                placement = narrow;
+            }
+        }
+        Ok(placement
+            .targets
+            .iter()
+            .zip(make)
+            .filter_map(|(t, &i)| t.map(|s| (i, StoreId(s))))
+            .collect())
+    }
+
+    async fn read_replica(
+        &self,
+        info: &ChunkInfo,
+        sources: &[(u32, StoreId)],
+    ) -> Result<Vec<u8>, String> {
+        let key = object_key(info.id, info.layout, 0);
+        let mut why = String::from("no readable replica");
+        for &(_, store) in sources {
+            match self.stores.get(store, &key, 0, info.size).await {
+                Ok(body) => return Ok(body),
+                Err(e) => why = format!("{}: {e}", self.stores.name(store)),
+            }
+        }
+        Err(why)
+    }
+
+    /// Reads `k` whole shards and rebuilds all `k + m`.
+    async fn rebuild_shards(
+        &self,
+        chunk: ChunkId,
+        k: usize,
+        m: usize,
+        shard_len: u64,
+        sources: &[(u32, StoreId)],
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let mut range: Vec<Option<Vec<u8>>> = vec![None; k + m];
+        let mut have = 0;
+        let mut failures = Vec::new();
+        for &(shard, store) in sources {
+            if have == k || shard as usize >= k + m {
+                continue;
+            }
+            match self
+                .stores
+                .get(store, &crate::remote::shard_key(chunk, shard), 0, shard_len)
+                .await
+            {
+                Ok(bytes) => {
+                    range[shard as usize] = Some(bytes);
+                    have += 1;
+                }
+                Err(e) => {
+                    failures.push(format!("shard {shard} on {}: {e}", self.stores.name(store)))
+                }
+            }
+        }
+        ec::rebuild(k, m, range).map_err(|e| format!("{e} ({})", failures.join("; ")))
+    }
+}
+
+/// Bytes of one copy or shard of the chunk.
+fn per_object(info: &ChunkInfo) -> u64 {
+    match info.layout {
+        ChunkLayout::Replicas => info.size,
+        ChunkLayout::Ec { shard_len, .. } => shard_len,
+    }
+}
+
+fn what(info: &ChunkInfo) -> &'static str {
+    match info.layout {
+        ChunkLayout::Replicas => "copies",
+        ChunkLayout::Ec { .. } => "shards",
+    }
+}
+
+/// The chunk id in an object key (`c<16 hex>` or `c<16 hex>.sNN`).
+fn chunk_of_key(key: &str) -> Option<u64> {
+    let hex = key.strip_prefix('c')?.get(..16)?;
+    u64::from_str_radix(hex, 16).ok()
+}
