@@ -30,6 +30,8 @@ const READ_CHUNK: usize = 1 << 20;
 pub struct Store {
     data_dir: PathBuf,
     reserve: u64,
+    /// `capacity` from the config: the most the shards may take.
+    quota: Option<u64>,
     zone: String,
     host: String,
     name: String,
@@ -104,6 +106,7 @@ impl Store {
         Ok(Store {
             data_dir,
             reserve: cfg.reserve.bytes(),
+            quota: cfg.capacity.map(|c| c.bytes()),
             zone: cfg.zone.clone(),
             host: cfg.host.clone(),
             name: cfg.store_name().to_owned(),
@@ -153,7 +156,18 @@ impl Store {
         let total = st.f_blocks.saturating_mul(unit);
         let free = st.f_bavail.saturating_mul(unit);
         let used = total.saturating_sub(st.f_bfree.saturating_mul(unit));
-        Ok((total, free, used))
+        Ok(match self.quota {
+            None => (total, free, used),
+            // A quota: what the shards take counts, against the quota.
+            Some(quota) => {
+                let total = quota.min(total);
+                let used = {
+                    let index = self.index();
+                    index.values().sum::<u64>() + index.len() as u64 * SHARD_PAYLOAD_OFFSET
+                };
+                (total, free.min(total.saturating_sub(used)), used)
+            }
+        })
     }
 
     /// Starts a put of `len` bytes: checks the key, the size, and that the

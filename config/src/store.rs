@@ -40,6 +40,11 @@ pub struct StoreConfig {
     /// Free space a put may never eat into.
     #[serde(default = "default_reserve")]
     pub reserve: ByteSize,
+    /// The most this store holds, for a store sharing its disk; none: the
+    /// whole file system. Fill ratios (placement, rebalance) are taken
+    /// against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<ByteSize>,
     /// File holding the cluster secret (at least 32 bytes, mode 0600).
     pub secret_file: PathBuf,
     /// The store's name; `None` means `host`. See [`StoreConfig::store_name`].
@@ -91,6 +96,7 @@ impl StoreConfig {
             host: host.to_owned(),
             labels: Vec::new(),
             reserve: DEFAULT_STORE_RESERVE,
+            capacity: None,
             secret_file,
             name: None,
             log: LogConfig::default(),

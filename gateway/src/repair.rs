@@ -37,6 +37,9 @@ use crate::remote::{object_key, Reach, Stores};
 
 /// Objects listed per page during an audit.
 const LIST_PAGE: u32 = 1000;
+/// Rebalancing stops once every active store's fill is within this of the
+/// others' (as a fraction of its capacity).
+const REBALANCE_SPREAD: f64 = 0.05;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepairError {
@@ -287,7 +290,7 @@ impl Repairer {
             }
         });
         let Some(need) = best else {
-            return Ok(0);
+            return self.rebalance_one().await;
         };
         let written = self.repair(need).await?;
         self.with_progress(|p| {
@@ -363,23 +366,89 @@ impl Repairer {
         Ok(out)
     }
 
+    /// When nothing needs repair and the active stores' fills (cairn's bytes
+    /// on each, from the metadata, over its capacity) differ by more than
+    /// [`REBALANCE_SPREAD`]: moves one copy or shard from the fullest store
+    /// to a less full one the chunk's class allows, if that narrows the gap.
+    async fn rebalance_one(&self) -> Result<u64, RepairError> {
+        let views = self.stores.placeable();
+        let needs = self.needs()?;
+        let mut load: HashMap<u64, u64> = HashMap::new();
+        for n in &needs {
+            for &(_, s) in &n.info.placements {
+                *load.entry(s.0).or_default() += per_object(&n.info);
+            }
+        }
+        let fill = |id: u64, extra: i64| {
+            let v = views.iter().find(|v| v.id == id);
+            let cap = v.map_or(0, |v| v.capacity).max(1);
+            (load.get(&id).copied().unwrap_or(0) as i64 + extra) as f64 / cap as f64
+        };
+        let active: Vec<u64> = views
+            .iter()
+            .filter(|v| v.online && v.capacity > 0)
+            .map(|v| v.id)
+            .collect();
+        let by_fill = |a: &&u64, b: &&u64| fill(**a, 0).total_cmp(&fill(**b, 0));
+        let (Some(&full), Some(&empty)) =
+            (active.iter().max_by(by_fill), active.iter().min_by(by_fill))
+        else {
+            return Ok(0);
+        };
+        if fill(full, 0) - fill(empty, 0) <= REBALANCE_SPREAD {
+            return Ok(0);
+        }
+        for need in needs {
+            if !need.make.is_empty() || !need.drop.is_empty() {
+                continue;
+            }
+            let Some(&(i, src)) = need.info.placements.iter().find(|p| p.1 .0 == full) else {
+                continue;
+            };
+            let size = per_object(&need.info);
+            let keep: Vec<(u32, StoreId)> =
+                need.keep.iter().copied().filter(|p| p.1 != src).collect();
+            let targets = self.targets(&need.spec, &need.info, &keep, &[i], size)?;
+            let Some(&(_, dst)) = targets.first() else {
+                continue;
+            };
+            let signed = i64::try_from(size).unwrap_or(i64::MAX);
+            if fill(dst.0, signed) >= fill(full, -signed) {
+                continue;
+            }
+            info!(chunk = %need.info.id, from = %self.stores.name(src), to = %self.stores.name(dst), bytes = size, "rebalancing a copy to a less full store");
+            let need = Need {
+                keep,
+                drop: vec![(i, src)],
+                make: vec![i],
+                ..need
+            };
+            return self.repair_to(need, targets).await;
+        }
+        Ok(0)
+    }
+
     /// Makes the missing copies or shards of one chunk and commits them.
     async fn repair(&self, need: Need) -> Result<u64, RepairError> {
+        let size = per_object(&need.info);
+        let targets = self.targets(&need.spec, &need.info, &need.keep, &need.make, size)?;
+        self.repair_to(need, targets).await
+    }
+
+    /// As [`Repairer::repair`], onto the given `(index, store)` targets.
+    async fn repair_to(
+        &self,
+        need: Need,
+        targets: Vec<(u32, StoreId)>,
+    ) -> Result<u64, RepairError> {
         let Need {
-            info,
-            spec,
-            keep,
-            drop,
-            make,
-            ..
+            info, spec, drop, ..
         } = need;
         let chunk = info.id;
         let fail = |why: String| RepairError::Chunk {
             chunk: chunk.0,
             why,
         };
-        let size = per_object(&info);
-        let targets = self.targets(&spec, &info, &keep, &make, size)?;
         if targets.is_empty() {
             return Err(fail(format!(
                 "no store can take its missing {} (class {})",

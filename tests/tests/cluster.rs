@@ -99,7 +99,7 @@ async fn replicas_land_on_distinct_hosts_with_their_labels_and_read_back_from_th
         let health = class_health(&cluster.status(), class);
         assert_eq!(
             health,
-            serde_json::json!({"healthy": n, "undergoal": 0, "at_risk": 0, "missing": 0}),
+            serde_json::json!({"healthy": n, "undergoal": 0, "at_risk": 0, "endangered": 0, "missing": 0}),
             "status of class {class} ({n} chunks listed)"
         );
     }

@@ -357,3 +357,78 @@ async fn a_drained_store_ends_empty_and_only_then_may_be_removed() {
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "after draining a store").await;
 }
+
+/// `fill_percent` of every store, from `cairn store list --json`.
+fn fills(cluster: &Cluster) -> Result<BTreeMap<String, f64>, String> {
+    let v = cluster.try_cairn_json(&["store", "list"])?;
+    Ok(v["stores"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_owned(),
+                s["fill_percent"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn a_new_host_fills_up_until_the_stores_are_within_ten_points() {
+    let seed = test_seed("a_new_host_fills_up");
+    let spec = |i: usize| {
+        let mut s = StoreSpec::new(&format!("s{i}"), &format!("h{i}"), &["hdd"]);
+        s.capacity = Some("400 MiB".into());
+        s
+    };
+    let mut cluster = Cluster::start(fast_repair((1..=3).map(spec).collect()));
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let mut files = Vec::new();
+    for i in 0..12u64 {
+        let data = random_bytes(seed + i, 8 << 20);
+        files.push(write_file(&mut nfs, &root, "", &format!("f{i}"), data).await);
+    }
+    cluster.wait_drained(DRAIN_DEADLINE);
+    wait_stores_match_gateway(&cluster);
+    // The gateway probes fill every 2 s.
+    poll_until("three stores about 16% full", PROBE_DEADLINE, || {
+        let f = fills(&cluster)?;
+        if f.values().all(|&f| f > 12.0) {
+            Ok(())
+        } else {
+            Err(format!("fills {f:?}"))
+        }
+    });
+
+    cluster.add_store(spec(4));
+    let spread = |f: &BTreeMap<String, f64>| {
+        let max = f.values().copied().fold(f64::MIN, f64::max);
+        let min = f.values().copied().fold(f64::MAX, f64::min);
+        max - min
+    };
+    poll_until(
+        "fill ratios within 10 points, and each store's folder as the gateway places it",
+        REPAIR_DEADLINE,
+        || {
+            let status = cluster.try_cairn_json(&["status"])?;
+            let (_, worse) = health_totals(&status);
+            assert_eq!(
+                worse, 0,
+                "a chunk fell below its class while rebalancing: {}",
+                status["classes"]
+            );
+            let f = fills(&cluster)?;
+            if spread(&f) > 10.0 {
+                return Err(format!("fills {f:?}"));
+            }
+            live_stores_match(&cluster, &["s1", "s2", "s3", "s4"])
+        },
+    );
+    let moved = cluster.store("s4").shard_keys().len();
+    assert!(moved > 0, "nothing moved to s4");
+    let mut nfs = cluster.mount().await;
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "after rebalancing").await;
+}

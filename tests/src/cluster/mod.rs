@@ -361,6 +361,19 @@ impl Cluster {
         self.gateway.stop()
     }
 
+    /// Adds a store to the running cluster: starts it, lists it in the
+    /// gateway's config and restarts the gateway, then waits until the
+    /// gateway sees it online.
+    pub fn add_store(&mut self, spec: StoreSpec) {
+        let name = spec.name.clone();
+        let store = Store::create(self.root.path(), spec, &self.secret_path);
+        self.stores.push(store);
+        self.stop_gateway();
+        self.write_gateway_config();
+        self.start_gateway();
+        self.wait_store_online(&name, true, READY_DEADLINE);
+    }
+
     /// Starts the (stopped) gateway again on the same folder, config and port.
     pub fn start_gateway(&mut self) {
         if let Err(e) = self.spawn_gateway() {

@@ -167,6 +167,8 @@ pub struct StoreSpec {
     pub labels: Vec<String>,
     /// `[scrub] every` (none: the default, a week).
     pub scrub_every: Option<String>,
+    /// `capacity` (none: the whole file system).
+    pub capacity: Option<String>,
 }
 
 impl StoreSpec {
@@ -178,6 +180,7 @@ impl StoreSpec {
             host: host.to_owned(),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
             scrub_every: None,
+            capacity: None,
         }
     }
 }
@@ -249,6 +252,13 @@ impl Store {
             labels.join(", "),
             toml_str(&self.secret.to_string_lossy()),
         );
+        if let Some(capacity) = &self.spec.capacity {
+            text = text.replacen(
+                "\n\n[log]",
+                &format!("\ncapacity = {}\n\n[log]", toml_str(capacity)),
+                1,
+            );
+        }
         if let Some(every) = &self.spec.scrub_every {
             text.push_str(&format!("\n[scrub]\nevery = {}\n", toml_str(every)));
         }
