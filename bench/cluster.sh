@@ -1,8 +1,9 @@
 # Shared by the cluster benchmarks (drain.sh, ec.sh); sourced, not run.
 #
 # The caller sets, before sourcing: ROOT, WORK, DATA (= WORK/data), LOGS, QUIET, POLL,
-# DRAIN_TIMEOUT, CAIRN (the release binary), N_STORES; and may define bench_cleanup (run on exit
-# before the processes are stopped). It then calls, in order:
+# DRAIN_TIMEOUT, CAIRN (the release binary), N_STORES; and may set GATEWAY_SET (more gateway config
+# values: "section.key=value ...", strings) and define bench_cleanup (run on exit before the processes are
+# stopped). It then calls, in order:
 #   build_release ARGS...   cargo build --release ARGS (unless NO_BUILD=1)
 #   start_cluster           `cairn up --stores N_STORES` lays out DATA and is stopped; the stores
 #                           (names a, b, c, ...) and the gateway, its [drain] quiet set to QUIET,
@@ -125,15 +126,20 @@ start_cluster() {
 
   GW_CONF=$DATA/gateway/gateway.toml
   [ -f "$GW_CONF" ] || die "cairn up wrote no $GW_CONF"
-  # [drain] quiet = QUIET (cairn up rewrites the config at every start; we do not run it again)
-  python3 - "$GW_CONF" "$QUIET" <<'EOF'
+  # [drain] quiet = QUIET and GATEWAY_SET (cairn up rewrites the config at every start; we do not
+  # run it again)
+  python3 - "$GW_CONF" "drain.quiet=$QUIET" ${GATEWAY_SET:-} <<'EOF'
 import re, sys
-path, quiet = sys.argv[1], sys.argv[2]
+path = sys.argv[1]
 text = open(path).read()
-new, n = re.subn(r'(?m)^(\[drain\]\n(?:(?!\[).*\n)*?)quiet = "[^"]*"', r'\g<1>quiet = "%s"' % quiet, text)
-if n != 1:
-    sys.exit("cannot find [drain] quiet in " + path)
-open(path, "w").write(new)
+for setting in sys.argv[2:]:
+    name, value = setting.split("=", 1)
+    section, key = name.split(".", 1)
+    pattern = r'(?m)^(\[%s\]\n(?:(?!\[).*\n)*?)%s = .*$' % (re.escape(section), re.escape(key))
+    text, n = re.subn(pattern, lambda m: m.group(1) + '%s = "%s"' % (key, value), text)
+    if n != 1:
+        sys.exit("cannot find [%s] %s in %s" % (section, key, path))
+open(path, "w").write(text)
 EOF
   QUIET_S=$(awk -v q="$QUIET" 'BEGIN{ n=q+0; u=q; sub(/^[0-9]+ */, "", u);
     f = (u=="ms") ? 0.001 : (u=="s") ? 1 : (u=="m") ? 60 : -1; if (f < 0) exit 1; printf "%.3f", n*f }') \
