@@ -19,23 +19,30 @@
 //! store_uuid = <8-4-4-4-12 lowercase hex, random, version 4>
 //! ```
 //!
-//! **Shard file**: a 4096-byte header block (a 24-byte header, then zeros),
-//! then the payload. All integers little-endian.
+//! **Shard file**: a 4096-byte header block, then the payload. All integers
+//! little-endian.
 //! ```text
 //! offset  size  field
 //!      0     8  magic   b"CAIRNSHD"
-//!      8     2  version 2
+//!      8     2  version 3
 //!     10     2  reserved, 0
 //!     12     8  payload length in bytes
-//!     20     4  crc32c (Castagnoli) of the payload
-//!     24  4072  zeros (usually a hole)
+//!     20     4  crc32c (Castagnoli) of the whole payload
+//!     24     4  block size B (1 MiB)
+//!     28   4*n  crc32c of each B-byte block of the payload, n = ceil(length / B)
+//!        …4096  zeros (usually a hole)
 //!   4096     n  payload
 //! ```
-//! The payload starts on a block boundary so that a put can write it with
-//! `O_DIRECT` (no copy into the page cache: on a store the drain's bytes are
-//! written once and rarely read back soon). A file whose size is not
-//! 4096 + length, or whose payload does not match the crc, is corrupt and is
-//! moved to quarantine when read.
+//! A ranged read checks the crcs of the blocks it reads, so reading 4 MiB of
+//! a 32 MiB shard reads 4 MiB, not 32; a full check (scrub) checks every
+//! block and the whole crc. The payload starts on a block boundary so that a
+//! put can write it with `O_DIRECT` (no copy into the page cache: on a store
+//! the drain's bytes are written once and rarely read back soon). A file
+//! whose size is not 4096 + length, or whose payload does not match a crc, is
+//! corrupt and is moved to quarantine when read.
+//!
+//! (Version 2, written by earlier builds of this release cycle, had no block
+//! crcs; it is not read.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -60,40 +67,68 @@ const MARKER_VERSION: u32 = 1;
 /// Shard header magic.
 pub const SHARD_MAGIC: [u8; 8] = *b"CAIRNSHD";
 /// Shard header format version.
-pub const SHARD_VERSION: u16 = 2;
-/// Shard header size in bytes.
-pub const SHARD_HEADER_LEN: u64 = 24;
+pub const SHARD_VERSION: u16 = 3;
+/// Bytes of the fixed header fields (before the block crcs).
+pub const SHARD_HEADER_LEN: u64 = 28;
 /// Where the payload starts: the header block's size.
 pub const SHARD_PAYLOAD_OFFSET: u64 = DIRECT_ALIGN as u64;
 /// Alignment of `O_DIRECT` buffers, lengths and offsets: 4096 suits devices
 /// with 512-byte and 4 KiB logical blocks alike.
 pub const DIRECT_ALIGN: usize = 4096;
+/// The payload is checked in blocks of this size.
+pub const SHARD_BLOCK: u64 = 1 << 20;
+/// Most blocks (so most payload bytes / [`SHARD_BLOCK`]) a header holds.
+pub const MAX_SHARD_BLOCKS: usize = (SHARD_PAYLOAD_OFFSET - SHARD_HEADER_LEN) as usize / 4;
 
 /// A decoded shard header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardHeader {
     pub len: u64,
+    /// crc32c of the whole payload.
     pub crc: u32,
+    /// crc32c of each [`SHARD_BLOCK`] of the payload.
+    pub block_crcs: Vec<u32>,
 }
 
 impl ShardHeader {
-    pub fn encode(&self) -> [u8; SHARD_HEADER_LEN as usize] {
-        let mut out = [0u8; SHARD_HEADER_LEN as usize];
-        out[0..8].copy_from_slice(&SHARD_MAGIC);
-        out[8..10].copy_from_slice(&SHARD_VERSION.to_le_bytes());
-        out[12..20].copy_from_slice(&self.len.to_le_bytes());
-        out[20..24].copy_from_slice(&self.crc.to_le_bytes());
+    /// The header block's used bytes (the rest of the block stays zero).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SHARD_HEADER_LEN as usize + 4 * self.block_crcs.len());
+        out.extend_from_slice(&SHARD_MAGIC);
+        out.extend_from_slice(&SHARD_VERSION.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&self.crc.to_le_bytes());
+        out.extend_from_slice(&(SHARD_BLOCK as u32).to_le_bytes());
+        for c in &self.block_crcs {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
         out
     }
 
-    /// `None` if the magic or version is wrong.
-    pub fn decode(bytes: &[u8; SHARD_HEADER_LEN as usize]) -> Option<ShardHeader> {
-        if bytes[0..8] != SHARD_MAGIC || bytes[8..10] != SHARD_VERSION.to_le_bytes() {
+    /// Decodes a header block; `None` if the magic, version, block size or
+    /// the number of block crcs is wrong.
+    pub fn decode(block: &[u8]) -> Option<ShardHeader> {
+        let field = |at: usize, n: usize| block.get(at..at + n);
+        if field(0, 8)? != SHARD_MAGIC || field(8, 2)? != SHARD_VERSION.to_le_bytes() {
             return None;
         }
+        let len = u64::from_le_bytes(field(12, 8)?.try_into().ok()?);
+        let crc = u32::from_le_bytes(field(20, 4)?.try_into().ok()?);
+        if u64::from(u32::from_le_bytes(field(24, 4)?.try_into().ok()?)) != SHARD_BLOCK {
+            return None;
+        }
+        let n = usize::try_from(len.div_ceil(SHARD_BLOCK)).ok()?;
+        if n > MAX_SHARD_BLOCKS {
+            return None;
+        }
+        let block_crcs = (0..n)
+            .map(|i| Some(u32::from_le_bytes(field(28 + 4 * i, 4)?.try_into().ok()?)))
+            .collect::<Option<Vec<u32>>>()?;
         Some(ShardHeader {
-            len: u64::from_le_bytes(bytes[12..20].try_into().ok()?),
-            crc: u32::from_le_bytes(bytes[20..24].try_into().ok()?),
+            len,
+            crc,
+            block_crcs,
         })
     }
 }
@@ -449,16 +484,21 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_bad_magic() {
         let h = ShardHeader {
-            len: 0x0102_0304_0506,
+            len: 2 * SHARD_BLOCK + 6,
             crc: 0xdead_beef,
+            block_crcs: vec![1, 2, 3],
         };
         let bytes = h.encode();
         assert_eq!(&bytes[0..8], b"CAIRNSHD");
         assert_eq!(bytes[12], 0x06, "little-endian length at offset 12");
-        assert_eq!(ShardHeader::decode(&bytes), Some(h));
-        let mut bad = bytes;
+        assert_eq!(bytes.len(), 28 + 12);
+        assert_eq!(ShardHeader::decode(&bytes), Some(h.clone()));
+        let mut bad = bytes.clone();
         bad[0] ^= 1;
         assert_eq!(ShardHeader::decode(&bad), None);
+        // Too few block crcs for the length: refused, not read past.
+        assert_eq!(ShardHeader::decode(&bytes[..bytes.len() - 4]), None);
+        assert!(MAX_SHARD_BLOCKS as u64 * SHARD_BLOCK >= crate::protocol::MAX_PAYLOAD);
     }
 
     #[test]

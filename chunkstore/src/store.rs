@@ -17,13 +17,10 @@ use cairn_config::StoreConfig;
 use crate::error::StoreError;
 use crate::layout::{
     self, Marker, ShardHeader, StoreLock, SyncFailed, TempFile, QUARANTINE_DIR, SHARDS_DIR,
-    SHARD_HEADER_LEN, SHARD_PAYLOAD_OFFSET,
+    SHARD_BLOCK, SHARD_PAYLOAD_OFFSET,
 };
 use crate::protocol::{check_key, Capacity, ListEntry, ShardStat, MAX_PAYLOAD};
 use crate::secret::Secret;
-
-/// Read size when verifying a shard.
-const READ_CHUNK: usize = 1 << 20;
 
 /// One open data folder.
 #[derive(Debug)]
@@ -55,6 +52,9 @@ pub struct PutWriter {
     expected: u64,
     written: u64,
     crc: u32,
+    /// crc32c of each finished block, and of the block being filled.
+    block_crcs: Vec<u32>,
+    block_crc: u32,
 }
 
 /// Creates `shards/00`..`shards/ff` and `quarantine/` where missing, durably.
@@ -204,6 +204,8 @@ impl Store {
                 expected: len,
                 written: 0,
                 crc: 0,
+                block_crcs: Vec::with_capacity(len.div_ceil(SHARD_BLOCK) as usize),
+                block_crc: 0,
             }),
             Err(err) => {
                 self.pending.fetch_sub(need, Ordering::SeqCst);
@@ -212,8 +214,10 @@ impl Store {
         }
     }
 
-    /// Reads `len` bytes at `offset` of a shard after verifying the crc of the
-    /// whole payload; a shard that fails is quarantined ([`StoreError::Corrupt`]).
+    /// Reads `len` bytes at `offset` of a shard, checking the crc of every
+    /// block it reads; `len` 0 checks the whole shard (every block and the
+    /// whole-payload crc) and returns nothing. A shard that fails is
+    /// quarantined ([`StoreError::Corrupt`]).
     pub fn get(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
         check_key(key)?;
         let path = layout::shard_path(&self.data_dir, key);
@@ -230,23 +234,36 @@ impl Store {
                 shard_len: header.len,
             });
         };
+        // The blocks to read: those covering the range, or all for a check.
+        let whole = len == 0;
+        let (first, last) = if whole {
+            (0, header.block_crcs.len() as u64)
+        } else {
+            (offset / SHARD_BLOCK, end.div_ceil(SHARD_BLOCK))
+        };
+        file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET + first * SHARD_BLOCK))
+            .map_err(|e| StoreError::io("seek shard", &path, e))?;
         let mut out = Vec::with_capacity(len as usize);
-        let mut buf = vec![0u8; READ_CHUNK.min(header.len as usize).max(1)];
-        let mut pos = 0u64;
+        let mut buf = vec![0u8; SHARD_BLOCK.min(header.len.max(1)) as usize];
         let mut crc = 0u32;
-        while pos < header.len {
-            let want = buf.len().min((header.len - pos) as usize);
+        for block in first..last {
+            let pos = block * SHARD_BLOCK;
+            let want = SHARD_BLOCK.min(header.len - pos) as usize;
             file.read_exact(&mut buf[..want])
                 .map_err(|e| StoreError::io("read shard", &path, e))?;
-            let chunk = &buf[..want];
-            crc = crc32c::crc32c_append(crc, chunk);
+            let bytes = &buf[..want];
+            if crc32c::crc32c(bytes) != header.block_crcs[block as usize] {
+                return Err(self.quarantine(key, &path, "a block's crc32c does not match"));
+            }
+            if whole {
+                crc = crc32c::crc32c_append(crc, bytes);
+            }
             let (lo, hi) = (pos.max(offset), (pos + want as u64).min(end));
             if lo < hi {
-                out.extend_from_slice(&chunk[(lo - pos) as usize..(hi - pos) as usize]);
+                out.extend_from_slice(&bytes[(lo - pos) as usize..(hi - pos) as usize]);
             }
-            pos += want as u64;
         }
-        if crc != header.crc {
+        if whole && crc != header.crc {
             return Err(self.quarantine(key, &path, "payload crc32c mismatch"));
         }
         Ok(out)
@@ -286,20 +303,18 @@ impl Store {
             .metadata()
             .map_err(|e| StoreError::io("stat shard", path, e))?
             .len();
-        let mut raw = [0u8; SHARD_HEADER_LEN as usize];
+        let mut raw = vec![0u8; SHARD_PAYLOAD_OFFSET as usize];
         if size < SHARD_PAYLOAD_OFFSET {
             return Ok(Err("shorter than its header"));
         }
         file.read_exact(&mut raw)
             .map_err(|e| StoreError::io("read shard", path, e))?;
         let Some(header) = ShardHeader::decode(&raw) else {
-            return Ok(Err("bad header magic or version"));
+            return Ok(Err("bad header magic, version or block table"));
         };
         if header.len.checked_add(SHARD_PAYLOAD_OFFSET) != Some(size) {
             return Ok(Err("file size does not match the header's length"));
         }
-        file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET))
-            .map_err(|e| StoreError::io("seek shard", path, e))?;
         Ok(Ok((file, header)))
     }
 
@@ -393,7 +408,17 @@ impl PutWriter {
         temp.write_at(data, SHARD_PAYLOAD_OFFSET + self.written)
             .map_err(|e| StoreError::io("write", temp.temp_path(), e))?;
         self.crc = crc32c::crc32c_append(self.crc, data);
-        self.written += data.len() as u64;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = (SHARD_BLOCK - self.written % SHARD_BLOCK) as usize;
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.block_crc = crc32c::crc32c_append(self.block_crc, now);
+            self.written += now.len() as u64;
+            if self.written.is_multiple_of(SHARD_BLOCK) {
+                self.block_crcs.push(std::mem::take(&mut self.block_crc));
+            }
+            rest = later;
+        }
         Ok(())
     }
 
@@ -406,9 +431,13 @@ impl PutWriter {
                 got: self.written,
             });
         }
+        if !self.written.is_multiple_of(SHARD_BLOCK) {
+            self.block_crcs.push(self.block_crc);
+        }
         let header = ShardHeader {
             len: self.written,
             crc: self.crc,
+            block_crcs: std::mem::take(&mut self.block_crcs),
         };
         let mut temp = self.temp.take().expect("open until finish");
         let path = temp.temp_path().to_owned();

@@ -28,7 +28,8 @@ async fn flipped_byte_is_detected_on_get_and_quarantined() {
     raw[SHARD_PAYLOAD_OFFSET as usize + 150_000] ^= 0x01;
     std::fs::write(&path, &raw).unwrap();
 
-    // Even a range that avoids the flipped byte is refused: the whole shard is checked.
+    // Even a range that avoids the flipped byte is refused: its whole 1 MiB
+    // block is checked.
     let err = client.get("victim", 0, 10).await.unwrap_err();
     assert_eq!(err.status(), Status::Corrupt, "{err}");
     assert!(!err.retryable());
@@ -287,4 +288,25 @@ async fn unreachable_store_is_a_retryable_connect_error() {
         .unwrap_err();
     assert!(err.retryable(), "{err}");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranged_gets_check_their_blocks_and_a_full_check_finds_any_flip() {
+    let store = TestStore::start().await;
+    let mut client = store.client().await;
+    let data = Rng(9).bytes(3 << 20);
+    client.put("three", &data).await.unwrap();
+    let path = shard_path(&store.data_dir(), "three");
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[SHARD_PAYLOAD_OFFSET as usize + (2 << 20) + 5] ^= 0x10;
+    std::fs::write(&path, &raw).unwrap();
+
+    // Blocks 0 and 1 are intact: a range in them reads (and reads only them).
+    let got = client.get("three", 1000, 1 << 20).await.unwrap();
+    assert_eq!(got, &data[1000..1000 + (1 << 20)]);
+    assert!(path.exists());
+    // A range touching block 2 is refused (a scrub's full check, len 0, checks all).
+    let err = client.get("three", (2 << 20) + 100, 10).await.unwrap_err();
+    assert_eq!(err.status(), Status::Corrupt, "{err}");
+    assert!(!path.exists(), "corrupt shard left in place");
 }

@@ -98,7 +98,7 @@ async fn put_get_stat_list_delete_round_trip() {
     // The file on disk has the documented header and holds the payload as sent.
     let raw = std::fs::read(shard_path(&store.data_dir(), "chunk-b")).unwrap();
     assert_eq!(&raw[0..8], b"CAIRNSHD");
-    assert_eq!(u16::from_le_bytes([raw[8], raw[9]]), 2);
+    assert_eq!(u16::from_le_bytes([raw[8], raw[9]]), 3);
     assert_eq!(
         u64::from_le_bytes(raw[12..20].try_into().unwrap()),
         big.len() as u64
@@ -107,9 +107,15 @@ async fn put_get_stat_list_delete_round_trip() {
         u32::from_le_bytes(raw[20..24].try_into().unwrap()),
         crc32c::crc32c(&big)
     );
+    // 1 MiB blocks, each with its crc: 3 full ones and 17 bytes.
+    let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
+    assert_eq!(u32_at(24), 1 << 20);
+    for (i, block) in big.chunks(1 << 20).enumerate() {
+        assert_eq!(u32_at(28 + 4 * i), crc32c::crc32c(block), "block {i}");
+    }
     let payload_at = SHARD_PAYLOAD_OFFSET as usize;
     assert_eq!(payload_at, 4096, "the payload starts on a 4 KiB boundary");
-    assert!(raw[24..payload_at].iter().all(|&b| b == 0));
+    assert!(raw[28 + 4 * 4..payload_at].iter().all(|&b| b == 0));
     assert_eq!(&raw[payload_at..], &big[..]);
     assert!(common::temp_files(&store.data_dir()).is_empty());
 }
