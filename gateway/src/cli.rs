@@ -739,5 +739,13 @@ fn print_status(v: &Value) {
             human(r["repaired_bytes"].as_u64().unwrap_or(0)),
             human(r["bytes_per_second"].as_f64().unwrap_or(0.0) as u64),
         );
+        let b = &r["rebalance"];
+        println!(
+            "rebalance: fills {} points apart (moves while over {}); {} copies moved ({})",
+            b["fill_spread_points"],
+            b["target_points"],
+            b["moved_chunks"],
+            human(b["moved_bytes"].as_u64().unwrap_or(0)),
+        );
     }
 }

@@ -318,11 +318,20 @@ impl Stores {
             None => None,
         };
         let data = &data;
-        self.with(id, |mut c| async move {
-            let r = c.put(key, data).await.map(|_| ());
-            (c, r)
-        })
-        .await
+        let stored = self
+            .with(id, |mut c| async move {
+                let r = c.put(key, data).await.map(|_| ());
+                (c, r)
+            })
+            .await;
+        if stored.is_ok() {
+            // Counted at once, so the next placement sees it before the next
+            // probe reports the store's fill.
+            if let Some(e) = self.lock().get_mut(&id) {
+                e.view.used = e.view.used.saturating_add(data.len() as u64);
+            }
+        }
+        stored
     }
 
     pub async fn get(

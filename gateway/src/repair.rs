@@ -72,6 +72,11 @@ pub struct Progress {
     burst_since: Option<Instant>,
     pub last_audit: Option<Instant>,
     pub orphans_trashed: u64,
+    /// Rebalancing: the fill gap between the fullest and the emptiest active
+    /// store (points), and the copies moved so far.
+    pub fill_spread_points: f64,
+    pub rebalanced_chunks: u64,
+    pub rebalanced_bytes: u64,
 }
 
 impl Progress {
@@ -90,6 +95,11 @@ impl Progress {
             "bytes_per_second": rate.round(), "eta_seconds": eta,
             "last_audit_seconds_ago": self.last_audit.map(|t| t.elapsed().as_secs()),
             "orphans_trashed": self.orphans_trashed,
+            "rebalance": {
+                "fill_spread_points": (self.fill_spread_points * 10.0).round() / 10.0,
+                "target_points": REBALANCE_SPREAD * 100.0,
+                "moved_chunks": self.rebalanced_chunks, "moved_bytes": self.rebalanced_bytes,
+            },
         })
     }
 }
@@ -290,7 +300,14 @@ impl Repairer {
             }
         });
         let Some(need) = best else {
-            return self.rebalance_one().await;
+            let moved = self.rebalance_one().await?;
+            if moved > 0 {
+                self.with_progress(|p| {
+                    p.rebalanced_chunks += 1;
+                    p.rebalanced_bytes += moved;
+                });
+            }
+            return Ok(moved);
         };
         let written = self.repair(need).await?;
         self.with_progress(|p| {
@@ -395,7 +412,9 @@ impl Repairer {
         else {
             return Ok(0);
         };
-        if fill(full, 0) - fill(empty, 0) <= REBALANCE_SPREAD {
+        let gap = fill(full, 0) - fill(empty, 0);
+        self.with_progress(|p| p.fill_spread_points = gap * 100.0);
+        if gap <= REBALANCE_SPREAD {
             return Ok(0);
         }
         for need in needs {

@@ -428,7 +428,95 @@ async fn a_new_host_fills_up_until_the_stores_are_within_ten_points() {
     );
     let moved = cluster.store("s4").shard_keys().len();
     assert!(moved > 0, "nothing moved to s4");
+    let status = cluster.status();
+    let rebalance = &status["repair"]["rebalance"];
+    assert!(
+        rebalance["moved_chunks"].as_u64() >= Some(moved as u64),
+        "status counts the moves: {rebalance}"
+    );
     let mut nfs = cluster.mount().await;
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "after rebalancing").await;
+}
+
+#[tokio::test]
+async fn a_flap_repairs_nothing_and_a_gateway_killed_mid_repair_finishes_it() {
+    let seed = test_seed("a_flap_repairs_nothing");
+    let stores: Vec<StoreSpec> = (1..=3)
+        .map(|i| StoreSpec::new(&format!("s{i}"), &format!("h{i}"), &["hdd"]))
+        .collect();
+    let mut options = fast_repair(stores);
+    // Slow repairs (a pause after each 8 MiB chunk), so the gateway dies mid-way.
+    options.repair =
+        "grace = \"5s\"\naudit_every = \"2s\"\norphan_delay = \"15s\"\nbandwidth = \"4 MiB\""
+            .into();
+    let mut cluster = Cluster::start(options);
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let mut files = Vec::new();
+    for i in 0..6u64 {
+        let data = random_bytes(seed + i, 8 << 20);
+        files.push(write_file(&mut nfs, &root, "", &format!("f{i}"), data).await);
+    }
+    cluster.wait_drained(DRAIN_DEADLINE);
+    let before = wait_stores_match_gateway(&cluster);
+    // The store holding the most copies is the one that flaps, then dies.
+    let victim = ["s1", "s2", "s3"]
+        .into_iter()
+        .max_by_key(|s| {
+            before
+                .iter()
+                .filter(|c| c.stores.iter().any(|x| x == s))
+                .count()
+        })
+        .expect("three stores");
+    let live: Vec<&str> = ["s1", "s2", "s3"]
+        .into_iter()
+        .filter(|s| *s != victim)
+        .collect();
+
+    // A flap shorter than the grace period: the store is back, nothing moved.
+    cluster.store_mut(victim).kill9();
+    cluster.wait_store_online(victim, false, PROBE_DEADLINE);
+    cluster.store_mut(victim).restart();
+    cluster.wait_store_online(victim, true, PROBE_DEADLINE);
+    let status = cluster.status();
+    assert_eq!(
+        status["repair"]["repaired_chunks"], 0,
+        "{}",
+        status["repair"]
+    );
+    assert_eq!(cluster.chunks(), before, "a flap moved chunks");
+
+    // Lost for good; the gateway is killed once the repair is under way.
+    cluster.store_mut(victim).kill9();
+    poll_until("a first chunk repaired", REPAIR_DEADLINE, || {
+        let v = cluster.try_cairn_json(&["status"])?;
+        match v["repair"]["repaired_chunks"].as_u64() {
+            Some(n) if n >= 1 => Ok(()),
+            _ => Err(v["repair"].to_string()),
+        }
+    });
+    cluster.kill9_gateway();
+    cluster.start_gateway();
+    let mut nfs = cluster.mount().await;
+    poll_until(
+        "every chunk healthy on the two live stores, their folders exactly what the gateway places",
+        REPAIR_DEADLINE,
+        || {
+            let status = cluster.try_cairn_json(&["status"])?;
+            let (healthy, worse) = health_totals(&status);
+            if worse > 0 || healthy == 0 {
+                return Err(format!("health {}", status["classes"]));
+            }
+            live_stores_match(&cluster, &live)
+        },
+    );
+    drop_cache(&cluster);
+    read_back(
+        &mut nfs,
+        &files,
+        "after a repair interrupted by a gateway kill",
+    )
+    .await;
 }
