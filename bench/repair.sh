@@ -9,9 +9,9 @@
 #   2. read, healthy: `cairn cache drop`, nfs-cat of the file to sha256sum.
 #   3. kill -9 the store holding the most bytes (BYTES: its shard files); wait the grace period out
 #      (the gateway's status shows the store offline), then at once `cairn cache drop` and nfs-cat
-#      the file again while the repair runs: read during a repair.
-#   4. repair time: from the store showing offline until every chunk is healthy again (polled in
-#      `cairn status --json`); repair throughput = BYTES / that time.
+#      the file again, in the background, while the repair runs: read during a repair.
+#   4. repair time, meanwhile: from the store showing offline until every chunk is healthy again
+#      (polled in `cairn status --json`); repair throughput = BYTES / that time.
 #   5. cp: `cp -r` of the dead store's shard folder to a scratch folder on the same disk, then
 #      `sync` (the repair fsyncs every copy): the same bytes copied store-to-store.
 # ratios: repair / cp throughput; read during repair / healthy read. The table says how much of
@@ -88,7 +88,9 @@ for i in $(seq 1 600); do [ "$(store_state "$VICTIM")" = offline ] && break; sle
 [ "$(store_state "$VICTIM")" = offline ] || die "$VICTIM never turned offline"
 T_OFF=$(now_ns)
 log "$VICTIM offline (grace $GRACE over): repair starts; reading during it"
-timed_read during-repair; R_REPAIR=$R_SECS
+# the read in the background, the repair polled meanwhile
+( timed_read during-repair; echo "$R_SECS" > "$WORK/read-during-repair" ) &
+READER=$!
 while :; do
   read -r h w <<<"$(health)"
   [ "$w" = 0 ] && [ "$h" -gt 0 ] && break
@@ -97,6 +99,8 @@ while :; do
 done
 T_OK=$(now_ns)
 REPAIR_SECS=$(secs "$T_OFF" "$T_OK")
+wait "$READER" || die "the read during the repair failed"
+R_REPAIR=$(cat "$WORK/read-during-repair")
 OVERLAP=$(awk -v a="$REPAIR_SECS" -v r="$R_REPAIR" 'BEGIN{ o = (a < r) ? a : r; printf "%.0f", 100*o/r }')
 log "every chunk healthy again $REPAIR_SECS s after $VICTIM went offline"
 

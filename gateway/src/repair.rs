@@ -37,6 +37,8 @@ use crate::remote::{object_key, Reach, Stores};
 
 /// Objects listed per page during an audit.
 const LIST_PAGE: u32 = 1000;
+/// Chunks repaired at once (the `tokio::join!` in `repair_one` has this many arms).
+const REPAIR_PARALLEL: usize = 4;
 /// Rebalancing stops once every active store's fill is within this of the
 /// others' (as a fraction of its capacity).
 const REBALANCE_SPREAD: f64 = 0.05;
@@ -273,7 +275,7 @@ impl Repairer {
     pub async fn repair_one(&self) -> Result<u64, RepairError> {
         let needs = self.needs()?;
         let (mut waiting, mut bytes, mut stuck) = (0u64, 0u64, 0u64);
-        let mut best: Option<Need> = None;
+        let mut queue: Vec<Need> = Vec::new();
         for need in needs {
             if need.make.is_empty() {
                 continue;
@@ -284,9 +286,7 @@ impl Repairer {
             }
             waiting += 1;
             bytes += per_object(&need.info) * need.make.len() as u64;
-            if best.as_ref().is_none_or(|b| need.spare < b.spare) {
-                best = Some(need);
-            }
+            queue.push(need);
         }
         self.with_progress(|p| {
             p.waiting_chunks = waiting;
@@ -299,7 +299,7 @@ impl Repairer {
                 p.burst_since = Some(Instant::now());
             }
         });
-        let Some(need) = best else {
+        if queue.is_empty() {
             let moved = self.rebalance_one().await?;
             if moved > 0 {
                 self.with_progress(|p| {
@@ -308,6 +308,42 @@ impl Repairer {
                 });
             }
             return Ok(moved);
+        }
+        // The most endangered first, a few chunks at once (each reads from
+        // and writes to different stores, so they overlap well).
+        queue.sort_by_key(|n| n.spare);
+        queue.truncate(REPAIR_PARALLEL);
+        let mut batch = queue.into_iter();
+        let (a, b, c, d) = tokio::join!(
+            self.repair_counted(batch.next()),
+            self.repair_counted(batch.next()),
+            self.repair_counted(batch.next()),
+            self.repair_counted(batch.next()),
+        );
+        let mut written = 0;
+        let mut first_error = None;
+        for result in [a, b, c, d] {
+            match result {
+                Ok(n) => written += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if written == 0 => Err(e),
+            Some(e) => {
+                warn!(cause = %e, "a repair failed; the others went through");
+                Ok(written)
+            }
+            None => Ok(written),
+        }
+    }
+
+    /// Repairs one chunk (none: nothing) and counts it.
+    async fn repair_counted(&self, need: Option<Need>) -> Result<u64, RepairError> {
+        let Some(need) = need else {
+            return Ok(0);
         };
         let written = self.repair(need).await?;
         self.with_progress(|p| {
