@@ -40,6 +40,8 @@ pub struct GatewayConfig {
     pub drain: DrainConfig,
     #[serde(default)]
     pub repair: RepairConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
     /// The chunk stores file data drains to; none keeps data in the cache only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<StoreRef>,
@@ -109,6 +111,36 @@ impl Default for RepairConfig {
             bandwidth: ByteSize::mib(32),
             audit_every: Duration::secs(60),
             orphan_delay: Duration::secs(3600),
+        }
+    }
+}
+
+/// `[backup]`: shipping the metadata to the chunk stores, so a new gateway
+/// can be rebuilt from them (`cairn restore`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// A full snapshot starts a new generation this often.
+    pub snapshot_every: Duration,
+    /// The changes since are shipped this often: the most a lost gateway's
+    /// metadata can be behind (its recovery point).
+    pub ship_every: Duration,
+    /// Stores, on distinct hosts where there are enough, holding each object.
+    pub copies: usize,
+    /// Generations kept on the stores (older ones are deleted).
+    pub keep: usize,
+    /// `cairn status` warns, and the log too, when the shipped copy is older.
+    pub warn_after: Duration,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_every: Duration::secs(3600),
+            ship_every: Duration::secs(5),
+            copies: 3,
+            keep: 3,
+            warn_after: Duration::secs(60),
         }
     }
 }
@@ -252,6 +284,7 @@ impl GatewayConfig {
             cluster: ClusterConfig::default(),
             drain: DrainConfig::default(),
             repair: RepairConfig::default(),
+            backup: BackupConfig::default(),
             stores: Vec::new(),
         }
     }

@@ -18,8 +18,8 @@ mod tests;
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
-    CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel, MetadataConfig,
-    NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
+    BackupConfig, CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel,
+    MetadataConfig, NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
 pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};

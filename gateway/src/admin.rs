@@ -55,6 +55,10 @@ pub struct Admin {
     pub repair: Option<Arc<std::sync::Mutex<crate::repair::Progress>>>,
     /// `[repair] grace`: when a silent store turns from suspect to offline.
     pub grace: std::time::Duration,
+    /// Metadata shipping (none without stores).
+    pub backup: Option<Arc<std::sync::Mutex<crate::ship::ShipState>>>,
+    /// `[backup] warn_after`.
+    pub backup_warn: std::time::Duration,
 }
 
 impl Admin {
@@ -420,6 +424,7 @@ impl Admin {
             "stores": self.store_json(),
             "classes": per_class,
             "repair": self.repair.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).to_json()),
+            "backup": self.backup.as_ref().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).to_json(self.backup_warn)),
             "cache": {"used_bytes": cache.used_bytes(), "max_bytes": cache.max_bytes()},
             "files": {"inodes": inodes, "logical_bytes": logical},
             "chunks": chunks.len(),

@@ -94,6 +94,27 @@ enum Command {
     /// Check the gateway's metadata: every entry points at a live inode,
     /// link counts and parents agree, the cache lines up. Changes nothing.
     /// Exit status 0 when consistent, 1 when not, 2 on a usage error.
+    /// Rebuild a lost gateway's metadata from the backups on the chunk
+    /// stores: `cairn restore --stores ADDR,ADDR,… --secret-file F --data DIR`
+    /// (writes DIR/meta.db and DIR/gateway.toml), or for a `cairn up` folder
+    /// just `cairn restore --data DIR` (stores under DIR/stores, secret
+    /// DIR/cluster.secret, metadata into DIR/gateway). `--list` shows the
+    /// generations on the stores and changes nothing.
+    Restore {
+        /// Store addresses (HOST:PORT), comma-separated.
+        #[arg(long, value_name = "ADDR,…", value_delimiter = ',')]
+        stores: Vec<String>,
+        /// The cluster secret (the same file the stores use).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// The new gateway's data folder (must not hold a meta.db), or the
+        /// `cairn up` folder when --stores is not given.
+        #[arg(long, value_name = "DIR", default_value = "./cairn-data")]
+        data: PathBuf,
+        /// Only list the generations the stores hold.
+        #[arg(long)]
+        list: bool,
+    },
     Fsck {
         /// The gateway's config file.
         #[arg(
@@ -331,6 +352,12 @@ pub fn main() -> ExitCode {
             Ok(cfg) => serve(cfg, None),
             Err(e) => config_error(&e),
         },
+        Command::Restore {
+            stores,
+            secret_file,
+            data,
+            list,
+        } => restore(stores, secret_file, data, list),
         Command::Fsck { config, data, json } => {
             let cfg = match (config, data) {
                 (Some(path), _) => GatewayConfig::load(&path),
@@ -366,6 +393,126 @@ pub(crate) fn init_logging(level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .try_init();
+}
+
+/// `cairn restore`.
+fn restore(
+    stores: Vec<String>,
+    secret_file: Option<PathBuf>,
+    data: PathBuf,
+    list: bool,
+) -> ExitCode {
+    // A `cairn up` folder: its stores (started here for the restore if they
+    // are not running), its secret, its gateway folder.
+    let mut started = Vec::new();
+    let embedded = stores.is_empty();
+    let (stores, secret_file, data_dir, write_config) = if embedded {
+        let dir = data.join("stores");
+        let mut configs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path().join("store.toml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        configs.sort();
+        let mut found = Vec::new();
+        for path in configs {
+            let Ok(cfg) = cairn_config::StoreConfig::load(&path) else {
+                continue;
+            };
+            if std::net::TcpStream::connect(cfg.listen).is_err() {
+                match start_store_for_restore(&path, cfg.listen) {
+                    Ok(child) => started.push(child),
+                    Err(e) => eprintln!("cairn restore: {e}"),
+                }
+            }
+            found.push(cfg.listen.to_string());
+        }
+        if found.is_empty() {
+            eprintln!(
+                "cairn restore: no store configs under {}: pass --stores ADDR,… and --secret-file FILE",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+        (
+            found,
+            secret_file.unwrap_or_else(|| data.join("cluster.secret")),
+            data.join("gateway"),
+            None,
+        )
+    } else {
+        let Some(secret) = secret_file else {
+            eprintln!("cairn restore: --stores needs --secret-file FILE (the cluster secret)");
+            return ExitCode::from(2);
+        };
+        let config = data.join("gateway.toml");
+        (stores, secret, data.clone(), Some(config))
+    };
+    let rt = runtime();
+    let result = if list {
+        rt.block_on(crate::restore::list(&stores, &secret_file))
+    } else {
+        rt.block_on(crate::restore::restore(&crate::restore::RestorePlan {
+            stores,
+            secret_file,
+            data_dir,
+            write_config,
+        }))
+    };
+    for mut child in started {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        );
+        let _ = child.wait();
+    }
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            if embedded && !list {
+                println!("start it with: cairn up --data {}", data.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cairn restore: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs `cairn chunkstore --config PATH` until it listens on `addr`.
+fn start_store_for_restore(
+    path: &std::path::Path,
+    addr: std::net::SocketAddr,
+) -> Result<std::process::Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("chunkstore")
+        .arg("--config")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the store of {}: {e}", path.display()))?;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(child);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the store of {} exited: {status}", path.display()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!(
+        "the store of {} did not listen on {addr}",
+        path.display()
+    ))
 }
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {

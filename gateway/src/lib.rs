@@ -14,5 +14,7 @@ pub mod nfs;
 pub mod placement;
 pub mod remote;
 pub mod repair;
+pub mod restore;
 pub mod run;
+pub mod ship;
 mod up;

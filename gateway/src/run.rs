@@ -17,6 +17,7 @@ use crate::drain::Drainer;
 use crate::nfs::{self, Access};
 use crate::remote::Stores;
 use crate::repair::Repairer;
+use crate::ship::Shipper;
 use cairn_chunkstore::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,9 +90,11 @@ pub fn open_fs(cfg: &GatewayConfig) -> Result<Fs, StartError> {
 pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), StartError> {
     let _lock = lock_data_dir(&cfg)?;
     let mut fs = open_fs(&cfg)?;
+    let mut cluster_secret = None;
     let stores = match &cfg.cluster.secret_file {
         Some(path) if !cfg.stores.is_empty() => {
             let secret = Secret::load(path)?;
+            cluster_secret = Some(secret.clone());
             let stores = Arc::new(Stores::new(
                 secret,
                 cfg.drain.store_concurrency,
@@ -144,11 +147,23 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     let repairer = stores
         .as_ref()
         .map(|st| Repairer::new(fs.clone(), st.clone(), cfg.repair.clone()));
+    let shipper = match (&stores, &cluster_secret) {
+        (Some(st), Some(secret)) => Some(Shipper::new(
+            fs.clone(),
+            st.clone(),
+            secret,
+            cfg.backup.clone(),
+            &cfg.data_dir,
+        )),
+        _ => None,
+    };
     let admin = Arc::new(Admin {
         fs: fs.clone(),
         stores: stores.clone(),
         repair: repairer.as_ref().map(|r| r.progress()),
         grace: cfg.repair.grace.get(),
+        backup: shipper.as_ref().map(|s| s.state()),
+        backup_warn: cfg.backup.warn_after.get(),
     });
     // Bound before readiness is announced, so the CLI works at once.
     let admin_listener = admin::bind(&admin_path).map_err(|source| StartError::Admin {
@@ -166,6 +181,9 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     }
     if let Some(repairer) = repairer {
         tasks.push(tokio::spawn(repairer.run()));
+    }
+    if let Some(shipper) = shipper {
+        tasks.push(tokio::spawn(shipper.run()));
     }
     info!(listen = %bound, data = %cfg.data_dir.display(), stores = cfg.stores.len(), "gateway serving NFSv3");
     ready(bound);

@@ -10,13 +10,13 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::writer::{self, Completion, Job};
+use crate::writer::{self, Completion, Job, Msg, ShipCmd};
 use crate::{schema, MetaError, Tx, View};
 
 /// The catalogue. Cheap to share behind an `Arc`.
 pub struct Metadata {
     path: PathBuf,
-    jobs: Mutex<Option<Sender<Job>>>,
+    jobs: Mutex<Option<Sender<Msg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     unsynced: Arc<AtomicBool>,
@@ -178,7 +178,7 @@ impl Metadata {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let sender = jobs.as_ref().ok_or(MetaError::WriterGone)?;
         sender
-            .send(Job { durable, run })
+            .send(Msg::Job(Job { durable, run }))
             .map_err(|_| E::from(MetaError::WriterGone))?;
         Ok(rx)
     }
@@ -191,6 +191,15 @@ impl Metadata {
             return Ok(());
         }
         self.write(true, |tx| tx.touch()).await
+    }
+
+    /// Hands a shipping request to the writer thread.
+    pub(crate) fn ship(&self, cmd: ShipCmd) -> Result<(), MetaError> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = jobs.as_ref().ok_or(MetaError::WriterGone)?;
+        sender
+            .send(Msg::Ship(cmd))
+            .map_err(|_| MetaError::WriterGone)
     }
 
     /// Stops the writer after it finished the jobs already handed to it.

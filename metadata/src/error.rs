@@ -25,6 +25,8 @@ pub enum MetaError {
     Commit(rusqlite::ErrorCode),
     #[error("the metadata writer has stopped (an earlier commit failed); restart the gateway")]
     WriterGone,
+    #[error("metadata changes cannot be recorded (SQLite session unavailable); shipping is off")]
+    ShippingOff,
 }
 
 impl MetaError {

@@ -16,6 +16,7 @@ mod ids;
 mod inode;
 mod queries;
 mod schema;
+mod ship;
 mod slots;
 mod writer;
 
@@ -30,4 +31,5 @@ pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};
 pub use inode::{DirEntry, FileKind, Inode, NewInode, Timestamp};
 pub use queries::{Tx, View};
 pub use schema::SCHEMA_VERSION;
+pub use ship::restore;
 pub use slots::{Backlog, BlockLocation, DirtySlot, NewBlock, Slot, SLOT_SIZE};

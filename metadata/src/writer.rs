@@ -24,19 +24,53 @@ pub(crate) struct Job {
     pub run: Box<dyn FnOnce(&Connection) -> Completion + Send>,
 }
 
+/// What the writer thread is asked to do.
+pub(crate) enum Msg {
+    Job(Job),
+    /// Shipping: see [`crate::ship`].
+    Ship(ShipCmd),
+}
+
+/// Shipping requests, served between transactions so that a snapshot and
+/// the changes after it meet exactly.
+pub(crate) enum ShipCmd {
+    /// Copy the database to `dest` (online backup) and start recording
+    /// changes afresh from it.
+    Snapshot {
+        dest: std::path::PathBuf,
+        reply: std::sync::mpsc::Sender<Result<(), MetaError>>,
+    },
+    /// The changes committed since the last snapshot or changes (a
+    /// changeset; empty when none), and start recording afresh.
+    Changes {
+        reply: std::sync::mpsc::Sender<Result<Vec<u8>, MetaError>>,
+    },
+}
+
 /// The most jobs one transaction gathers.
 const MAX_BATCH: usize = 512;
 
 /// `unsynced` is true while some committed change has not been fsync'd
 /// (a `NORMAL` commit since the last `FULL` one).
-pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>, unsynced: Arc<AtomicBool>) {
+pub(crate) fn run(conn: Connection, msgs: Receiver<Msg>, unsynced: Arc<AtomicBool>) {
     let mut full = false;
     let mut poisoned: Option<ErrorCode> = None;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+    // Records every committed change for shipping; replaced at each ship.
+    let mut session = crate::ship::new_session(&conn);
+    while let Ok(first) = msgs.recv() {
+        let mut ships = Vec::new();
+        let mut batch = Vec::new();
+        match first {
+            Msg::Job(job) => batch.push(job),
+            Msg::Ship(cmd) => ships.push(cmd),
+        }
+        while !batch.is_empty() && batch.len() < MAX_BATCH {
+            match msgs.try_recv() {
+                Ok(Msg::Job(job)) => batch.push(job),
+                Ok(Msg::Ship(cmd)) => {
+                    ships.push(cmd);
+                    break;
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -48,31 +82,31 @@ pub(crate) fn run(mut conn: Connection, jobs: Receiver<Job>, unsynced: Arc<Atomi
                     let _ = conn.execute_batch("ROLLBACK");
                 }
             }
-            continue;
-        }
-        let durable = batch.iter().any(|j| j.durable);
-        if durable != full {
-            let mode = if durable { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
-                error!(cause = %e, "cannot set synchronous mode");
-            } else {
-                full = durable;
+        } else if !batch.is_empty() {
+            let durable = batch.iter().any(|j| j.durable);
+            if durable != full {
+                let mode = if durable { "FULL" } else { "NORMAL" };
+                if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
+                    error!(cause = %e, "cannot set synchronous mode");
+                } else {
+                    full = durable;
+                }
             }
-        }
-        match commit_batch(&mut conn, batch, durable, &unsynced) {
-            Ok(()) => {}
-            Err(code) => {
+            if let Err(code) = commit_batch(&conn, batch, durable, &unsynced) {
                 if code != ErrorCode::DiskFull {
                     error!(?code, "metadata commit failed; refusing further writes");
                     poisoned = Some(code);
                 }
             }
         }
+        for cmd in ships {
+            crate::ship::serve(&conn, &mut session, cmd);
+        }
     }
 }
 
 fn commit_batch(
-    conn: &mut Connection,
+    conn: &Connection,
     batch: Vec<Job>,
     durable: bool,
     unsynced: &AtomicBool,

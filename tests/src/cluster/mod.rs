@@ -105,6 +105,8 @@ pub struct ClusterOptions {
     pub proxied_store: Option<String>,
     /// Lines of the gateway's `[repair]` section (empty: the defaults).
     pub repair: String,
+    /// Lines of the gateway's `[backup]` section (empty: the defaults).
+    pub backup: String,
 }
 
 impl ClusterOptions {
@@ -117,6 +119,7 @@ impl ClusterOptions {
             log_level: "info".into(),
             proxied_store: None,
             repair: String::new(),
+            backup: String::new(),
         }
     }
 }
@@ -224,6 +227,9 @@ impl Cluster {
         );
         if !self.options.repair.is_empty() {
             let _ = writeln!(t, "\n[repair]\n{}", self.options.repair);
+        }
+        if !self.options.backup.is_empty() {
+            let _ = writeln!(t, "\n[backup]\n{}", self.options.backup);
         }
         for s in &self.stores {
             let address = match (&self.proxy, &self.options.proxied_store) {

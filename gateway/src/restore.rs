@@ -1,0 +1,347 @@
+//! `cairn restore`: rebuilds a gateway's metadata from the backup objects on
+//! the chunk stores (see `ship.rs`), given nothing but the stores' addresses
+//! and the cluster secret. It takes the newest generation whose snapshot
+//! verifies, replays its changes in order up to the first one missing or
+//! damaged, says what point in time that is and what is lost, and leaves a
+//! gateway ready to start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cairn_chunkstore::{Secret, StoreClient};
+use cairn_metadata::{Metadata, Timestamp};
+
+use crate::ship::{backup_key, open, BackupObject};
+
+/// Where to restore from and to.
+pub struct RestorePlan {
+    pub stores: Vec<String>,
+    pub secret_file: PathBuf,
+    /// The gateway's data folder: the metadata goes to `<data>/meta.db`.
+    pub data_dir: PathBuf,
+    /// Write a gateway config at this path listing the restored stores.
+    pub write_config: Option<PathBuf>,
+}
+
+/// One backup object and the stores holding it.
+struct Found {
+    object: BackupObject,
+    key: String,
+    holders: Vec<usize>,
+}
+
+/// What the stores hold, by generation (newest last).
+struct Inventory {
+    clients: Vec<Option<StoreClient>>,
+    by_generation: BTreeMap<u64, Vec<Found>>,
+    unreachable: Vec<String>,
+}
+
+fn when(t: Timestamp) -> String {
+    let secs = t.0.div_euclid(1_000_000_000);
+    let nanos = t.0.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        nanos / 1_000_000
+    )
+}
+
+async fn inventory(stores: &[String], secret: &Secret) -> Inventory {
+    let mut clients = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, addr) in stores.iter().enumerate() {
+        let mut client = match StoreClient::connect(addr, secret).await {
+            Ok(c) => c,
+            Err(e) => {
+                unreachable.push(format!("{addr}: {e}"));
+                clients.push(None);
+                continue;
+            }
+        };
+        let mut after = String::from("m");
+        'pages: loop {
+            match client.list(Some(&after), 1000).await {
+                Ok(page) => {
+                    let full = page.len() == 1000;
+                    for e in page {
+                        if !e.key.starts_with('m') {
+                            break 'pages;
+                        }
+                        after = e.key.clone();
+                        by_key.entry(e.key).or_default().push(i);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    unreachable.push(format!("{addr}: listing failed: {e}"));
+                    break;
+                }
+            }
+        }
+        clients.push(Some(client));
+    }
+    let mut by_generation: BTreeMap<u64, Vec<Found>> = BTreeMap::new();
+    for (key, holders) in by_key {
+        if let Some(object) = BackupObject::parse(&key) {
+            by_generation
+                .entry(object.generation())
+                .or_default()
+                .push(Found {
+                    object,
+                    key,
+                    holders,
+                });
+        }
+    }
+    Inventory {
+        clients,
+        by_generation,
+        unreachable,
+    }
+}
+
+impl Inventory {
+    /// The object from the first holder whose copy verifies.
+    async fn fetch(
+        &mut self,
+        key: &crate::crypto::BlockKey,
+        found: &Found,
+    ) -> Result<(Timestamp, Vec<u8>), String> {
+        let mut why = Vec::new();
+        for &i in &found.holders {
+            let Some(client) = self.clients[i].as_mut() else {
+                continue;
+            };
+            let len = match client.stat(&found.key).await {
+                Ok(st) => st.len,
+                Err(e) => {
+                    why.push(e.to_string());
+                    continue;
+                }
+            };
+            match client.get(&found.key, 0, len).await {
+                Ok(sealed) => match open(key, &found.key, &sealed) {
+                    Ok(v) => return Ok(v),
+                    Err(e) => why.push(format!("store #{}: {e}", i + 1)),
+                },
+                Err(e) => why.push(format!("store #{}: {e}", i + 1)),
+            }
+        }
+        Err(if why.is_empty() {
+            "no store holds it".into()
+        } else {
+            why.join("; ")
+        })
+    }
+}
+
+/// `cairn restore --list`: the generations the stores hold.
+pub async fn list(stores: &[String], secret_file: &Path) -> Result<String, String> {
+    let secret = Secret::load(secret_file).map_err(|e| e.to_string())?;
+    let inv = inventory(stores, &secret).await;
+    let mut out = String::new();
+    for u in &inv.unreachable {
+        out.push_str(&format!("unreachable: {u}\n"));
+    }
+    if inv.by_generation.is_empty() {
+        out.push_str("no metadata backup on these stores\n");
+    }
+    for (generation, found) in inv.by_generation.iter().rev() {
+        let parts = found
+            .iter()
+            .filter(|f| matches!(f.object, BackupObject::Part { .. }))
+            .count();
+        let want = found
+            .iter()
+            .find_map(|f| match f.object {
+                BackupObject::Part { parts, .. } => Some(parts),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let changes = found.len() - parts;
+        let copies = found.iter().map(|f| f.holders.len()).min().unwrap_or(0);
+        out.push_str(&format!(
+            "generation {generation:016x}  started {}  snapshot parts {parts}/{want}  changesets {changes}  copies >= {copies}\n",
+            when(Timestamp(*generation as i64))
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs a restore; returns the report to print.
+pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
+    let db = plan.data_dir.join("meta.db");
+    if db.exists() {
+        return Err(format!(
+            "{} exists: restore into an empty data folder (move the old one away first)",
+            db.display()
+        ));
+    }
+    std::fs::create_dir_all(&plan.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", plan.data_dir.display()))?;
+    let secret = Secret::load(&plan.secret_file).map_err(|e| e.to_string())?;
+    let key = backup_key(&secret);
+    let mut inv = inventory(&plan.stores, &secret).await;
+    let mut report = String::new();
+    for u in &inv.unreachable {
+        report.push_str(&format!("store unreachable (skipped): {u}\n"));
+    }
+    let generations: Vec<u64> = inv.by_generation.keys().rev().copied().collect();
+    if generations.is_empty() {
+        return Err(format!(
+            "{report}no metadata backup found on {} store(s): is this the right cluster secret and are the stores up?",
+            plan.stores.len()
+        ));
+    }
+    let tmp = plan.data_dir.join("meta.db.restoring");
+    for generation in generations {
+        let found = inv.by_generation.remove(&generation).unwrap_or_default();
+        let mut parts: Vec<&Found> = found
+            .iter()
+            .filter(|f| matches!(f.object, BackupObject::Part { .. }))
+            .collect();
+        parts.sort_by_key(|f| f.object);
+        let want = parts.first().map_or(0, |f| match f.object {
+            BackupObject::Part { parts, .. } => parts,
+            _ => 0,
+        });
+        let label = format!(
+            "generation {generation:016x} ({})",
+            when(Timestamp(generation as i64))
+        );
+        if want == 0 || parts.len() != want {
+            report.push_str(&format!(
+                "skipped {label}: its snapshot is incomplete ({} of {want} parts)\n",
+                parts.len()
+            ));
+            continue;
+        }
+        let mut snapshot = Vec::new();
+        let mut taken = Timestamp(0);
+        let mut bad = None;
+        for f in &parts {
+            match inv.fetch(&key, f).await {
+                Ok((t, bytes)) => {
+                    taken = t;
+                    snapshot.extend_from_slice(&bytes);
+                }
+                Err(e) => {
+                    bad = Some(format!("snapshot object {}: {e}", f.key));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = bad {
+            report.push_str(&format!("skipped {label}: {why}\n"));
+            continue;
+        }
+        // The changes, in order, up to the first missing or damaged one.
+        let mut changes: Vec<&Found> = found
+            .iter()
+            .filter(|f| matches!(f.object, BackupObject::Changes { .. }))
+            .collect();
+        changes.sort_by_key(|f| f.object);
+        let mut sets = Vec::new();
+        let mut until = taken;
+        let mut stop = None;
+        for (i, f) in changes.iter().enumerate() {
+            let BackupObject::Changes { seq, .. } = f.object else {
+                continue;
+            };
+            if seq != i as u64 + 1 {
+                stop = Some(format!("changeset {} is missing", i + 1));
+                break;
+            }
+            match inv.fetch(&key, f).await {
+                Ok((t, bytes)) => {
+                    sets.push((t, bytes));
+                }
+                Err(e) => {
+                    stop = Some(format!("changeset {seq} ({}): {e}", f.key));
+                    break;
+                }
+            }
+        }
+        // Apply; a changeset that does not apply ends the chain there.
+        let mut applied = sets.len();
+        loop {
+            std::fs::write(&tmp, &snapshot)
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            let bytes: Vec<Vec<u8>> = sets[..applied].iter().map(|(_, b)| b.clone()).collect();
+            match cairn_metadata::restore(&tmp, &bytes) {
+                Ok(()) => break,
+                Err((i, e)) => {
+                    stop = Some(format!("changeset {} does not apply: {e}", i + 1));
+                    applied = i;
+                }
+            }
+        }
+        if let Some((t, _)) = applied.checked_sub(1).and_then(|i| sets.get(i)) {
+            until = *t;
+        }
+        std::fs::rename(&tmp, &db)
+            .map_err(|e| format!("cannot move the restored database into place: {e}"))?;
+        // What was not drained is not on the stores: say so.
+        let meta = Metadata::open(&db).map_err(|e| e.to_string())?;
+        let backlog = meta.read(|v| v.backlog()).map_err(|e| e.to_string())?;
+        let stores = meta.read(|v| v.stores()).map_err(|e| e.to_string())?;
+        meta.close();
+        report.push_str(&format!(
+            "restored {label}: snapshot + {applied} of {} changesets; the metadata is as of {}\n",
+            changes.len(),
+            when(until)
+        ));
+        if let Some(why) = stop {
+            report.push_str(&format!("  later changes are lost: {why}\n"));
+        }
+        if backlog.bytes > 0 {
+            report.push_str(&format!(
+                "  lost: {} bytes in {} file(s) had not been drained to the stores; those ranges read as zeros\n",
+                backlog.bytes, backlog.files
+            ));
+        } else {
+            report.push_str("  every file's data had been drained: nothing else is lost\n");
+        }
+        if let Some(path) = &plan.write_config {
+            let mut text = format!(
+                "# Written by `cairn restore`.\ndata_dir = {:?}\n\n[cluster]\nsecret_file = {:?}\n",
+                plan.data_dir.display().to_string(),
+                plan.secret_file.display().to_string()
+            );
+            for (_, name, address) in &stores {
+                text.push_str(&format!(
+                    "\n[[stores]]\nname = {name:?}\naddress = {address:?}\n"
+                ));
+            }
+            std::fs::write(path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            report.push_str(&format!(
+                "wrote {}; start the gateway with: cairn gateway --config {}\n",
+                path.display(),
+                path.display()
+            ));
+        }
+        return Ok(report);
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Err(format!("{report}no generation could be restored"))
+}

@@ -1,0 +1,379 @@
+//! Shipping the metadata to the chunk stores, so the gateway is no single
+//! point of failure: a consistent snapshot starts each generation, and the
+//! changes committed since are shipped every `[backup] ship_every`. Every
+//! object is sealed (AES-256-GCM, a key derived from the cluster secret, its
+//! object key as associated data) and written to `[backup] copies` stores on
+//! distinct hosts. What a rebuild needs besides the secret (class
+//! definitions, store names and addresses, the block key's derivation)
+//! is in the metadata itself, so the secret and the stores' addresses
+//! suffice: see `restore.rs`.
+//!
+//! Object keys (sorting by generation, then part or sequence):
+//! ```text
+//! m<generation: 16 hex>-s<part: 3 digits>-<parts: 3 digits>   snapshot part
+//! m<generation: 16 hex>-c<sequence: 8 hex>                    changes, from 1
+//! ```
+//! A sealed payload is the unix-nanosecond time it covers up to (8 bytes LE)
+//! followed by the bytes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_chunkstore::Secret;
+use cairn_config::BackupConfig;
+use cairn_metadata::{StoreId, Timestamp};
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::class::{ClassSpec, LabelRule, Layout, Spread};
+use crate::core::{Fs, FsError};
+use crate::crypto::BlockKey;
+use crate::placement::place;
+use crate::remote::Stores;
+
+/// Snapshot bytes per object.
+pub const PART: usize = 32 << 20;
+
+/// The key that seals backup objects.
+pub fn backup_key(secret: &Secret) -> BlockKey {
+    let mut key = [0u8; 32];
+    secret.derive(b"cairn metadata backup v1", &mut key);
+    BlockKey::from_key(&key)
+}
+
+pub fn snapshot_key(generation: u64, part: usize, parts: usize) -> String {
+    format!("m{generation:016x}-s{part:03}-{parts:03}")
+}
+
+pub fn changes_key(generation: u64, seq: u64) -> String {
+    format!("m{generation:016x}-c{seq:08x}")
+}
+
+/// A parsed backup object key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BackupObject {
+    Part {
+        generation: u64,
+        part: usize,
+        parts: usize,
+    },
+    Changes {
+        generation: u64,
+        seq: u64,
+    },
+}
+
+impl BackupObject {
+    pub fn parse(key: &str) -> Option<BackupObject> {
+        let rest = key.strip_prefix('m')?;
+        let (generation, tail) = rest.split_once('-')?;
+        let generation = u64::from_str_radix(generation, 16).ok()?;
+        if let Some(part) = tail.strip_prefix('s') {
+            let (part, parts) = part.split_once('-')?;
+            return Some(BackupObject::Part {
+                generation,
+                part: part.parse().ok()?,
+                parts: parts.parse().ok()?,
+            });
+        }
+        let seq = u64::from_str_radix(tail.strip_prefix('c')?, 16).ok()?;
+        Some(BackupObject::Changes { generation, seq })
+    }
+
+    pub fn generation(&self) -> u64 {
+        match *self {
+            BackupObject::Part { generation, .. } | BackupObject::Changes { generation, .. } => {
+                generation
+            }
+        }
+    }
+}
+
+/// Seals `bytes` covering up to `until` for object `key`.
+pub fn seal(
+    key: &BlockKey,
+    object: &str,
+    until: Timestamp,
+    bytes: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut plain = Vec::with_capacity(8 + bytes.len());
+    plain.extend_from_slice(&until.0.to_le_bytes());
+    plain.extend_from_slice(bytes);
+    key.seal(&plain, object.as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// Opens a sealed object: the time it covers up to, and its bytes.
+pub fn open(key: &BlockKey, object: &str, sealed: &[u8]) -> Result<(Timestamp, Vec<u8>), String> {
+    let mut plain = key
+        .open(sealed, object.as_bytes())
+        .map_err(|e| format!("does not verify ({e}): damaged, truncated or not ours"))?;
+    if plain.len() < 8 {
+        return Err("too short".into());
+    }
+    let until = i64::from_le_bytes(plain[..8].try_into().unwrap_or([0; 8]));
+    plain.drain(..8);
+    Ok((Timestamp(until), plain))
+}
+
+/// What `cairn status` shows of shipping.
+#[derive(Debug, Default, Clone)]
+pub struct ShipState {
+    pub generation: u64,
+    pub changesets: u64,
+    /// Every change committed before this is on the stores.
+    pub shipped_until: Option<Timestamp>,
+    pub stores: Vec<String>,
+    pub last_error: Option<String>,
+    pub shipped_bytes: u64,
+}
+
+impl ShipState {
+    pub fn to_json(&self, warn_after: Duration) -> Value {
+        let behind = self
+            .shipped_until
+            .map(|t| ((Timestamp::now().0 - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
+        let late = behind.is_none_or(|b| b > warn_after.as_secs_f64());
+        json!({
+            "generation": format!("{:016x}", self.generation), "changesets": self.changesets,
+            "recovery_point_seconds": behind, "warning": late.then(|| format!(
+                "the shipped metadata is {} behind (more than {warn_after:?}); a lost gateway would lose those changes{}",
+                behind.map_or("not yet shipped at all".to_owned(), |b| format!("{b} s")),
+                self.last_error.as_ref().map_or(String::new(), |e| format!(": {e}")))),
+            "stores": self.stores, "last_error": self.last_error, "shipped_bytes": self.shipped_bytes,
+        })
+    }
+}
+
+/// The background worker.
+pub struct Shipper {
+    fs: Arc<Fs>,
+    stores: Arc<Stores>,
+    cfg: BackupConfig,
+    key: BlockKey,
+    scratch: PathBuf,
+    state: Arc<Mutex<ShipState>>,
+}
+
+impl Shipper {
+    pub fn new(
+        fs: Arc<Fs>,
+        stores: Arc<Stores>,
+        secret: &Secret,
+        cfg: BackupConfig,
+        data_dir: &std::path::Path,
+    ) -> Self {
+        Shipper {
+            fs,
+            stores,
+            cfg,
+            key: backup_key(secret),
+            scratch: data_dir.join("backup-snapshot.tmp"),
+            state: Arc::new(Mutex::new(ShipState::default())),
+        }
+    }
+
+    pub fn state(&self) -> Arc<Mutex<ShipState>> {
+        self.state.clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ShipState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let mut last_snapshot: Option<Instant> = None;
+        let mut warned = false;
+        loop {
+            let due = last_snapshot.is_none_or(|t| t.elapsed() >= self.cfg.snapshot_every.get());
+            let result = if due {
+                self.snapshot()
+                    .await
+                    .map(|()| last_snapshot = Some(Instant::now()))
+            } else {
+                self.ship_changes().await
+            };
+            match result {
+                Ok(()) => self.update(|s| s.last_error = None),
+                Err(e) => {
+                    warn!(cause = %e, "shipping the metadata failed; a new snapshot follows");
+                    // The chain of changes is broken: start a new generation.
+                    last_snapshot = None;
+                    self.update(|s| s.last_error = Some(e));
+                }
+            }
+            let late = {
+                let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                s.shipped_until.is_none_or(|t| {
+                    Timestamp::now().0 - t.0 > self.cfg.warn_after.get().as_nanos() as i64
+                })
+            };
+            if late && !warned {
+                warn!(warn_after = ?self.cfg.warn_after.get(), "the shipped metadata is behind more than [backup] warn_after");
+            }
+            warned = late;
+            tokio::time::sleep(self.cfg.ship_every.get()).await;
+        }
+    }
+
+    /// Stores for this generation's objects: `copies` online stores, on
+    /// distinct hosts where there are enough.
+    fn targets(&self) -> Result<Vec<StoreId>, String> {
+        let spec = ClassSpec {
+            name: "backup".into(),
+            layout: Layout::Replicas {
+                n: self.cfg.copies.clamp(1, 8) as u8,
+            },
+            labels: vec![LabelRule::Any],
+            spread: Spread::Host,
+            strict: false,
+            archive: None,
+        };
+        let placed: Vec<StoreId> = place(&spec, &self.stores.placeable(), 0, &[])
+            .targets
+            .into_iter()
+            .flatten()
+            .map(StoreId)
+            .collect();
+        if placed.is_empty() {
+            return Err("no chunk store is online".into());
+        }
+        Ok(placed)
+    }
+
+    async fn put_everywhere(
+        &self,
+        targets: &[StoreId],
+        key: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), String> {
+        let sealed = Arc::new(sealed);
+        for &store in targets {
+            self.stores
+                .put(store, key, sealed.clone())
+                .await
+                .map_err(|e| format!("storing {key} on {}: {e}", self.stores.name(store)))?;
+        }
+        self.update(|s| s.shipped_bytes += (sealed.len() * targets.len()) as u64);
+        Ok(())
+    }
+
+    async fn snapshot(&self) -> Result<(), String> {
+        let targets = self.targets()?;
+        let taken = Timestamp::now();
+        let generation = taken.0 as u64;
+        let (fs, path) = (self.fs.clone(), self.scratch.clone());
+        let bytes = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_file(&path);
+            fs.metadata()
+                .snapshot_to(&path)
+                .map_err(|e| e.to_string())?;
+            let bytes = std::fs::read(&path).map_err(|e| e.to_string());
+            let _ = std::fs::remove_file(&path);
+            bytes
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let parts: Vec<&[u8]> = bytes.chunks(PART).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let key = snapshot_key(generation, i, parts.len());
+            let sealed = seal(&self.key, &key, taken, part)?;
+            self.put_everywhere(&targets, &key, sealed).await?;
+        }
+        let names: Vec<String> = targets.iter().map(|s| self.stores.name(*s)).collect();
+        info!(generation = %format!("{generation:016x}"), bytes = bytes.len(), stores = ?names, "shipped a metadata snapshot");
+        self.update(|s| {
+            s.generation = generation;
+            s.changesets = 0;
+            s.shipped_until = Some(taken);
+            s.stores = names;
+        });
+        self.prune(&targets, generation).await;
+        Ok(())
+    }
+
+    async fn ship_changes(&self) -> Result<(), String> {
+        let taken = Timestamp::now();
+        let fs = self.fs.clone();
+        let changes = tokio::task::spawn_blocking(move || fs.metadata().take_changes())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| FsError::from(e).to_string())?;
+        if changes.is_empty() {
+            self.update(|s| s.shipped_until = Some(taken));
+            return Ok(());
+        }
+        let (generation, seq) = {
+            let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            (s.generation, s.changesets + 1)
+        };
+        let targets = self.targets()?;
+        let key = changes_key(generation, seq);
+        let sealed = seal(&self.key, &key, taken, &changes)?;
+        self.put_everywhere(&targets, &key, sealed).await?;
+        self.update(|s| {
+            s.changesets = seq;
+            s.shipped_until = Some(taken);
+        });
+        Ok(())
+    }
+
+    /// Deletes generations older than the newest `keep` from `targets` (and
+    /// from any store that answers).
+    async fn prune(&self, targets: &[StoreId], newest: u64) {
+        let _ = targets;
+        for view in self.stores.views() {
+            let store = StoreId(view.id);
+            if !view.online {
+                continue;
+            }
+            let Ok(keys) = self.list_backup(store).await else {
+                continue;
+            };
+            let mut generations: Vec<u64> = keys
+                .iter()
+                .filter_map(|k| BackupObject::parse(k))
+                .map(|o| o.generation())
+                .filter(|&g| g <= newest)
+                .collect();
+            generations.sort_unstable();
+            generations.dedup();
+            let keep = self.cfg.keep.max(1);
+            if generations.len() <= keep {
+                continue;
+            }
+            let cut = generations[generations.len() - keep];
+            for key in keys {
+                if BackupObject::parse(&key).is_some_and(|o| o.generation() < cut) {
+                    if let Err(e) = self.stores.delete(store, &key).await {
+                        warn!(store = %view.name, key, cause = %e, "cannot prune an old metadata backup");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn list_backup(
+        &self,
+        store: StoreId,
+    ) -> Result<Vec<String>, cairn_chunkstore::StoreError> {
+        let mut out = Vec::new();
+        let mut after = String::from("m");
+        loop {
+            let page = self.stores.list(store, Some(&after), 1000).await?;
+            let full = page.len() == 1000;
+            for e in page {
+                if !e.key.starts_with('m') {
+                    return Ok(out);
+                }
+                after = e.key.clone();
+                out.push(e.key);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The gateway is no single point of failure: its metadata is shipped to the
+//! stores, and `cairn restore` rebuilds a gateway from nothing but the
+//! stores' addresses and the cluster secret.
+
+#[allow(dead_code)]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cairn_tests::{poll_until, random_bytes, test_seed, Cluster, ClusterOptions, StoreSpec};
+use nfs3_types::nfs3::{sattr3, set_gid3, set_mode3, set_uid3};
+
+use common::*;
+
+fn three_hosts() -> Vec<StoreSpec> {
+    (1..=3)
+        .map(|i| StoreSpec::new(&format!("s{i}"), &format!("h{i}"), &["hdd"]))
+        .collect()
+}
+
+/// Polls `cairn status` until every change committed before `since` is
+/// shipped; returns the status's `backup` object.
+fn wait_shipped(cluster: &Cluster, since: Instant) -> serde_json::Value {
+    poll_until(
+        "every change so far shipped to the stores",
+        Duration::from_secs(60),
+        || {
+            let status = cluster.try_cairn_json(&["status"])?;
+            let b = status["backup"].clone();
+            match b["recovery_point_seconds"].as_f64() {
+                Some(behind) if behind < since.elapsed().as_secs_f64() => Ok(b),
+                _ => Err(b.to_string()),
+            }
+        },
+    )
+}
+
+/// Kills the gateway and wipes its data folder (metadata, cache, all).
+fn lose_the_gateway(cluster: &mut Cluster) {
+    cluster.kill9_gateway();
+    let dir = cluster.gateway_data_dir();
+    std::fs::remove_dir_all(&dir).expect("wipe the gateway's folder");
+    std::fs::create_dir(&dir).expect("recreate it empty");
+}
+
+fn restore(cluster: &Cluster, stores: &[&str], extra: &[&str]) -> Result<String, String> {
+    let addrs: Vec<String> = stores
+        .iter()
+        .map(|s| cluster.store(s).addr().to_string())
+        .collect();
+    let data = cluster.gateway_data_dir();
+    let secret = cluster.secret_path().to_owned();
+    let mut args = vec![
+        "restore".to_owned(),
+        "--stores".to_owned(),
+        addrs.join(","),
+        "--secret-file".to_owned(),
+        secret.to_string_lossy().into_owned(),
+        "--data".to_owned(),
+        data.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let out = std::process::Command::new(cairn_tests::gateway::cairn_bin())
+        .args(&args)
+        .output()
+        .expect("run cairn restore");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[tokio::test]
+async fn a_lost_gateway_is_rebuilt_from_the_stores_with_one_of_them_gone() {
+    let seed = test_seed("a_lost_gateway_is_rebuilt");
+    let mut options = ClusterOptions::new(three_hosts());
+    // One snapshot at start; everything after travels as shipped changes.
+    options.backup = "snapshot_every = \"1h\"\nship_every = \"300ms\"".into();
+    let mut cluster = Cluster::start(options);
+    let mut nfs = cluster.mount().await;
+    cluster.class_create("precious", &["--replicas", "3"]);
+    let docs = mkdir(&mut nfs, "docs").await;
+    let plain = mkdir(&mut nfs, "plain").await;
+    cluster.class_set("/docs", "precious");
+    let mut files = write_mix(&mut nfs, &docs, "/docs", seed).await;
+    files.extend(write_mix(&mut nfs, &plain, "/plain", seed + 1).await);
+    let f1 = nfs.lookup_path("/docs/f1").await.expect("lookup");
+    nfs.link(&f1, &plain, "hard").await.expect("link");
+    nfs.symlink(&docs, "link", "f4096").await.expect("symlink");
+    let f4096 = nfs.lookup_path("/plain/f4096").await.expect("lookup");
+    let attrs = sattr3 {
+        mode: set_mode3::Some(0o640),
+        uid: set_uid3::Some(1234),
+        gid: set_gid3::Some(5678),
+        ..Default::default()
+    };
+    nfs.setattr(&f4096, attrs).await.expect("setattr");
+    cluster.wait_drained(DRAIN_DEADLINE);
+    let since = Instant::now();
+    let backup = wait_shipped(&cluster, since);
+    assert!(
+        backup["changesets"].as_u64() >= Some(1),
+        "the changes after the first snapshot were shipped as changesets: {backup}"
+    );
+
+    lose_the_gateway(&mut cluster);
+    cluster.store_mut("s3").kill9();
+    let listed = restore(&cluster, &["s1", "s2"], &["--list"]).expect("restore --list");
+    assert!(listed.contains("generation "), "{listed}");
+    let said = restore(&cluster, &["s1", "s2", "s3"], &[]).expect("restore");
+    assert!(said.contains("store unreachable"), "s3 is reported: {said}");
+    assert!(said.contains("restored generation"), "{said}");
+    assert!(said.contains("nothing else is lost"), "{said}");
+    assert!(
+        cluster.gateway_data_dir().join("gateway.toml").exists(),
+        "restore writes a config to start from"
+    );
+
+    cluster.start_gateway();
+    let mut nfs = cluster.mount().await;
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "after the restore").await;
+    let hard = nfs.lookup_path("/plain/hard").await.expect("hard link");
+    assert_eq!(hard, nfs.lookup_path("/docs/f1").await.unwrap());
+    assert_eq!(nfs.getattr(&hard).await.unwrap().nlink, 2);
+    let link = nfs.lookup_path("/docs/link").await.expect("symlink");
+    assert_eq!(nfs.readlink(&link).await.unwrap(), b"f4096");
+    let fh = nfs.lookup_path("/plain/f4096").await.unwrap();
+    let a = nfs.getattr(&fh).await.unwrap();
+    assert_eq!((a.mode & 0o7777, a.uid, a.gid), (0o640, 1234, 5678));
+    let class = cluster.cairn(&["class", "get", "/docs"]);
+    assert!(class.contains("precious"), "{class}");
+}
+
+#[tokio::test]
+async fn a_damaged_newest_generation_is_skipped_for_an_older_good_one() {
+    let seed = test_seed("a_damaged_newest_generation");
+    let mut options = ClusterOptions::new(three_hosts());
+    options.backup = "snapshot_every = \"1s\"\nship_every = \"300ms\"\nkeep = 5".into();
+    let mut cluster = Cluster::start(options);
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let files = vec![write_file(&mut nfs, &root, "", "kept", random_bytes(seed, 300_000)).await];
+    cluster.wait_drained(DRAIN_DEADLINE);
+    let since = Instant::now();
+    wait_shipped(&cluster, since);
+    // Two more generations after the file's.
+    let generations = |cluster: &Cluster| {
+        let mut g: Vec<String> = cluster
+            .store("s1")
+            .shard_keys()
+            .into_iter()
+            .filter(|k| k.starts_with('m'))
+            .map(|k| k[1..17].to_owned())
+            .collect();
+        g.sort();
+        g.dedup();
+        g
+    };
+    let before = generations(&cluster);
+    poll_until(
+        "two generations newer than the file",
+        Duration::from_secs(60),
+        || {
+            let now = generations(&cluster);
+            let newer = now.iter().filter(|g| !before.contains(g)).count();
+            if newer >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    );
+    lose_the_gateway(&mut cluster);
+    let all = generations(&cluster);
+    let newest = all.last().expect("a generation").clone();
+    // Truncate the newest snapshot on every store.
+    for s in ["s1", "s2", "s3"] {
+        for key in cluster.store(s).shard_keys() {
+            if key.starts_with(&format!("m{newest}-s")) {
+                let path = cairn_chunkstore::layout::shard_path(&cluster.store(s).data_dir(), &key);
+                let len = std::fs::metadata(&path).unwrap().len();
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(len - 100).unwrap();
+            }
+        }
+    }
+    let said = restore(&cluster, &["s1", "s2", "s3"], &[]).expect("restore");
+    assert!(
+        said.contains(&format!("skipped generation {newest}")),
+        "the damaged generation is named: {said}"
+    );
+    assert!(said.contains("restored generation"), "{said}");
+    cluster.start_gateway();
+    let mut nfs = cluster.mount().await;
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "after restoring an older generation").await;
+}
