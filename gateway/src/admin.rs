@@ -171,6 +171,7 @@ impl Admin {
                         s("archive_spread").as_deref(),
                         s("archive_labels").as_deref(),
                     )
+                    .and_then(|spec| spec.with_durability(s("durability").as_deref()))
                     .map_err(|e| e.to_string())?;
                 let exists = fs
                     .metadata()

@@ -36,6 +36,27 @@ pub struct ClassSpec {
     /// erasure-coded shards (replica classes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<Archive>,
+    /// When a stable write to a file of this class is acknowledged.
+    #[serde(default, skip_serializing_if = "Durability::is_local")]
+    pub durability: Durability,
+}
+
+/// `--durability local|remote`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Stable once in the gateway's ingest cache (fsync'd); drained later.
+    #[default]
+    Local,
+    /// Stable only once the data is on a chunk store and the metadata that
+    /// points at it is shipped: a lost gateway loses nothing acknowledged.
+    Remote,
+}
+
+impl Durability {
+    fn is_local(&self) -> bool {
+        *self == Durability::Local
+    }
 }
 
 /// `--archive-after AGE --archive-ec K+M [--archive-spread S] [--archive-labels EXPR]`.
@@ -123,6 +144,8 @@ pub enum ClassError {
     },
     #[error("--archive-after {value:?}: {cause}")]
     BadArchiveAge { value: String, cause: String },
+    #[error("--durability {value:?}: pass --durability local (acknowledged once in the gateway's cache, the default) or --durability remote (acknowledged once on a chunk store)")]
+    BadDurability { value: String },
     #[error("--archive-ec applies to replica classes; class {name:?} is already erasure-coded ({layout})")]
     ArchiveOfEc { name: String, layout: String },
     #[error("stored class spec is not valid JSON for a class: {source}")]
@@ -180,6 +203,7 @@ impl ClassSpec {
             spread,
             strict,
             archive: None,
+            durability: Durability::Local,
         })
     }
 
@@ -253,6 +277,20 @@ impl ClassSpec {
         Ok(self)
     }
 
+    /// Sets `--durability`.
+    pub fn with_durability(mut self, value: Option<&str>) -> Result<ClassSpec, ClassError> {
+        self.durability = match value.map(str::trim) {
+            None | Some("local") => Durability::Local,
+            Some("remote") => Durability::Remote,
+            Some(other) => {
+                return Err(ClassError::BadDurability {
+                    value: other.to_owned(),
+                })
+            }
+        };
+        Ok(self)
+    }
+
     /// The class its archived chunks follow: the archive's layout, labels
     /// and spread, this class's name and strictness.
     pub fn archived(&self) -> Option<ClassSpec> {
@@ -263,6 +301,7 @@ impl ClassSpec {
             spread: a.spread,
             strict: self.strict,
             archive: None,
+            durability: Durability::Local,
         })
     }
 
@@ -275,6 +314,7 @@ impl ClassSpec {
             spread: Spread::Host,
             strict: false,
             archive: None,
+            durability: Durability::Local,
         }
     }
 
@@ -310,6 +350,9 @@ impl ClassSpec {
             labels_expr(&self.labels),
             self.spread
         );
+        if self.durability == Durability::Remote {
+            out.push_str(", durability remote");
+        }
         if let (Some(a), Some(archived)) = (&self.archive, self.archived()) {
             out.push_str(&format!("; after {}: {}", a.after, archived.describe()));
         }

@@ -220,6 +220,12 @@ enum ClassCmd {
         /// (default: the class's single rule, else `*`).
         #[arg(long, value_name = "EXPR", requires = "archive_ec")]
         archive_labels: Option<String>,
+        /// When a stable write (FILE_SYNC, COMMIT) is acknowledged: `local`
+        /// (fsync'd in the gateway's cache; the default) or `remote` (stored
+        /// on a chunk store and the metadata shipped: a lost gateway loses
+        /// nothing acknowledged, at the cost of a round trip per sync).
+        #[arg(long, value_name = "local|remote")]
+        durability: Option<String>,
         #[command(flatten)]
         target: Target,
     },
@@ -691,12 +697,14 @@ fn class(action: ClassCmd) -> ExitCode {
             archive_ec,
             archive_spread,
             archive_labels,
+            durability,
             target,
         } => admin_call(
             &target,
             json!({"cmd": "class_create", "name": name, "replicas": replicas, "ec": ec, "labels": labels,
                    "spread": spread, "strict": strict, "loose": loose, "archive_after": archive_after,
-                   "archive_ec": archive_ec, "archive_spread": archive_spread, "archive_labels": archive_labels}),
+                   "archive_ec": archive_ec, "archive_spread": archive_spread, "archive_labels": archive_labels,
+                   "durability": durability}),
             false,
             |v| {
                 println!(
@@ -870,6 +878,24 @@ fn print_status(v: &Value) {
     for c in v["classes"].as_array().into_iter().flatten() {
         if let Some(why) = c["why"].as_str() {
             println!("  {}: {why}", c["name"].as_str().unwrap_or(""));
+        }
+    }
+    let k = &v["backup"];
+    if k.is_object() {
+        println!(
+            "\nmetadata backup: generation {}, {} changeset(s) since its snapshot, on {}; recovery point {}",
+            k["generation"].as_str().unwrap_or("-"),
+            k["changesets"],
+            k["stores"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
+            k["recovery_point_seconds"]
+                .as_f64()
+                .map_or("never shipped".to_owned(), |s| format!("{s:.1} s ago")),
+        );
+        if let Some(w) = k["warning"].as_str() {
+            println!("  WARNING: {w}");
         }
     }
     let r = &v["repair"];

@@ -124,16 +124,7 @@ impl Drainer {
     }
 
     fn class_spec(&self, class: ClassId) -> Result<(String, ClassSpec), DrainError> {
-        let classes = self.fs.metadata().read(|v| v.classes())?;
-        let found = classes.into_iter().find(|(id, _, _)| *id == class);
-        Ok(
-            match found
-                .and_then(|(_, name, json)| ClassSpec::from_json(&json).ok().map(|s| (name, s)))
-            {
-                Some(x) => x,
-                None => ("default".to_owned(), ClassSpec::default_class()),
-            },
-        )
+        Ok(class_spec_of(&self.fs, class)?)
     }
 
     /// One pass: drains what is quiet now. Returns the slots attached.
@@ -433,6 +424,93 @@ impl Drainer {
         }
         Ok(info.size)
     }
+}
+
+/// Makes a file of a `--durability remote` class durable off the gateway:
+/// its dirty slots are stored as a chunk now (no quiet period, no packing),
+/// then the metadata that points at them is shipped.
+pub struct Persister {
+    fs: std::sync::Weak<Fs>,
+    stores: Arc<Stores>,
+    shipper: Arc<crate::ship::Shipper>,
+}
+
+impl Persister {
+    pub fn new(fs: &Arc<Fs>, stores: Arc<Stores>, shipper: Arc<crate::ship::Shipper>) -> Self {
+        Persister {
+            fs: Arc::downgrade(fs),
+            stores,
+            shipper,
+        }
+    }
+
+    async fn run(&self, id: cairn_metadata::InodeId) -> Result<(), FsError> {
+        let fs = self
+            .fs
+            .upgrade()
+            .ok_or(FsError::Invalid("the gateway is stopping"))?;
+        let unavailable = |why: String| FsError::Unavailable {
+            chunk: ChunkId(0),
+            why,
+        };
+        // A concurrent write may leave a slot dirty again: a few rounds.
+        for _ in 0..4 {
+            let dirty = fs.metadata().read(|v| v.dirty_slots_of(id))?;
+            if dirty.is_empty() {
+                break;
+            }
+            let default = crate::admin::default_class_id(&fs).await?;
+            let class = dirty[0].class.unwrap_or(default);
+            let (name, spec) = class_spec_of(&fs, class)?;
+            let mut items = Vec::new();
+            for slot in dirty {
+                if let Some(bytes) = fs
+                    .slot_content(slot.inode, slot.index)
+                    .await
+                    .or_else(gone)?
+                {
+                    items.push((slot, bytes));
+                }
+            }
+            if items.is_empty() {
+                break;
+            }
+            let job = Upload {
+                fs: fs.clone(),
+                stores: self.stores.clone(),
+                class,
+                name,
+                spec: Arc::new(spec),
+                items,
+            };
+            job.run().await.map_err(|e| unavailable(e.to_string()))?;
+        }
+        if !fs.metadata().read(|v| v.dirty_slots_of(id))?.is_empty() {
+            return Err(unavailable(
+                "the file kept changing while it was stored remotely".into(),
+            ));
+        }
+        self.shipper.ship_now().await.map_err(unavailable)
+    }
+}
+
+impl crate::core::Persist for Persister {
+    fn persist<'a>(
+        &'a self,
+        id: cairn_metadata::InodeId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), FsError>> + Send + 'a>> {
+        Box::pin(self.run(id))
+    }
+}
+
+/// A class's name and spec (the built-in default when unknown).
+fn class_spec_of(fs: &Fs, class: ClassId) -> Result<(String, ClassSpec), FsError> {
+    let classes = fs.metadata().read(|v| v.classes())?;
+    Ok(classes
+        .into_iter()
+        .find(|(id, _, _)| *id == class)
+        .and_then(|(_, name, json)| ClassSpec::from_json(&json).ok().map(|s| (name, s)))
+        .unwrap_or_else(|| ("default".to_owned(), ClassSpec::default_class())))
 }
 
 /// One chunk on its way to the stores.

@@ -515,6 +515,7 @@ mod tests {
                     spread,
                     strict,
                     archive: None,
+                    durability: crate::class::Durability::Local,
                 })
             },
         )

@@ -633,6 +633,7 @@ impl Repairer {
             spread: spec.spread,
             strict: spec.strict,
             archive: None,
+            durability: crate::class::Durability::Local,
         };
         let wide: Vec<u64> = holders.iter().chain(&same_domain).copied().collect();
         let mut placement = place(&sub, &views, size, &wide);

@@ -148,13 +148,18 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         .as_ref()
         .map(|st| Repairer::new(fs.clone(), st.clone(), cfg.repair.clone()));
     let shipper = match (&stores, &cluster_secret) {
-        (Some(st), Some(secret)) => Some(Shipper::new(
-            fs.clone(),
-            st.clone(),
-            secret,
-            cfg.backup.clone(),
-            &cfg.data_dir,
-        )),
+        (Some(st), Some(secret)) => {
+            let shipper = Arc::new(Shipper::new(
+                fs.clone(),
+                st.clone(),
+                secret,
+                cfg.backup.clone(),
+                &cfg.data_dir,
+            ));
+            let persist = crate::drain::Persister::new(&fs, st.clone(), shipper.clone());
+            fs.set_persist(Arc::new(persist));
+            Some(shipper)
+        }
         _ => None,
     };
     let admin = Arc::new(Admin {

@@ -138,9 +138,10 @@ impl ShipState {
         json!({
             "generation": format!("{:016x}", self.generation), "changesets": self.changesets,
             "recovery_point_seconds": behind, "warning": late.then(|| format!(
-                "the shipped metadata is {} behind (more than {warn_after:?}); a lost gateway would lose those changes{}",
-                behind.map_or("not yet shipped at all".to_owned(), |b| format!("{b} s")),
-                self.last_error.as_ref().map_or(String::new(), |e| format!(": {e}")))),
+                "{}; a lost gateway would lose the changes since{}",
+                behind.map_or("the metadata has not been shipped yet".to_owned(),
+                    |b| format!("the shipped metadata is {b} s behind (more than {warn_after:?})")),
+                self.last_error.as_ref().map_or(String::new(), |e| format!(" (last error: {e})")))),
             "stores": self.stores, "last_error": self.last_error, "shipped_bytes": self.shipped_bytes,
         })
     }
@@ -154,6 +155,8 @@ pub struct Shipper {
     key: BlockKey,
     scratch: PathBuf,
     state: Arc<Mutex<ShipState>>,
+    /// One snapshot or changeset at a time (the loop and [`Shipper::ship_now`]).
+    busy: tokio::sync::Mutex<()>,
 }
 
 impl Shipper {
@@ -171,6 +174,7 @@ impl Shipper {
             key: backup_key(secret),
             scratch: data_dir.join("backup-snapshot.tmp"),
             state: Arc::new(Mutex::new(ShipState::default())),
+            busy: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -182,12 +186,44 @@ impl Shipper {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// Ships every change committed so far, now (a remote-durable write):
+    /// the changes since the last ship, or a snapshot if there is none yet.
+    pub async fn ship_now(&self) -> Result<(), String> {
+        let _one = self.busy.lock().await;
+        let fresh = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
+            == 0;
+        let shipped = if fresh {
+            self.snapshot().await
+        } else {
+            self.ship_changes().await
+        };
+        if let Err(e) = &shipped {
+            // The chain of changes is broken: the next ship starts a new generation.
+            self.update(|s| {
+                s.last_error = Some(e.clone());
+                s.generation = 0;
+            });
+        }
+        shipped
+    }
+
     /// Runs until the task is dropped.
-    pub async fn run(self) {
+    pub async fn run(self: Arc<Self>) {
         let mut last_snapshot: Option<Instant> = None;
         let mut warned = false;
         loop {
-            let due = last_snapshot.is_none_or(|t| t.elapsed() >= self.cfg.snapshot_every.get());
+            let broken = self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .generation
+                == 0;
+            let due = broken
+                || last_snapshot.is_none_or(|t| t.elapsed() >= self.cfg.snapshot_every.get());
             let result = if due {
                 self.snapshot()
                     .await
@@ -195,13 +231,17 @@ impl Shipper {
             } else {
                 self.ship_changes().await
             };
+            let failed = result.is_err();
             match result {
                 Ok(()) => self.update(|s| s.last_error = None),
                 Err(e) => {
                     warn!(cause = %e, "shipping the metadata failed; a new snapshot follows");
                     // The chain of changes is broken: start a new generation.
                     last_snapshot = None;
-                    self.update(|s| s.last_error = Some(e));
+                    self.update(|s| {
+                        s.last_error = Some(e);
+                        s.generation = 0;
+                    });
                 }
             }
             let late = {
@@ -214,7 +254,14 @@ impl Shipper {
                 warn!(warn_after = ?self.cfg.warn_after.get(), "the shipped metadata is behind more than [backup] warn_after");
             }
             warned = late;
-            tokio::time::sleep(self.cfg.ship_every.get()).await;
+            let pause = self.cfg.ship_every.get();
+            // After a failure (no store online yet, say) try again soon.
+            let pause = if failed {
+                pause.min(Duration::from_secs(1))
+            } else {
+                pause
+            };
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -230,6 +277,7 @@ impl Shipper {
             spread: Spread::Host,
             strict: false,
             archive: None,
+            durability: crate::class::Durability::Local,
         };
         let placed: Vec<StoreId> = place(&spec, &self.stores.placeable(), 0, &[])
             .targets

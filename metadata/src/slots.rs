@@ -136,6 +136,26 @@ impl View<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The dirty slots of one file, whatever their age.
+    pub fn dirty_slots_of(&self, inode: InodeId) -> Result<Vec<DirtySlot>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.inode, s.slot, s.version, i.class_id, i.size, s.dirty_since_ns
+             FROM slots s JOIN inodes i ON i.id = s.inode
+             WHERE s.inode = ?1 AND s.dirty = 1 ORDER BY s.slot",
+        )?;
+        let rows = stmt.query_map([inode.0 as i64], |r| {
+            Ok(DirtySlot {
+                inode: InodeId(r.get::<_, i64>(0)? as u64),
+                index: r.get::<_, i64>(1)? as u64,
+                version: r.get::<_, i64>(2)? as u64,
+                class: r.get::<_, Option<i64>>(3)?.map(|c| ClassId(c as u64)),
+                size: r.get::<_, i64>(4)? as u64,
+                since: Timestamp(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Bytes, slots and files waiting for the drain, and the oldest wait.
     pub fn backlog(&self) -> Result<Backlog, MetaError> {
         let mut stmt = self.conn.prepare_cached(

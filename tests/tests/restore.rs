@@ -202,3 +202,74 @@ async fn a_damaged_newest_generation_is_skipped_for_an_older_good_one() {
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "after restoring an older generation").await;
 }
+
+#[tokio::test]
+async fn an_acknowledged_write_to_a_remote_durable_class_survives_losing_the_gateway() {
+    let seed = test_seed("an_acknowledged_write_to_a_remote");
+    let mut options = ClusterOptions::new(three_hosts());
+    // Nothing drains or ships on its own within this test.
+    options.quiet = "10m".into();
+    options.backup = "snapshot_every = \"1h\"\nship_every = \"10m\"".into();
+    let mut cluster = Cluster::start(options);
+    let mut nfs = cluster.mount().await;
+    let said = cluster.cairn(&["class", "create", "sure", "--durability", "remote"]);
+    assert!(said.contains("durability remote"), "{said}");
+    let sure = mkdir(&mut nfs, "sure").await;
+    let local = mkdir(&mut nfs, "local").await;
+    cluster.class_set("/sure", "sure");
+    // Wait for the first snapshot (taken at start), so the directories and
+    // the class are in it or in what the remote-durable write ships.
+    wait_shipped(&cluster, Instant::now() - Duration::from_secs(3600));
+    // FILE_SYNC writes: acknowledged as stable.
+    let kept = vec![
+        write_file(
+            &mut nfs,
+            &sure,
+            "/sure",
+            "big",
+            random_bytes(seed, (5 << 20) + 3),
+        )
+        .await,
+        write_file(
+            &mut nfs,
+            &sure,
+            "/sure",
+            "small",
+            random_bytes(seed + 1, 1000),
+        )
+        .await,
+    ];
+    let lost = write_file(
+        &mut nfs,
+        &local,
+        "/local",
+        "cached",
+        random_bytes(seed + 2, 2 << 20),
+    )
+    .await;
+    assert!(cluster.backlog_bytes().unwrap() >= lost.data.len() as u64);
+
+    lose_the_gateway(&mut cluster);
+    let said = restore(&cluster, &["s1", "s2", "s3"], &[]).expect("restore");
+    assert!(said.contains("restored generation"), "{said}");
+    cluster.start_gateway();
+    let mut nfs = cluster.mount().await;
+    drop_cache(&cluster);
+    read_back(
+        &mut nfs,
+        &kept,
+        "remote-durable writes after losing the gateway",
+    )
+    .await;
+    // The control: the local-durability file was acknowledged too, but only
+    // the cache had it.
+    let gone = nfs.lookup_path("/local/cached").await;
+    let survived = match gone {
+        Ok(fh) => nfs.read_all(&fh).await.is_ok_and(|b| b == lost.data),
+        Err(_) => false,
+    };
+    assert!(
+        !survived,
+        "a local-durability file in a lost cache cannot have survived"
+    );
+}

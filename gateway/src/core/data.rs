@@ -165,8 +165,26 @@ impl Fs {
     }
 
     /// Writes `data` at `offset`. Returns the new attributes and how stable
-    /// the data is now.
+    /// the data is now. A stable write to a file of a remote-durable class
+    /// returns once the data is on a chunk store.
     pub async fn write(
+        &self,
+        cred: &Credentials,
+        id: InodeId,
+        offset: u64,
+        data: Vec<u8>,
+        stability: Stability,
+    ) -> Result<(Inode, Stability), FsError> {
+        let (inode, done) = self.write_local(cred, id, offset, data, stability).await?;
+        if done != Stability::Unstable {
+            // After the write stopped counting as in flight, so the drain
+            // may attach its bytes.
+            self.persist_if_remote(&inode).await?;
+        }
+        Ok((inode, done))
+    }
+
+    async fn write_local(
         &self,
         cred: &Credentials,
         id: InodeId,
@@ -316,6 +334,7 @@ impl Fs {
             let (data, meta) = tokio::join!(self.sync_data(id), self.meta.sync());
             data?;
             meta?;
+            self.persist_if_remote(&inode).await?;
         } else {
             self.meta.sync().await?;
         }

@@ -167,6 +167,18 @@ pub struct Fs {
     blocks: Option<Arc<dyn BlockSource>>,
     /// Slots recently read or written, for least-recently-used eviction.
     recent: std::sync::Mutex<lru::LruCache<(InodeId, u64), ()>>,
+    /// Makes a file's data and metadata remote-durable (classes with
+    /// `--durability remote`); unset without chunk stores.
+    persist: std::sync::OnceLock<Arc<dyn Persist>>,
+}
+
+/// Stores a file's written data on the chunk stores and ships the metadata
+/// that points at it, now (see `drain::Persister`).
+pub trait Persist: Send + Sync {
+    fn persist<'a>(
+        &'a self,
+        id: InodeId,
+    ) -> Pin<Box<dyn Future<Output = Result<(), FsError>> + Send + 'a>>;
 }
 
 impl std::fmt::Debug for Fs {
@@ -207,6 +219,7 @@ impl Fs {
             recent: std::sync::Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(1 << 16).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
+            persist: std::sync::OnceLock::new(),
         })
     }
 
@@ -238,6 +251,35 @@ impl Fs {
             );
         }
         Ok((saved, lost))
+    }
+
+    /// Sets how remote-durable classes are made so (once).
+    pub fn set_persist(&self, persist: Arc<dyn Persist>) {
+        let _ = self.persist.set(persist);
+    }
+
+    /// After a stable write or COMMIT: a file whose class asks for remote
+    /// durability is stored remotely before the caller hears "stable".
+    pub(crate) async fn persist_if_remote(&self, inode: &Inode) -> Result<(), FsError> {
+        let Some(class) = inode.class else {
+            return Ok(());
+        };
+        let remote = self
+            .meta
+            .read(|v| v.classes())?
+            .into_iter()
+            .find(|(id, _, _)| *id == class)
+            .and_then(|(_, _, json)| crate::class::ClassSpec::from_json(&json).ok())
+            .is_some_and(|spec| spec.durability == crate::class::Durability::Remote);
+        match (remote, self.persist.get()) {
+            (false, _) => Ok(()),
+            (true, Some(p)) => p.persist(inode.id).await,
+            (true, None) => Err(FsError::Unavailable {
+                chunk: cairn_metadata::ChunkId(0),
+                why: "the class asks for remote durability but this gateway has no chunk stores"
+                    .into(),
+            }),
+        }
     }
 
     /// Reads evicted slots back through `source`.
