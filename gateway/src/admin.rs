@@ -55,6 +55,8 @@ pub struct Admin {
     pub repair: Option<Arc<std::sync::Mutex<crate::repair::Progress>>>,
     /// `[repair] grace`: when a silent store turns from suspect to offline.
     pub grace: std::time::Duration,
+    /// Bad objects `fsck_deep` hands to the repairer (none without stores).
+    pub condemned: Option<Arc<std::sync::Mutex<std::collections::HashSet<(StoreId, String)>>>>,
     /// Metadata shipping (none without stores).
     pub backup: Option<Arc<std::sync::Mutex<crate::ship::ShipState>>>,
     /// `[backup] warn_after`.
@@ -102,6 +104,31 @@ impl Admin {
         match cmd.as_str() {
             "status" => self.status().await.map_err(err),
             "store_list" => Ok(json!({ "stores": self.store_json() })),
+            "fsck_deep" => {
+                let stores = self
+                    .stores
+                    .as_ref()
+                    .ok_or("this gateway has no chunk stores: nothing to check")?;
+                let (checked, problems) =
+                    crate::repair::deep_check(fs, stores).await.map_err(err)?;
+                let repair = req.get("repair").and_then(Value::as_bool).unwrap_or(false);
+                let mut queued = 0;
+                if let (true, Some(condemned)) = (repair, &self.condemned) {
+                    let mut set = condemned.lock().unwrap_or_else(|e| e.into_inner());
+                    for p in problems
+                        .iter()
+                        .filter(|p| !p["problem"].as_str().unwrap_or("").contains("offline"))
+                    {
+                        let (Some(store), Some(key)) = (p["store_id"].as_u64(), p["key"].as_str())
+                        else {
+                            continue;
+                        };
+                        set.insert((StoreId(store), key.to_owned()));
+                        queued += 1;
+                    }
+                }
+                Ok(json!({"checked": checked, "problems": problems, "queued_for_repair": queued}))
+            }
             "store_drain" | "store_remove" | "store_undrain" => {
                 let name = s("name").ok_or("the request has no store \"name\"")?;
                 self.store_life(&cmd, &name).await

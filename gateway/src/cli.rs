@@ -130,6 +130,15 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Check the metadata against the stores through the running
+        /// gateway: every copy or shard is read whole by its store and its
+        /// crc compared with the one recorded. Reads everything: slow.
+        #[arg(long)]
+        deep: bool,
+        /// With --deep: hand every bad copy or shard to the repair, which
+        /// rebuilds it from the others (`cairn status` shows progress).
+        #[arg(long, requires = "deep")]
+        repair: bool,
     },
 }
 
@@ -364,7 +373,57 @@ pub fn main() -> ExitCode {
             data,
             list,
         } => restore(stores, secret_file, data, list),
-        Command::Fsck { config, data, json } => {
+        Command::Fsck {
+            config,
+            data,
+            json,
+            deep: true,
+            repair,
+        } => {
+            let target = Target { data, config };
+            let mut bad = false;
+            let code = admin_call(
+                &target,
+                json!({"cmd": "fsck_deep", "repair": repair}),
+                json,
+                |v| {
+                    let problems = v["problems"].as_array().cloned().unwrap_or_default();
+                    bad = !problems.is_empty();
+                    println!("checked {} copies or shards on the stores", v["checked"]);
+                    for p in &problems {
+                        println!(
+                            "  chunk {} shard {} on {} ({}): {}",
+                            p["chunk"],
+                            p["shard"],
+                            p["store"].as_str().unwrap_or(""),
+                            p["key"].as_str().unwrap_or(""),
+                            p["problem"].as_str().unwrap_or("")
+                        );
+                    }
+                    if repair {
+                        println!(
+                            "{} handed to the repair; `cairn status` shows its progress",
+                            v["queued_for_repair"]
+                        );
+                    } else if bad {
+                        println!(
+                            "rerun with --repair to rebuild them from the other copies or shards"
+                        );
+                    } else {
+                        println!("every copy and shard is present and matches its checksum");
+                    }
+                },
+            );
+            // Found and not handed to the repair: a failure.
+            if code == ExitCode::SUCCESS && bad && !repair {
+                ExitCode::from(1)
+            } else {
+                code
+            }
+        }
+        Command::Fsck {
+            config, data, json, ..
+        } => {
             let cfg = match (config, data) {
                 (Some(path), _) => GatewayConfig::load(&path),
                 (None, Some(dir)) => Ok(GatewayConfig::with_defaults(

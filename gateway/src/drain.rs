@@ -408,12 +408,16 @@ impl Drainer {
             .map(|&(_, store)| (store, key.clone()))
             .collect();
         let layout = laid.layout;
+        let checksums = laid.checksums();
         let switched = meta
             .write(true, move |tx| {
                 let now = Timestamp::now();
                 let switched = tx.relayout_chunk(chunk, layout, &placements, &old, now)?;
                 if !switched {
                     tx.put_in_trash(&new, now)?;
+                }
+                for (shard, store, crc) in &checksums {
+                    tx.set_checksum(chunk, *shard, *store, crc)?;
                 }
                 Ok::<_, cairn_metadata::MetaError>(switched)
             })
@@ -599,11 +603,16 @@ impl Upload {
             }
         }
         let placements = laid.placements();
+        let checksums = laid.checksums();
         let (layout, copies) = (laid.layout, placements.len());
         let attached = fs
             .metadata()
             .write(true, move |tx| {
-                tx.attach_chunk(chunk, layout, &placements, &[], &blocks)
+                let n = tx.attach_chunk(chunk, layout, &placements, &[], &blocks)?;
+                for (shard, store, crc) in &checksums {
+                    tx.set_checksum(chunk, *shard, *store, crc)?;
+                }
+                Ok::<_, cairn_metadata::MetaError>(n)
             })
             .await
             .map_err(FsError::from)?;
@@ -622,6 +631,14 @@ struct Laid {
 impl Laid {
     fn placements(&self) -> Vec<(u32, StoreId)> {
         self.objects.iter().map(|(i, s, _)| (*i, *s)).collect()
+    }
+
+    /// `(shard, store, crc32c LE)` of every object, for the metadata.
+    fn checksums(&self) -> Vec<(u32, StoreId, Vec<u8>)> {
+        self.objects
+            .iter()
+            .map(|(i, s, bytes)| (*i, *s, crc32c::crc32c(bytes).to_le_bytes().to_vec()))
+            .collect()
     }
 }
 

@@ -348,6 +348,19 @@ impl Stores {
         .await
     }
 
+    /// An object's length and crc32c, from its store's header.
+    pub async fn stat(
+        &self,
+        id: StoreId,
+        key: &str,
+    ) -> Result<cairn_chunkstore::ShardStat, StoreError> {
+        self.with(id, |mut c| async move {
+            let r = c.stat(key).await;
+            (c, r)
+        })
+        .await
+    }
+
     pub async fn delete(&self, id: StoreId, key: &str) -> Result<(), StoreError> {
         self.with(id, |mut c| async move {
             let r = c.delete(key).await.map(|_| ());
@@ -573,7 +586,7 @@ impl Stores {
         }
     }
 
-    fn is_online(&self, id: StoreId) -> bool {
+    pub fn is_online(&self, id: StoreId) -> bool {
         self.lock().get(&id).is_some_and(|e| e.view.online)
     }
 }

@@ -130,6 +130,8 @@ pub struct Repairer {
     progress: Arc<Mutex<Progress>>,
     /// Referenced objects the last audit did not find on their store.
     missing: HashSet<(StoreId, String)>,
+    /// Objects `cairn fsck --deep --repair` found bad: rebuilt like lost ones.
+    condemned: Arc<Mutex<HashSet<(StoreId, String)>>>,
     /// Objects no chunk references, and since when.
     unreferenced: HashMap<(StoreId, String), Instant>,
 }
@@ -142,8 +144,23 @@ impl Repairer {
             cfg,
             progress: Arc::new(Mutex::new(Progress::default())),
             missing: HashSet::new(),
+            condemned: Arc::new(Mutex::new(HashSet::new())),
             unreferenced: HashMap::new(),
         }
+    }
+
+    /// Where `cairn fsck --deep --repair` hands bad objects over.
+    pub fn condemned(&self) -> Arc<Mutex<HashSet<(StoreId, String)>>> {
+        self.condemned.clone()
+    }
+
+    fn is_bad(&self, id: &(StoreId, String)) -> bool {
+        self.missing.contains(id)
+            || self
+                .condemned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(id)
     }
 
     /// Shared with the admin socket for `cairn status`.
@@ -211,9 +228,13 @@ impl Repairer {
                 continue;
             };
             for key in &listed {
+                // Only chunk objects: metadata backups (`m…`) have their own
+                // pruning (ship.rs).
+                let Some(chunk) = chunk_of_key(key) else {
+                    continue;
+                };
                 let id = (store, key.clone());
-                let pending_chunk = chunk_of_key(key).is_some_and(|c| pending.contains(&c));
-                if !referenced.contains(&id) && !pending_chunk {
+                if !referenced.contains(&id) && !pending.contains(&chunk) {
                     let since = self
                         .unreferenced
                         .get(&id)
@@ -375,9 +396,7 @@ impl Repairer {
             let mut readable = 0i64;
             for &(shard, store) in &info.placements {
                 let (reach, life) = self.stores.health(store, grace);
-                let missing = self
-                    .missing
-                    .contains(&(store, object_key(info.id, info.layout, shard)));
+                let missing = self.is_bad(&(store, object_key(info.id, info.layout, shard)));
                 let lost = missing || reach == Reach::Offline || life == StoreState::Removed;
                 if !lost {
                     readable += 1;
@@ -517,9 +536,7 @@ impl Repairer {
             .iter()
             .copied()
             .filter(|&(shard, store)| {
-                let missing = self
-                    .missing
-                    .contains(&(store, object_key(chunk, info.layout, shard)));
+                let missing = self.is_bad(&(store, object_key(chunk, info.layout, shard)));
                 !missing && self.stores.health(store, self.cfg.grace.get()).0 != Reach::Offline
             })
             .collect();
@@ -571,6 +588,10 @@ impl Repairer {
         let added = targets.clone();
         let layout = info.layout;
         let (r, a) = (removed.clone(), added.clone());
+        let checksums: Vec<(u32, StoreId, Vec<u8>)> = objects
+            .iter()
+            .map(|(i, s, bytes)| (*i, *s, crc32c::crc32c(bytes).to_le_bytes().to_vec()))
+            .collect();
         let committed = self
             .fs
             .metadata()
@@ -579,6 +600,9 @@ impl Repairer {
                 let done = tx.repair_chunk(chunk, layout, &r, &a, &trash, now)?;
                 if !done {
                     tx.put_in_trash(&tried, now)?;
+                }
+                for (shard, store, crc) in checksums.iter().filter(|_| done) {
+                    tx.set_checksum(chunk, *shard, *store, crc)?;
                 }
                 Ok::<_, cairn_metadata::MetaError>(done)
             })
@@ -700,6 +724,57 @@ impl Repairer {
         }
         ec::rebuild(k, m, range).map_err(|e| format!("{e} ({})", failures.join("; ")))
     }
+}
+
+/// `cairn fsck --deep`: every placement's object is read whole by its store
+/// (which checks every block's crc) and its crc32c compared with the one the
+/// metadata recorded. Returns (placements checked, problems found).
+pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<Value>), FsError> {
+    let checks = fs.metadata().read(|v| v.placement_checks())?;
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for pc in checks {
+        let key = object_key(pc.chunk, pc.layout, pc.shard);
+        let name = stores.name(pc.store);
+        let problem = if !stores.is_online(pc.store) {
+            Some("its store is offline: not checked".to_owned())
+        } else {
+            checked += 1;
+            let want_len = match pc.layout {
+                ChunkLayout::Replicas => pc.size,
+                ChunkLayout::Ec { shard_len, .. } => shard_len,
+            };
+            match stores.get(pc.store, &key, 0, 0).await {
+                Err(e) if e.status() == cairn_chunkstore::Status::NotFound => {
+                    Some("missing".to_owned())
+                }
+                Err(e) if e.status() == cairn_chunkstore::Status::Corrupt => {
+                    Some("corrupt: the store's crc check failed (quarantined)".to_owned())
+                }
+                Err(e) => Some(format!("unreadable: {e}")),
+                Ok(_) => match stores.stat(pc.store, &key).await {
+                    Err(e) => Some(format!("unreadable: {e}")),
+                    Ok(st) if st.len != want_len => {
+                        Some(format!("{} bytes, the metadata expects {want_len}", st.len))
+                    }
+                    Ok(st) if !pc.checksum.is_empty() && pc.checksum != st.crc.to_le_bytes() => {
+                        Some(
+                            "its crc32c differs from the one recorded when it was stored"
+                                .to_owned(),
+                        )
+                    }
+                    Ok(_) => None,
+                },
+            }
+        };
+        if let Some(problem) = problem {
+            problems.push(
+                json!({"chunk": pc.chunk.0, "shard": pc.shard, "store": name,
+                "store_id": pc.store.0, "key": key, "problem": problem}),
+            );
+        }
+    }
+    Ok((checked, problems))
 }
 
 /// Bytes of one copy or shard of the chunk.

@@ -167,6 +167,7 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         stores: stores.clone(),
         repair: repairer.as_ref().map(|r| r.progress()),
         grace: cfg.repair.grace.get(),
+        condemned: repairer.as_ref().map(|r| r.condemned()),
         backup: shipper.as_ref().map(|s| s.state()),
         backup_warn: cfg.backup.warn_after.get(),
     });

@@ -60,6 +60,18 @@ impl StoreState {
     }
 }
 
+/// One placement with its recorded checksum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacementCheck {
+    pub chunk: ChunkId,
+    pub layout: ChunkLayout,
+    pub size: u64,
+    pub shard: u32,
+    pub store: StoreId,
+    /// crc32c, 4 bytes LE; empty when none was recorded.
+    pub checksum: Vec<u8>,
+}
+
 /// One stored chunk, as status, listings and the archive transition see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkInfo {
@@ -133,6 +145,26 @@ impl View<'_> {
             .conn
             .prepare_cached(&format!("{CHUNK_SELECT} WHERE c.state = 1 AND c.id = ?1"))?;
         Ok(stmt.query_row([id.0 as i64], chunk_from_row).optional()?)
+    }
+
+    /// Every placement of every stored chunk, with its recorded checksum.
+    pub fn placement_checks(&self) -> Result<Vec<PlacementCheck>, MetaError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.id, c.ec_k, c.ec_m, c.shard_len, c.size, p.shard, p.store_id, p.checksum
+             FROM chunks c JOIN placements p ON p.chunk_id = c.id WHERE c.state = 1
+             ORDER BY c.id, p.shard",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PlacementCheck {
+                chunk: ChunkId(r.get::<_, i64>(0)? as u64),
+                layout: ChunkLayout::from_columns(r.get(1)?, r.get(2)?, r.get(3)?),
+                size: r.get::<_, i64>(4)? as u64,
+                shard: r.get(5)?,
+                store: StoreId(r.get::<_, i64>(6)? as u64),
+                checksum: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Stored replica chunks of `class` created before `before` that still
@@ -279,6 +311,22 @@ impl Tx<'_> {
         self.add_placements(chunk, added, &[])?;
         self.put_in_trash(trash, now)?;
         Ok(true)
+    }
+
+    /// Records the crc32c (4 bytes LE) of one placement's object, as the
+    /// store reports it, for `cairn fsck --deep`.
+    pub fn set_checksum(
+        &self,
+        chunk: ChunkId,
+        shard: u32,
+        store: StoreId,
+        checksum: &[u8],
+    ) -> Result<(), MetaError> {
+        self.conn().execute(
+            "UPDATE placements SET checksum = ?4 WHERE chunk_id = ?1 AND shard = ?2 AND store_id = ?3",
+            params![chunk.0 as i64, shard, store.0 as i64, checksum],
+        )?;
+        Ok(())
     }
 
     pub(crate) fn add_placements(

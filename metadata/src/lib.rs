@@ -24,7 +24,7 @@ mod writer;
 mod tests;
 
 pub use check::Inconsistency;
-pub use chunks::{ChunkInfo, ChunkLayout, Placements, StoreState};
+pub use chunks::{ChunkInfo, ChunkLayout, PlacementCheck, Placements, StoreState};
 pub use db::Metadata;
 pub use error::MetaError;
 pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};

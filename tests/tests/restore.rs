@@ -154,9 +154,8 @@ async fn a_damaged_newest_generation_is_skipped_for_an_older_good_one() {
     let generations = |cluster: &Cluster| {
         let mut g: Vec<String> = cluster
             .store("s1")
-            .shard_keys()
+            .backup_keys()
             .into_iter()
-            .filter(|k| k.starts_with('m'))
             .map(|k| k[1..17].to_owned())
             .collect();
         g.sort();
@@ -182,7 +181,7 @@ async fn a_damaged_newest_generation_is_skipped_for_an_older_good_one() {
     let newest = all.last().expect("a generation").clone();
     // Truncate the newest snapshot on every store.
     for s in ["s1", "s2", "s3"] {
-        for key in cluster.store(s).shard_keys() {
+        for key in cluster.store(s).backup_keys() {
             if key.starts_with(&format!("m{newest}-s")) {
                 let path = cairn_chunkstore::layout::shard_path(&cluster.store(s).data_dir(), &key);
                 let len = std::fs::metadata(&path).unwrap().len();
@@ -272,4 +271,42 @@ async fn an_acknowledged_write_to_a_remote_durable_class_survives_losing_the_gat
         !survived,
         "a local-durability file in a lost cache cannot have survived"
     );
+}
+
+#[tokio::test]
+async fn fsck_deep_finds_a_damaged_copy_and_repair_rebuilds_it() {
+    let seed = test_seed("fsck_deep_finds");
+    let cluster = Cluster::start(ClusterOptions::new(three_hosts()));
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let files = vec![write_file(&mut nfs, &root, "", "f", random_bytes(seed, 3 << 20)).await];
+    cluster.wait_drained(DRAIN_DEADLINE);
+    let chunks = wait_stores_match_gateway(&cluster);
+    let clean = cluster.cairn(&["fsck", "--deep"]);
+    assert!(clean.contains("every copy and shard is present"), "{clean}");
+
+    let (store, key) = chunks[0].objects[0].clone();
+    let path = cairn_chunkstore::layout::shard_path(&cluster.store(&store).data_dir(), &key);
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[cairn_chunkstore::layout::SHARD_PAYLOAD_OFFSET as usize + 10] ^= 1;
+    std::fs::write(&path, &raw).unwrap();
+    let found = cluster
+        .try_cairn(&["fsck", "--deep"])
+        .expect_err("fsck must fail");
+    assert!(found.contains("corrupt") && found.contains(&key), "{found}");
+
+    let said = cluster.cairn(&["fsck", "--deep", "--repair"]);
+    assert!(said.contains("handed to the repair"), "{said}");
+    poll_until(
+        "fsck --deep is clean again",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .try_cairn(&["fsck", "--deep"])
+                .map(|_| ())
+                .map_err(|e| e.lines().take(3).collect::<Vec<_>>().join(" | "))
+        },
+    );
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "after fsck --deep --repair").await;
 }

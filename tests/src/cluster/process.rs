@@ -357,9 +357,25 @@ impl Store {
         }
     }
 
-    /// The shard keys in the store's own folder (`shards/<hh>/<key>`),
-    /// leaving out puts in progress (`.<key>.<random>.tmp`).
+    /// The chunk objects in the store's own folder (`shards/<hh>/c…`),
+    /// leaving out puts in progress (`.<key>.<random>.tmp`) and the
+    /// gateway's metadata backups ([`Store::backup_keys`]).
     pub fn shard_keys(&self) -> BTreeSet<String> {
+        self.object_keys()
+            .into_iter()
+            .filter(|n| n.starts_with('c'))
+            .collect()
+    }
+
+    /// The metadata backup objects (`m…`) in the store's own folder.
+    pub fn backup_keys(&self) -> BTreeSet<String> {
+        self.object_keys()
+            .into_iter()
+            .filter(|n| n.starts_with('m'))
+            .collect()
+    }
+
+    fn object_keys(&self) -> BTreeSet<String> {
         files_below(&self.data_dir().join("shards"))
             .into_iter()
             .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
