@@ -9,6 +9,7 @@
 #                           (names a, b, c, ...) and the gateway, its [drain] quiet set to QUIET,
 #                           are started here as separate processes, stopped by PID on exit
 # and has: log, die, now_ns, secs, status_json, url NAME, alive_check, start_store NAME,
+# stop_gateway, start_gateway, set_gateway section.key=value...,
 # kill9_store NAME, wait_online NAME true|false, ticks PID, store_ticks, cpu_s TICKS, backlog,
 # wait_drained T0_NS (sets D_WALL, D_FIRST, D_START), QUIET_S, C_PORT, GW_PID, STORE_PID[NAME].
 # Everything listens on 127.0.0.1.
@@ -128,19 +129,8 @@ start_cluster() {
   [ -f "$GW_CONF" ] || die "cairn up wrote no $GW_CONF"
   # [drain] quiet = QUIET and GATEWAY_SET (cairn up rewrites the config at every start; we do not
   # run it again)
-  python3 - "$GW_CONF" "drain.quiet=$QUIET" ${GATEWAY_SET:-} <<'EOF'
-import re, sys
-path = sys.argv[1]
-text = open(path).read()
-for setting in sys.argv[2:]:
-    name, value = setting.split("=", 1)
-    section, key = name.split(".", 1)
-    pattern = r'(?m)^(\[%s\]\n(?:(?!\[).*\n)*?)%s = .*$' % (re.escape(section), re.escape(key))
-    text, n = re.subn(pattern, lambda m: m.group(1) + '%s = "%s"' % (key, value), text)
-    if n != 1:
-        sys.exit("cannot find [%s] %s in %s" % (section, key, path))
-open(path, "w").write(text)
-EOF
+  # shellcheck disable=SC2086
+  set_gateway "drain.quiet=$QUIET" ${GATEWAY_SET:-} || die "cannot edit $GW_CONF"
   QUIET_S=$(awk -v q="$QUIET" 'BEGIN{ n=q+0; u=q; sub(/^[0-9]+ */, "", u);
     f = (u=="ms") ? 0.001 : (u=="s") ? 1 : (u=="m") ? 60 : -1; if (f < 0) exit 1; printf "%.3f", n*f }') \
     || die "QUIET=$QUIET: use ms, s or m"
@@ -148,9 +138,14 @@ EOF
 
   for n in $STORES; do start_store "$n"; done
   GW_LOG=$LOGS/gateway.log
-  "$CAIRN" gateway --config "$GW_CONF" >"$GW_LOG" 2>&1 </dev/null &
+  start_gateway
+  Q="?nfsport=$C_PORT&mountport=$C_PORT"
+}
+
+start_gateway() { # (again) from GW_CONF; waits until it sees every store online
+  local i online=0
+  "$CAIRN" gateway --config "$GW_CONF" >>"$GW_LOG" 2>&1 </dev/null &
   GW_PID=$!
-  online=0
   for i in $(seq 1 300); do
     kill -0 "$GW_PID" 2>/dev/null || { tail -20 "$GW_LOG" >&2; die "the gateway exited"; }
     online=$(status_json | grep -c '"online": true' || true)
@@ -159,7 +154,26 @@ EOF
   done
   [ "$online" = "$N_STORES" ] || die "the gateway does not see $N_STORES stores online ($online)"
   log "gateway pid $GW_PID serving on 127.0.0.1:$C_PORT, $N_STORES stores online, quiet $QUIET"
-  Q="?nfsport=$C_PORT&mountport=$C_PORT"
+}
+
+stop_gateway() {
+  local p=$GW_PID; GW_PID=""; stop_pid gateway "$p"
+}
+
+set_gateway() { # section.key=value ...: edits GW_CONF (strings)
+  python3 - "$GW_CONF" "$@" <<'EOF'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+for setting in sys.argv[2:]:
+    name, value = setting.split("=", 1)
+    section, key = name.split(".", 1)
+    pattern = r'(?m)^(\[%s\]\n(?:(?!\[).*\n)*?)%s = .*$' % (re.escape(section), re.escape(key))
+    text, n = re.subn(pattern, lambda m: m.group(1) + '%s = %s' % (key, value if value in ("true", "false") or value.isdigit() else '"%s"' % value), text)
+    if n != 1:
+        sys.exit("cannot find [%s] %s in %s" % (section, key, path))
+open(path, "w").write(text)
+EOF
 }
 
 url() { echo "nfs://127.0.0.1//$1$Q"; }

@@ -120,6 +120,8 @@ impl Default for RepairConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupConfig {
+    /// Ship the metadata at all (off: a lost gateway loses its namespace).
+    pub enabled: bool,
     /// A full snapshot starts a new generation this often.
     pub snapshot_every: Duration,
     /// The changes since are shipped this often: the most a lost gateway's
@@ -136,6 +138,7 @@ pub struct BackupConfig {
 impl Default for BackupConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             snapshot_every: Duration::secs(3600),
             ship_every: Duration::secs(5),
             copies: 3,

@@ -56,7 +56,7 @@ pub struct Admin {
     /// `[repair] grace`: when a silent store turns from suspect to offline.
     pub grace: std::time::Duration,
     /// Bad objects `fsck_deep` hands to the repairer (none without stores).
-    pub condemned: Option<Arc<std::sync::Mutex<std::collections::HashSet<(StoreId, String)>>>>,
+    pub condemned: Option<crate::repair::Condemned>,
     /// Metadata shipping (none without stores).
     pub backup: Option<Arc<std::sync::Mutex<crate::ship::ShipState>>>,
     /// `[backup] warn_after`.

@@ -57,6 +57,9 @@ impl From<cairn_metadata::MetaError> for RepairError {
     }
 }
 
+/// Objects handed to the repair by `cairn fsck --deep --repair`.
+pub type Condemned = Arc<Mutex<HashSet<(StoreId, String)>>>;
+
 /// What `cairn status` shows of the repair work.
 #[derive(Debug, Default, Clone)]
 pub struct Progress {
@@ -131,7 +134,7 @@ pub struct Repairer {
     /// Referenced objects the last audit did not find on their store.
     missing: HashSet<(StoreId, String)>,
     /// Objects `cairn fsck --deep --repair` found bad: rebuilt like lost ones.
-    condemned: Arc<Mutex<HashSet<(StoreId, String)>>>,
+    condemned: Condemned,
     /// Objects no chunk references, and since when.
     unreferenced: HashMap<(StoreId, String), Instant>,
 }
@@ -150,7 +153,7 @@ impl Repairer {
     }
 
     /// Where `cairn fsck --deep --repair` hands bad objects over.
-    pub fn condemned(&self) -> Arc<Mutex<HashSet<(StoreId, String)>>> {
+    pub fn condemned(&self) -> Condemned {
         self.condemned.clone()
     }
 

@@ -147,8 +147,11 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     let repairer = stores
         .as_ref()
         .map(|st| Repairer::new(fs.clone(), st.clone(), cfg.repair.clone()));
+    if !cfg.backup.enabled {
+        fs.metadata().stop_recording().map_err(FsError::from)?;
+    }
     let shipper = match (&stores, &cluster_secret) {
-        (Some(st), Some(secret)) => {
+        (Some(st), Some(secret)) if cfg.backup.enabled => {
             let shipper = Arc::new(Shipper::new(
                 fs.clone(),
                 st.clone(),

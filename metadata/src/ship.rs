@@ -44,10 +44,12 @@ pub(crate) fn serve<'c>(conn: &'c Connection, session: &mut Option<Session<'c>>,
                 .backup(MAIN_DB, &dest, None::<fn(rusqlite::backup::Progress)>)
                 .map_err(MetaError::from);
             if done.is_ok() {
+                // A snapshot (re)starts recording, also after a Stop.
                 *session = new_session(conn);
             }
             let _ = reply.send(done);
         }
+        ShipCmd::Stop => *session = None,
         ShipCmd::Changes { reply } => {
             let taken = match session.as_mut() {
                 None => Err(MetaError::ShippingOff),
@@ -77,6 +79,11 @@ impl Metadata {
             reply,
         })?;
         rx.recv().map_err(|_| MetaError::WriterGone)?
+    }
+
+    /// Stops recording changes (metadata shipping is off).
+    pub fn stop_recording(&self) -> Result<(), MetaError> {
+        self.ship(ShipCmd::Stop)
     }
 
     /// The changes committed since the last snapshot or call, as a changeset

@@ -45,6 +45,8 @@ pub(crate) enum ShipCmd {
     Changes {
         reply: std::sync::mpsc::Sender<Result<Vec<u8>, MetaError>>,
     },
+    /// Stop recording changes (shipping is off): no session cost per write.
+    Stop,
 }
 
 /// The most jobs one transaction gathers.
