@@ -157,6 +157,7 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
                 st.clone(),
                 secret,
                 cfg.backup.clone(),
+                cfg.repair.grace.get(),
                 &cfg.data_dir,
             ));
             let persist = crate::drain::Persister::new(&fs, st.clone(), shipper.clone());

@@ -157,6 +157,9 @@ pub struct Shipper {
     state: Arc<Mutex<ShipState>>,
     /// One snapshot or changeset at a time (the loop and [`Shipper::ship_now`]).
     busy: tokio::sync::Mutex<()>,
+    /// `[repair] grace`: a store silent for longer no longer counts as one
+    /// a backup must wait for.
+    grace: Duration,
 }
 
 impl Shipper {
@@ -165,6 +168,7 @@ impl Shipper {
         stores: Arc<Stores>,
         secret: &Secret,
         cfg: BackupConfig,
+        grace: Duration,
         data_dir: &std::path::Path,
     ) -> Self {
         Shipper {
@@ -175,6 +179,7 @@ impl Shipper {
             scratch: data_dir.join("backup-snapshot.tmp"),
             state: Arc::new(Mutex::new(ShipState::default())),
             busy: tokio::sync::Mutex::new(()),
+            grace,
         }
     }
 
@@ -285,8 +290,23 @@ impl Shipper {
             .flatten()
             .map(StoreId)
             .collect();
-        if placed.is_empty() {
-            return Err("no chunk store is online".into());
+        // Wait for as many stores as are expected back (all but those
+        // silent past the grace period), up to `copies`: at start, before the
+        // first probes, that is every store.
+        let views = self.stores.views();
+        let expected = views
+            .iter()
+            .filter(|v| {
+                let (reach, life) = self.stores.health(StoreId(v.id), self.grace);
+                reach != crate::remote::Reach::Offline && life == cairn_metadata::StoreState::Active
+            })
+            .count();
+        let need = self.cfg.copies.clamp(1, 8).min(expected).max(1);
+        if placed.len() < need {
+            return Err(format!(
+                "{} of the {need} stores a metadata backup goes to are online; waiting",
+                placed.len()
+            ));
         }
         Ok(placed)
     }
