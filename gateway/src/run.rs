@@ -43,6 +43,8 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Smb(#[from] crate::smb::BridgeError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -125,9 +127,17 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         anon_gid: cfg.nfs.anon_gid,
     });
     let admin_path = admin::socket_path(&cfg.data_dir);
+    let smb = if cfg.smb.listen.is_some() {
+        Some(crate::smb::Bridge::start(&cfg, fs.clone()).await?)
+    } else {
+        None
+    };
+    let mounts = Arc::new(crate::mounts::Mounts::default());
     let admin = Arc::new(Admin {
         fs: fs.clone(),
         stores: stores.clone(),
+        mounts: mounts.clone(),
+        smb: smb.clone(),
     });
     // Bound before readiness is announced, so the CLI works at once.
     let admin_listener = admin::bind(&admin_path).map_err(|source| StartError::Admin {
@@ -159,6 +169,11 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         let _ = t.await;
     }
     let _ = std::fs::remove_file(&admin_path);
+    // smbd goes before the view it serves; then the local mounts.
+    if let Some(bridge) = &smb {
+        bridge.stop().await;
+    }
+    mounts.unmount_all().await;
     fs.metadata().close();
     info!("gateway stopped cleanly");
     Ok(())

@@ -84,7 +84,7 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-pub fn up(data: &Path, nfs: SocketAddr, n_stores: usize) -> ExitCode {
+pub fn up(data: &Path, nfs: SocketAddr, n_stores: usize, smb: Option<SocketAddr>) -> ExitCode {
     let gateway_dir = data.join("gateway");
     if let Err(e) = std::fs::create_dir_all(&gateway_dir) {
         eprintln!("cairn up: cannot create {}: {e}", gateway_dir.display());
@@ -118,6 +118,13 @@ pub fn up(data: &Path, nfs: SocketAddr, n_stores: usize) -> ExitCode {
         }
         cfg.cluster.secret_file = Some(secret_path);
     }
+    if let Some(addr) = smb {
+        cfg.smb.listen = Some(addr);
+        cfg.smb.shares = vec![cairn_config::SmbShare {
+            name: "cairn".into(),
+            path: "/".into(),
+        }];
+    }
     if let Err(e) = cfg.validate() {
         return config_error(&e);
     }
@@ -141,6 +148,9 @@ pub fn up(data: &Path, nfs: SocketAddr, n_stores: usize) -> ExitCode {
         println!("  list it:    nfs-ls 'nfs://{ip}/?nfsport={port}&mountport={port}'");
         println!("  copy in:    nfs-cp ./FILE 'nfs://{ip}//FILE?nfsport={port}&mountport={port}'");
         println!("  Linux:      mount -t nfs -o vers=3,tcp,nolock,port={port},mountport={port} {ip}:/ /mnt/cairn");
+        if let Some(smb) = smb {
+            println!("  SMB:        share \\\\{}\\cairn on port {} (add a user: cairn smb user add NAME --data {shown})", smb.ip(), smb.port());
+        }
         println!("Stop with Ctrl-C.");
     };
     let code = serve(cfg, Some(Box::new(banner)));

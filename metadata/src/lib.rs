@@ -18,6 +18,7 @@ mod queries;
 mod schema;
 mod slots;
 mod writer;
+mod xattrs;
 
 #[cfg(test)]
 mod tests;
