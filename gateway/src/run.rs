@@ -115,10 +115,23 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     let fs = Arc::new(fs);
     fs.reconcile_cache().await?;
     admin::default_class_id(&fs).await?;
+    // The SMB bridge first: once the NFS port accepts, SMB clients are
+    // served too.
+    let smb = if cfg.smb.listen.is_some() {
+        Some(crate::smb::Bridge::start(&cfg, fs.clone()).await?)
+    } else {
+        None
+    };
     let addr = cfg.nfs.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(source) => {
+            if let Some(bridge) = &smb {
+                bridge.stop().await;
+            }
+            return Err(StartError::Bind { addr, source });
+        }
+    };
     let bound = listener.local_addr().unwrap_or(addr);
     let access = Arc::new(Access {
         allowed: cfg.nfs.allowed_networks.clone(),
@@ -127,11 +140,6 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         anon_gid: cfg.nfs.anon_gid,
     });
     let admin_path = admin::socket_path(&cfg.data_dir);
-    let smb = if cfg.smb.listen.is_some() {
-        Some(crate::smb::Bridge::start(&cfg, fs.clone()).await?)
-    } else {
-        None
-    };
     let mounts = Arc::new(crate::mounts::Mounts::default());
     let admin = Arc::new(Admin {
         fs: fs.clone(),

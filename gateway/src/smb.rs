@@ -105,6 +105,7 @@ impl Bridge {
             smbd: Mutex::new(None),
         };
         bridge.write_conf()?;
+        bridge.wait_port_free().await;
         let smbd = tokio::task::spawn_blocking(move || Supervisor::start(layout))
             .await
             .map_err(|e| SmbError::Spawn {
@@ -112,8 +113,43 @@ impl Bridge {
                 source: std::io::Error::other(e),
             })??;
         *bridge.smbd.lock().unwrap_or_else(|p| p.into_inner()) = Some(smbd);
+        bridge.wait_listening().await;
         info!(listen = %listen, shares = bridge.shares().len(), "SMB bridge serving");
         Ok(Arc::new(bridge))
+    }
+
+    /// Waits (up to 10 s) until nothing accepts connections on the port: a
+    /// process of an smbd stopped a moment ago may still hold its listening
+    /// socket, and the new smbd could not listen beside it.
+    async fn wait_port_free(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(self.listen).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::warn!(listen = %self.listen, "something else accepts connections on the SMB port; smbd may not be able to listen");
+    }
+
+    /// Waits (up to 15 s) until smbd accepts connections steadily (three
+    /// probes in a row, 50 ms apart), so that "ready" means ready for SMB
+    /// clients too. Past the deadline, carries on and logs.
+    async fn wait_listening(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut in_a_row = 0;
+        while tokio::time::Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(self.listen).await.is_ok() {
+                in_a_row += 1;
+                if in_a_row == 3 {
+                    return;
+                }
+            } else {
+                in_a_row = 0;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::warn!(listen = %self.listen, log = %self.layout.smbd_log().display(), "smbd does not accept connections yet");
     }
 
     fn shares(&self) -> Vec<SmbShare> {

@@ -60,10 +60,6 @@ pub fn render(layout: &Layout, listen: SocketAddr, shares: &[Share]) -> String {
         ("store dos attributes", "yes".into()),
         ("ea support", "yes".into()),
         ("vfs objects", "streams_xattr".into()),
-        ("map hidden", "no".into()),
-        ("map system", "no".into()),
-        ("map archive", "no".into()),
-        ("map readonly", "no".into()),
         // The FUSE view has no kernel oplocks or leases of its own.
         ("kernel oplocks", "no".into()),
         ("kernel share modes", "no".into()),

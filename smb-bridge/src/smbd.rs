@@ -226,21 +226,54 @@ fn supervise(layout: &Layout, shared: &Shared, first: Child) {
     }
 }
 
-/// SIGTERM (smbd passes it to its group), then SIGKILL to the group after 10 s.
+/// SIGTERM (smbd passes it to its group), then waits until the whole group
+/// is gone: a child serving a session holds the listening socket, and one
+/// left behind would keep the port from the next smbd. SIGKILL to the group
+/// after 10 s.
 fn terminate(child: &mut Child) {
     let Some(p) = pid(child.id()) else {
         return;
     };
     let _ = kill_process(p, Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reaped = false;
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            info!("smbd stopped");
-            return;
+        if !reaped {
+            reaped = matches!(child.try_wait(), Ok(Some(_)));
+        }
+        if reaped {
+            // smbd leads its own group (it called setsid); its children stay in it.
+            if !group_alive(p) {
+                info!("smbd stopped");
+                return;
+            }
+            let _ = rustix::process::kill_process_group(p, Signal::TERM);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     warn!("smbd did not stop within 10 s; killing its process group");
     let _ = rustix::process::kill_process_group(p, Signal::KILL);
     let _ = child.wait();
+}
+
+/// Whether any process of group `pgid` still runs. Zombies do not count:
+/// where PID 1 does not reap, smbd's exited children linger as zombies.
+fn group_alive(pgid: Pid) -> bool {
+    let want = pgid.as_raw_nonzero().get().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return rustix::process::test_kill_process_group(pgid).is_ok();
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...; comm may hold spaces, so split after ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).unwrap_or("");
+        pgrp == want && state != "Z" && state != "X"
+    })
 }

@@ -69,12 +69,17 @@ pub fn add_user(layout: &Layout, name: &str, password: &str) -> Result<(), SmbEr
         return Err(SmbError::BadPassword);
     }
     if !unix_user_exists(name) {
-        run(
+        let made = run(
             "useradd",
             Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", "--", name]),
             None,
-        )?;
-        info!(user = name, "created the Unix account for an SMB user");
+        );
+        match made {
+            Ok(()) => info!(user = name, "created the Unix account for an SMB user"),
+            // Another caller created it meanwhile: that is what we wanted.
+            Err(_) if unix_user_exists(name) => {}
+            Err(e) => return Err(e),
+        }
     }
     run(
         "smbpasswd",

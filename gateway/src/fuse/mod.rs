@@ -153,38 +153,40 @@ impl WatchedView {
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_secs(2);
             loop {
-                let wait = if view.is_alive() {
-                    Duration::from_millis(200)
-                } else {
-                    backoff
-                };
                 tokio::select! {
                     _ = &mut stopped => break,
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
                 if view.is_alive() {
-                    backoff = Duration::from_secs(2);
                     continue;
                 }
                 flag.store(false, std::sync::atomic::Ordering::SeqCst);
-                warn!(dir = %dir.display(), "the FUSE view went away; mounting it again");
-                let dead = std::mem::replace(
+                warn!(dir = %dir.display(), retry_in = ?backoff, "the FUSE view went away; mounting it again");
+                drop(std::mem::replace(
                     &mut view,
                     FuseView {
                         dir: dir.clone(),
                         session: None,
                     },
-                );
-                drop(dead);
+                ));
                 clear_dead_mount(&dir);
-                match FuseView::mount(fs.clone(), &dir) {
-                    Ok(v) => {
-                        view = v;
-                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                // Mount again after a backoff, doubling while mounting fails.
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        _ = tokio::time::sleep(backoff) => {}
                     }
-                    Err(e) => {
-                        warn!(dir = %dir.display(), cause = %e, retry_in = ?backoff, "mounting the FUSE view failed");
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    match FuseView::mount(fs.clone(), &dir) {
+                        Ok(v) => {
+                            view = v;
+                            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                            backoff = Duration::from_secs(2);
+                            break;
+                        }
+                        Err(e) => {
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            warn!(dir = %dir.display(), cause = %e, retry_in = ?backoff, "mounting the FUSE view failed");
+                        }
                     }
                 }
             }
