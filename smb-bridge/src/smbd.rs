@@ -211,6 +211,10 @@ fn supervise(layout: &Layout, shared: &Shared, first: Child) {
                 Ok(Some(status)) => {
                     shared.pid.store(0, Ordering::SeqCst);
                     warn!(%status, log = %layout.smbd_log().display(), "smbd exited; starting it again");
+                    // Its children may live on, holding the listening socket.
+                    if let Some(p) = pid(running.id()) {
+                        end_group(p);
+                    }
                     if started.elapsed() > Duration::from_secs(60) {
                         backoff = Duration::from_secs(1);
                     }
@@ -254,6 +258,19 @@ fn terminate(child: &mut Child) {
     warn!("smbd did not stop within 10 s; killing its process group");
     let _ = rustix::process::kill_process_group(p, Signal::KILL);
     let _ = child.wait();
+}
+
+/// Ends what is left of group `pgid` (SIGTERM, SIGKILL after 10 s).
+fn end_group(pgid: Pid) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_alive(pgid) {
+        if Instant::now() > deadline {
+            let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+            return;
+        }
+        let _ = rustix::process::kill_process_group(pgid, Signal::TERM);
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether any process of group `pgid` still runs. Zombies do not count:

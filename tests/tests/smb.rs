@@ -219,6 +219,33 @@ fn a_dead_fuse_view_refuses_connections_until_it_is_back() {
 }
 
 #[test]
+fn a_killed_smbd_is_started_again() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    smb.ok("mkdir before");
+    let first = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(first).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let st = poll_until("smbd started again", Duration::from_secs(30), || {
+        let st = status(&gw);
+        match st["smb"]["pid"].as_u64() {
+            Some(p) if p != first => Ok(st),
+            _ => Err(st.to_string()),
+        }
+    });
+    assert_eq!(st["smb"]["restarts"].as_u64(), Some(1), "{st}");
+    poll_until("SMB served again", Duration::from_secs(30), || {
+        let out = smb.run("ls");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("before") {
+            Ok(())
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+}
+
+#[test]
 fn bad_share_and_user_names_are_refused_and_change_nothing() {
     let gw = smb_gateway();
     let smb = prepare(&gw);
