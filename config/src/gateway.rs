@@ -13,6 +13,7 @@ use crate::duration::Duration;
 use crate::error::ConfigError;
 use crate::net;
 use crate::size::ByteSize;
+use crate::smb::SmbConfig;
 
 /// `nfs.listen` when the key is absent: loopback, the standard NFS port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2049));
@@ -42,6 +43,9 @@ pub struct GatewayConfig {
     pub repair: RepairConfig,
     #[serde(default)]
     pub backup: BackupConfig,
+    /// The SMB bridge; off unless `listen` is set.
+    #[serde(default, skip_serializing_if = "SmbConfig::is_off")]
+    pub smb: SmbConfig,
     /// The chunk stores file data drains to; none keeps data in the cache only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<StoreRef>,
@@ -288,6 +292,7 @@ impl GatewayConfig {
             drain: DrainConfig::default(),
             repair: RepairConfig::default(),
             backup: BackupConfig::default(),
+            smb: SmbConfig::default(),
             stores: Vec::new(),
         }
     }

@@ -9,6 +9,7 @@ mod error;
 mod gateway;
 mod net;
 mod size;
+mod smb;
 mod store;
 mod validate;
 
@@ -22,4 +23,5 @@ pub use gateway::{
     MetadataConfig, NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
+pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};
 pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};

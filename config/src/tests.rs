@@ -352,3 +352,49 @@ fn bad_enum_and_network_values_are_parse_errors() {
         "{message}"
     );
 }
+
+#[test]
+fn smb_section_parses_and_bad_shares_are_all_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = format!(
+        "{}[smb]\nlisten = \"127.0.0.1:4445\"\n[[smb.shares]]\nname = \"media\"\npath = \"/media\"\n",
+        minimal(tmp.path())
+    );
+    let path = write_config(tmp.path(), &good);
+    let cfg = GatewayConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.smb.listen, Some("127.0.0.1:4445".parse().unwrap()));
+    assert_eq!(cfg.smb.shares[0].path, "/media");
+
+    let bad = format!(
+        "{}[smb]\nlisten = \"127.0.0.1:0\"\n[[smb.shares]]\nname = \"bad name\"\npath = \"media\"\n[[smb.shares]]\nname = \"x\"\npath = \"/\"\n[[smb.shares]]\nname = \"X\"\npath = \"/a/../b\"\n",
+        minimal(tmp.path())
+    );
+    let (_, message) = load_err(tmp.path(), &bad);
+    for needle in [
+        "smb.shares[0].name",
+        "smb.shares[0].path",
+        "smb.shares[2].name",
+        "listed twice",
+        "smb.shares[2].path",
+        "smb.listen",
+    ] {
+        assert!(message.contains(needle), "{needle} missing from: {message}");
+    }
+}
+
+#[test]
+fn share_and_user_name_rules() {
+    use crate::{share_name_problem, user_name_problem};
+    for ok in ["media", "Photos-2024", "a.b_c"] {
+        assert_eq!(share_name_problem(ok), None, "{ok}");
+    }
+    for bad in ["", "-x", "a b", "IPC$", "homes", &"x".repeat(81)] {
+        assert!(share_name_problem(bad).is_some(), "{bad:?}");
+    }
+    for ok in ["alice", "_svc", "bob-2"] {
+        assert_eq!(user_name_problem(ok), None, "{ok}");
+    }
+    for bad in ["", "Alice", "9x", "a.b", "a b", &"x".repeat(33)] {
+        assert!(user_name_problem(bad).is_some(), "{bad:?}");
+    }
+}

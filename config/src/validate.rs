@@ -63,6 +63,42 @@ impl GatewayConfig {
                 }
             }
         }
+        let mut share_names = std::collections::HashSet::new();
+        for (i, share) in self.smb.shares.iter().enumerate() {
+            if let Some(why) = crate::share_name_problem(&share.name) {
+                report(
+                    &format!("smb.shares[{i}].name"),
+                    format!("{:?}", share.name),
+                    why,
+                    "use letters, digits, '_', '-' and '.', e.g. \"media\"",
+                );
+            } else if !share_names.insert(share.name.to_ascii_lowercase()) {
+                report(
+                    &format!("smb.shares[{i}].name"),
+                    format!("{:?}", share.name),
+                    "is listed twice (share names ignore case)".to_owned(),
+                    "give every share its own name",
+                );
+            }
+            if let Some(why) = crate::share_path_problem(&share.path) {
+                report(
+                    &format!("smb.shares[{i}].path"),
+                    format!("{:?}", share.path),
+                    why,
+                    "write the folder from the root of the cairn tree, e.g. \"/media\"",
+                );
+            }
+        }
+        if let Some(listen) = self.smb.listen {
+            if listen.port() == 0 {
+                report(
+                    "smb.listen",
+                    quoted(&listen),
+                    "port 0 is not allowed (clients must know the port)".to_owned(),
+                    "use 445, SMB's standard port, or another fixed port",
+                );
+            }
+        }
         if self.drain.store_concurrency == 0 {
             report(
                 "drain.store_concurrency",

@@ -61,6 +61,10 @@ pub struct Admin {
     pub backup: Option<Arc<std::sync::Mutex<crate::ship::ShipState>>>,
     /// `[backup] warn_after`.
     pub backup_warn: std::time::Duration,
+    /// Views mounted by `cairn mount`.
+    pub mounts: Arc<crate::mounts::Mounts>,
+    /// The SMB bridge, when `[smb] listen` is set.
+    pub smb: Option<Arc<crate::smb::Bridge>>,
 }
 
 impl Admin {
@@ -102,7 +106,31 @@ impl Admin {
         let fs = &self.fs;
         let err = |e: FsError| e.to_string();
         match cmd.as_str() {
-            "status" => self.status().await.map_err(err),
+            "status" => {
+                let mut v = self.status().await.map_err(err)?;
+                v["smb"] = match &self.smb {
+                    Some(b) => b.status().await,
+                    None => Value::Null,
+                };
+                v["mounts"] = json!(self.mounts.list());
+                Ok(v)
+            }
+            "mount" | "unmount" => {
+                let dir = PathBuf::from(s("dir").ok_or("the request has no \"dir\"")?);
+                if cmd == "mount" {
+                    self.mounts.mount(fs.clone(), &dir).await
+                } else {
+                    self.mounts.unmount(&dir).await
+                }
+            }
+            "smb_share_add" => {
+                let bridge = self.smb.as_ref().ok_or(
+                    "the SMB bridge is off on this gateway; set [smb] listen in its config (or cairn up --smb ADDR:PORT)",
+                )?;
+                let name = s("name").ok_or("the request has no \"name\"")?;
+                let path = s("path").ok_or("the request has no \"path\"")?;
+                bridge.add_share(fs, &name, &path).await
+            }
             "store_list" => Ok(json!({ "stores": self.store_json() })),
             "fsck_deep" => {
                 let stores = self

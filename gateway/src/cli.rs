@@ -49,6 +49,30 @@ enum Command {
         /// watch a repair after killing a store).
         #[arg(long, value_name = "AGE", default_value = "10m")]
         grace: cairn_config::Duration,
+        /// Also serve SMB on ADDR:PORT: smbd over the gateway's FUSE view,
+        /// with one share, `cairn`, for the whole tree. Add users with
+        /// `cairn smb user add NAME --data DIR`.
+        #[arg(long, value_name = "ADDR:PORT")]
+        smb: Option<SocketAddr>,
+    },
+    /// Mount the gateway's FUSE view of the whole tree on DIR (an empty
+    /// folder) for local tools; the running gateway serves it until
+    /// `cairn umount DIR` or it stops.
+    Mount {
+        dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Unmount a view mounted with `cairn mount`.
+    Umount {
+        dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The SMB bridge: shares and users.
+    Smb {
+        #[command(subcommand)]
+        action: SmbCmd,
     },
     /// Run a chunk store (one per drive) from its config, or `init` its
     /// data folder first.
@@ -278,6 +302,43 @@ enum ClassCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub(crate) enum SmbCmd {
+    /// Shares: a name clients open and a folder of the tree.
+    Share {
+        #[command(subcommand)]
+        action: ShareCmd,
+    },
+    /// Users: a Unix account (created if missing) with an SMB password.
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ShareCmd {
+    /// Share the existing folder PATH (from the tree's root, e.g. /media)
+    /// as NAME; smbd picks it up without a restart.
+    Add {
+        name: String,
+        path: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UserCmd {
+    /// Add user NAME (or set a new password); the password is the first
+    /// line of standard input.
+    Add {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum CacheCmd {
     /// Evict every drained byte from the ingest cache (undrained data stays).
     Drop {
@@ -288,7 +349,7 @@ enum CacheCmd {
 
 /// Which gateway an admin command talks to.
 #[derive(clap::Args, Debug)]
-struct Target {
+pub(crate) struct Target {
     /// The folder given to `cairn up --data` (default ./cairn-data).
     #[arg(long, value_name = "DIR", conflicts_with = "config")]
     data: Option<PathBuf>,
@@ -298,7 +359,7 @@ struct Target {
 }
 
 impl Target {
-    fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+    pub(crate) fn data_dir(&self) -> Result<PathBuf, ConfigError> {
         match (&self.config, &self.data) {
             (Some(c), _) => Ok(GatewayConfig::load(c)?.data_dir),
             (None, Some(d)) => Ok(d.join("gateway")),
@@ -316,7 +377,24 @@ pub fn main() -> ExitCode {
             nfs,
             stores,
             grace,
-        } => crate::up::up(&data, nfs, stores, grace),
+            smb,
+        } => crate::up::up(&data, nfs, stores, grace, smb),
+        Command::Mount { dir, target } => {
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            admin_call(&target, json!({"cmd": "mount", "dir": dir}), false, |v| {
+                println!(
+                    "cairn view mounted on {}",
+                    v["mounted"].as_str().unwrap_or("")
+                )
+            })
+        }
+        Command::Umount { dir, target } => {
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            admin_call(&target, json!({"cmd": "unmount", "dir": dir}), false, |v| {
+                println!("unmounted {}", v["unmounted"].as_str().unwrap_or(""))
+            })
+        }
+        Command::Smb { action } => crate::smb_cli::smb(action),
         Command::Chunkstore { action, config } => chunkstore(action, config),
         Command::Status { target, json } => {
             admin_call(&target, json!({"cmd": "status"}), json, print_status)
@@ -718,7 +796,12 @@ fn chunkstore(action: Option<StoreAction>, config: Option<PathBuf>) -> ExitCode 
 }
 
 /// Sends one admin request; prints the reply with `show`, or as JSON.
-fn admin_call(target: &Target, req: Value, json: bool, show: impl FnOnce(&Value)) -> ExitCode {
+pub(crate) fn admin_call(
+    target: &Target,
+    req: Value,
+    json: bool,
+    show: impl FnOnce(&Value),
+) -> ExitCode {
     let dir = match target.data_dir() {
         Ok(d) => d,
         Err(e) => return config_error(&e),
@@ -892,6 +975,43 @@ fn print_stores(v: &Value) {
 
 fn print_status(v: &Value) {
     print_stores(v);
+    let smb = &v["smb"];
+    if !smb.is_null() {
+        let shares: Vec<String> = smb["shares"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s["name"].as_str().unwrap_or(""),
+                    s["path"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        println!(
+            "\nsmb: {} on {}, view {}, {} client(s), {} restart(s); shares: {}",
+            match smb["pid"].as_u64() {
+                Some(pid) => format!("smbd running (pid {pid})"),
+                None => "smbd NOT running".to_owned(),
+            },
+            smb["listen"].as_str().unwrap_or(""),
+            if smb["view_mounted"].as_bool() == Some(true) {
+                "mounted"
+            } else {
+                "NOT mounted"
+            },
+            smb["clients"]
+                .as_u64()
+                .map_or("?".to_owned(), |n| n.to_string()),
+            smb["restarts"].as_u64().unwrap_or(0),
+            if shares.is_empty() {
+                "none".to_owned()
+            } else {
+                shares.join(", ")
+            }
+        );
+    }
     let b = &v["backlog"];
     println!(
         "\ndrain backlog: {} in {} file(s), oldest waiting {}",

@@ -45,6 +45,8 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Smb(#[from] crate::smb::BridgeError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -132,10 +134,23 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     let fs = Arc::new(fs);
     fs.reconcile_cache().await?;
     admin::default_class_id(&fs).await?;
+    // The SMB bridge first: once the NFS port accepts, SMB clients are
+    // served too.
+    let smb = if cfg.smb.listen.is_some() {
+        Some(crate::smb::Bridge::start(&cfg, fs.clone()).await?)
+    } else {
+        None
+    };
     let addr = cfg.nfs.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(source) => {
+            if let Some(bridge) = &smb {
+                bridge.stop().await;
+            }
+            return Err(StartError::Bind { addr, source });
+        }
+    };
     let bound = listener.local_addr().unwrap_or(addr);
     let access = Arc::new(Access {
         allowed: cfg.nfs.allowed_networks.clone(),
@@ -144,6 +159,7 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         anon_gid: cfg.nfs.anon_gid,
     });
     let admin_path = admin::socket_path(&cfg.data_dir);
+    let mounts = Arc::new(crate::mounts::Mounts::default());
     let repairer = stores
         .as_ref()
         .map(|st| Repairer::new(fs.clone(), st.clone(), cfg.repair.clone()));
@@ -174,6 +190,8 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         condemned: repairer.as_ref().map(|r| r.condemned()),
         backup: shipper.as_ref().map(|s| s.state()),
         backup_warn: cfg.backup.warn_after.get(),
+        mounts: mounts.clone(),
+        smb: smb.clone(),
     });
     // Bound before readiness is announced, so the CLI works at once.
     let admin_listener = admin::bind(&admin_path).map_err(|source| StartError::Admin {
@@ -211,6 +229,11 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         let _ = t.await;
     }
     let _ = std::fs::remove_file(&admin_path);
+    // smbd goes before the view it serves; then the local mounts.
+    if let Some(bridge) = &smb {
+        bridge.stop().await;
+    }
+    mounts.unmount_all().await;
     fs.metadata().close();
     info!("gateway stopped cleanly");
     Ok(())

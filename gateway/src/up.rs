@@ -89,6 +89,7 @@ pub fn up(
     nfs: SocketAddr,
     n_stores: usize,
     grace: cairn_config::Duration,
+    smb: Option<SocketAddr>,
 ) -> ExitCode {
     let gateway_dir = data.join("gateway");
     if let Err(e) = std::fs::create_dir_all(&gateway_dir) {
@@ -124,6 +125,13 @@ pub fn up(
         }
         cfg.cluster.secret_file = Some(secret_path);
     }
+    if let Some(addr) = smb {
+        cfg.smb.listen = Some(addr);
+        cfg.smb.shares = vec![cairn_config::SmbShare {
+            name: "cairn".into(),
+            path: "/".into(),
+        }];
+    }
     if let Err(e) = cfg.validate() {
         return config_error(&e);
     }
@@ -147,6 +155,9 @@ pub fn up(
         println!("  list it:    nfs-ls 'nfs://{ip}/?nfsport={port}&mountport={port}'");
         println!("  copy in:    nfs-cp ./FILE 'nfs://{ip}//FILE?nfsport={port}&mountport={port}'");
         println!("  Linux:      mount -t nfs -o vers=3,tcp,nolock,port={port},mountport={port} {ip}:/ /mnt/cairn");
+        if let Some(smb) = smb {
+            println!("  SMB:        share \\\\{}\\cairn on port {} (add a user: cairn smb user add NAME --data {shown})", smb.ip(), smb.port());
+        }
         println!("Stop with Ctrl-C.");
     };
     let code = serve(cfg, Some(Box::new(banner)));

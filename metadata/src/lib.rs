@@ -19,6 +19,7 @@ mod schema;
 mod ship;
 mod slots;
 mod writer;
+mod xattrs;
 
 #[cfg(test)]
 mod tests;

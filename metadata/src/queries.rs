@@ -179,6 +179,7 @@ impl Tx<'_> {
             .prepare_cached("DELETE FROM inodes WHERE id = ?1")?;
         stmt.execute([id.0 as i64])?;
         self.delete_slots(id)?;
+        self.delete_xattrs(id)?;
         self.remove_inline(id)
     }
 

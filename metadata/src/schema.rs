@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -179,12 +179,25 @@ CREATE TABLE trash (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 6: extended attributes, one row per (inode, name). The SMB
+/// bridge keeps DOS attributes and streams in `user.*` names; values are
+/// opaque bytes. Rows go with their inode.
+const MIGRATION_6: &str = r#"
+CREATE TABLE xattrs (
+    inode INTEGER NOT NULL,
+    name  BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (inode, name)
+) WITHOUT ROWID;
+"#;
+
 const MIGRATIONS: &[&str] = &[
     MIGRATION_1,
     MIGRATION_2,
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.

@@ -1,4 +1,17 @@
-//! The SMB bridge: a FUSE view of the gateway's filesystem core, a private
-//! smb.conf generated from the gateway config, and supervision of Samba's
-//! `smbd` over that view. It arrives with the SMB issue; this crate holds its
-//! place in the workspace so dependencies already point the right way.
+//! The SMB bridge: a private smb.conf generated from the gateway's shares,
+//! Samba users in a private tdbsam, and supervision of Samba's `smbd`
+//! serving the gateway's FUSE view. The FUSE view itself is the gateway's
+//! (it needs the filesystem core); this crate only knows where it is
+//! mounted, and its generated config refuses connections while it is not.
+
+mod conf;
+mod error;
+mod layout;
+mod smbd;
+mod users;
+
+pub use conf::{render, write_conf, Share};
+pub use error::SmbError;
+pub use layout::Layout;
+pub use smbd::{SmbdStatus, Supervisor};
+pub use users::add_user;

@@ -54,6 +54,9 @@ pub struct GatewayOptions {
     pub cache_max_size: String,
     /// `[log] level`.
     pub log_level: String,
+    /// Run the SMB bridge (`[smb] listen` on 127.0.0.1 and a free port,
+    /// one share `cairn` for the whole tree).
+    pub smb: bool,
 }
 
 impl Default for GatewayOptions {
@@ -65,6 +68,7 @@ impl Default for GatewayOptions {
             anon_gid: 65534,
             cache_max_size: "2 GiB".into(),
             log_level: "info".into(),
+            smb: false,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Gateway {
     launch: Launch,
     options: GatewayOptions,
     port: u16,
+    /// smbd's port when `options.smb`.
+    smb_port: u16,
     child: Option<Child>,
     /// How many times the process has been spawned; names the log files.
     generation: u32,
@@ -122,6 +128,7 @@ impl Gateway {
             launch,
             options,
             port: 0,
+            smb_port: 0,
             child: None,
             generation: 0,
         };
@@ -129,6 +136,9 @@ impl Gateway {
         // on the very first start is it safe to move to another one.
         for attempt in 1..=5 {
             gw.port = allocate_port();
+            if gw.options.smb {
+                gw.smb_port = allocate_port();
+            }
             gw.write_config();
             match gw.spawn_and_wait() {
                 Ok(()) => return gw,
@@ -139,6 +149,11 @@ impl Gateway {
             }
         }
         unreachable!("the last attempt either returns or panics")
+    }
+
+    /// smbd's port (0 unless started with `smb`).
+    pub fn smb_port(&self) -> u16 {
+        self.smb_port
     }
 
     /// The NFS/MOUNT/portmap port.
@@ -335,6 +350,11 @@ impl Gateway {
         let _ = writeln!(text, "max_size = {}", toml_str(&o.cache_max_size));
         let _ = writeln!(text, "\n[log]");
         let _ = writeln!(text, "level = {}", toml_str(&o.log_level));
+        if o.smb {
+            let _ = writeln!(text, "\n[smb]");
+            let _ = writeln!(text, "listen = \"127.0.0.1:{}\"", self.smb_port);
+            let _ = writeln!(text, "\n[[smb.shares]]\nname = \"cairn\"\npath = \"/\"");
+        }
         text
     }
 
@@ -413,6 +433,20 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        // With the SMB bridge, a graceful stop ends smbd and unmounts the
+        // FUSE view; SIGKILL would leave both behind.
+        if self.options.smb {
+            if let Some(child) = &self.child {
+                let _ = kill_process(Pid::from_child(child), Signal::TERM);
+                let start = Instant::now();
+                while start.elapsed() < STOP_DEADLINE {
+                    match self.child.as_mut().map(Child::try_wait) {
+                        Some(Ok(None)) => std::thread::sleep(Duration::from_millis(20)),
+                        _ => break,
+                    }
+                }
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

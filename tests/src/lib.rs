@@ -12,6 +12,7 @@ pub mod command;
 pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;
+pub mod smb;
 
 pub use client::{Creds, Nfs, NfsError};
 pub use cluster::{

@@ -33,6 +33,8 @@ pub enum FsError {
     Access,
     #[error("operation not permitted: only the owner or root may do this")]
     NotOwner,
+    #[error("no such extended attribute")]
+    NoXattr,
     #[error("too many links")]
     TooManyLinks,
     #[error("not supported: {0}")]

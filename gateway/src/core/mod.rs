@@ -15,6 +15,9 @@ pub mod perm;
 mod relay;
 #[cfg(test)]
 mod tests;
+mod xattr;
+
+pub use xattr::{XattrSet, MAX_XATTR_NAME, MAX_XATTR_VALUE};
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -22,6 +22,8 @@ pub fn nfs_status(e: &FsError) -> nfsstat3 {
         FsError::NotOwner => nfsstat3::NFS3ERR_PERM,
         FsError::TooManyLinks => nfsstat3::NFS3ERR_MLINK,
         FsError::NotSupported(_) => nfsstat3::NFS3ERR_NOTSUPP,
+        // NFSv3 has no extended attributes; nothing reaches here from it.
+        FsError::NoXattr => nfsstat3::NFS3ERR_NOTSUPP,
         FsError::Io { .. }
         | FsError::Poisoned { .. }
         | FsError::NoStores

@@ -1,0 +1,92 @@
+//! `cairn smb share add` and `cairn smb user add`. Names are checked here
+//! first, so a bad one is refused with the rule it breaks (exit 2) before
+//! anything is asked of the gateway or of Samba.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use cairn_smb_bridge::Layout;
+use serde_json::json;
+
+use crate::cli::{admin_call, config_error, ShareCmd, SmbCmd, UserCmd};
+
+pub(crate) fn smb(action: SmbCmd) -> ExitCode {
+    match action {
+        SmbCmd::Share {
+            action: ShareCmd::Add { name, path, target },
+        } => {
+            if let Some(why) = cairn_config::share_name_problem(&name) {
+                eprintln!("cairn smb share add: bad share name {name:?}: {why}");
+                return ExitCode::from(2);
+            }
+            if let Some(why) = cairn_config::share_path_problem(&path) {
+                eprintln!("cairn smb share add: bad share path {path:?}: {why}");
+                return ExitCode::from(2);
+            }
+            admin_call(
+                &target,
+                json!({"cmd": "smb_share_add", "name": name, "path": path}),
+                false,
+                |v| {
+                    println!(
+                        "share {} added for {}",
+                        v["share"].as_str().unwrap_or(""),
+                        v["path"].as_str().unwrap_or("")
+                    )
+                },
+            )
+        }
+        SmbCmd::User {
+            action: UserCmd::Add { name, target },
+        } => {
+            if let Some(why) = cairn_config::user_name_problem(&name) {
+                eprintln!("cairn smb user add: bad user name {name:?}: {why}");
+                return ExitCode::from(2);
+            }
+            let dir = match target.data_dir() {
+                Ok(d) => d,
+                Err(e) => return config_error(&e),
+            };
+            let mut password = String::new();
+            if let Err(e) = std::io::stdin().lock().read_line(&mut password) {
+                eprintln!("cairn smb user add: cannot read the password from standard input: {e}");
+                return ExitCode::from(2);
+            }
+            let password = password.trim_end_matches(['\n', '\r']);
+            let layout = match Layout::new(&dir) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("cairn smb user add: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if !layout.conf().exists() {
+                // The gateway has not run the bridge yet: a config without
+                // shares is enough for the password database.
+                let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 445));
+                if let Err(e) = cairn_smb_bridge::write_conf(&layout, listen, &[]) {
+                    eprintln!("cairn smb user add: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            match cairn_smb_bridge::add_user(&layout, &name, password) {
+                Ok(()) => {
+                    println!("SMB user {name} added");
+                    ExitCode::SUCCESS
+                }
+                Err(
+                    e @ (cairn_smb_bridge::SmbError::EmptyPassword
+                    | cairn_smb_bridge::SmbError::BadPassword
+                    | cairn_smb_bridge::SmbError::BadUser { .. }),
+                ) => {
+                    eprintln!("cairn smb user add: {e}");
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("cairn smb user add: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The SMB bridge end to end: a gateway with `[smb]` runs smbd over its
+//! FUSE view; Samba's own `smbclient` and `smbtorture` drive it, and the
+//! NFS client checks that both protocols see the same bytes.
+
+use std::time::{Duration, Instant};
+
+use cairn_tests::gateway::run_cairn;
+use cairn_tests::smb::{self, prepare, smbtorture, view_dir, SmbClient};
+use cairn_tests::{
+    mount, poll_until, random_bytes, sha256, sha256_file, test_seed, write_random_file, Creds,
+    Gateway, GatewayOptions,
+};
+use nfs3_types::nfs3::stable_how;
+
+fn smb_gateway() -> Gateway {
+    Gateway::start_with(GatewayOptions {
+        smb: true,
+        ..GatewayOptions::default()
+    })
+}
+
+/// `cairn status --json` of `gw`.
+fn status(gw: &Gateway) -> serde_json::Value {
+    let config = gw.config_path();
+    let out = run_cairn(
+        &["status", "--json", "--config", &config.to_string_lossy()],
+        Duration::from_secs(60),
+    )
+    .expect("cairn status");
+    assert!(out.status.success(), "cairn status: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+#[test]
+fn smbclient_put_get_ls_mkdir_rename_del() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    let seed = test_seed("smbclient_put_get_ls_mkdir_rename_del");
+    let scratch = gw.scratch();
+    let src = scratch.join("in.bin");
+    let want = write_random_file(&src, seed, 9 * 1024 * 1024 + 123).unwrap();
+    let back = scratch.join("back.bin");
+    smb.ok(&format!(
+        "mkdir docs; put {} docs\\first.bin; rename docs\\first.bin docs\\second.bin",
+        src.display()
+    ));
+    let listing = smb.ok("ls docs\\*");
+    assert!(listing.contains("second.bin"), "{listing}");
+    assert!(!listing.contains("first.bin"), "{listing}");
+    smb.ok(&format!("get docs\\second.bin {}", back.display()));
+    assert_eq!(sha256_file(&back).unwrap(), want, "sha256 after get");
+    // The view shows the file owned by the SMB user, with the same bytes.
+    let through_view = view_dir(&gw).join("docs/second.bin");
+    assert_eq!(sha256_file(&through_view).unwrap(), want);
+    smb.ok("del docs\\second.bin; rmdir docs");
+    let listing = smb.ok("ls");
+    assert!(!listing.contains("docs"), "{listing}");
+    assert!(!view_dir(&gw).join("docs").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smb_writes_read_over_nfs_and_back() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    let seed = test_seed("smb_writes_read_over_nfs_and_back");
+    let src = gw.scratch().join("smb-in.bin");
+    let want = write_random_file(&src, seed, 3 * 1024 * 1024 + 7).unwrap();
+    smb.ok(&format!("put {} from-smb.bin", src.display()));
+
+    let mut nfs = mount(&gw, Creds::root()).await;
+    let fh = nfs.lookup_path("/from-smb.bin").await.expect("NFS lookup");
+    let got = nfs.read_all(&fh).await.expect("NFS read");
+    assert_eq!(sha256(&got), want, "bytes written over SMB, read over NFS");
+
+    let data = random_bytes(seed ^ 1, 2 * 1024 * 1024 + 5);
+    let root = nfs.root.clone();
+    let fh = nfs.create(&root, "from-nfs.bin", 0o644).await.unwrap();
+    nfs.write_all(&fh, 0, &data, stable_how::FILE_SYNC)
+        .await
+        .unwrap();
+    // A change made over NFS shows over SMB within the view's short
+    // attribute timeout.
+    let start = Instant::now();
+    poll_until(
+        "the NFS file listed over SMB",
+        Duration::from_secs(5),
+        || {
+            let out = smb.run("ls from-nfs.bin");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("from-nfs.bin") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let back = gw.scratch().join("nfs-back.bin");
+    smb.ok(&format!("get from-nfs.bin {}", back.display()));
+    assert_eq!(sha256_file(&back).unwrap(), sha256(&data), "NFS → SMB");
+
+    // Overwrite over NFS: SMB reads the new bytes, not a cached copy.
+    let newer = random_bytes(seed ^ 2, 2 * 1024 * 1024 + 5);
+    nfs.write_all(&fh, 0, &newer, stable_how::FILE_SYNC)
+        .await
+        .unwrap();
+    poll_until(
+        "the overwrite seen over SMB",
+        Duration::from_secs(5),
+        || {
+            smb.ok(&format!("get from-nfs.bin {}", back.display()));
+            let got = sha256_file(&back).unwrap();
+            if got == sha256(&newer) {
+                Ok(())
+            } else {
+                Err(got)
+            }
+        },
+    );
+}
+
+#[test]
+fn smbtorture_connect_rw_lock() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    let (ok, out) = smbtorture(&smb, &["smb2.connect", "smb2.rw", "smb2.lock"]);
+    assert!(ok, "smbtorture failed:\n{out}");
+    assert!(out.contains("success: connect"), "{out}");
+    assert!(!out.contains("failure:"), "{out}");
+}
+
+#[test]
+fn hidden_attribute_survives_a_restart() {
+    let mut gw = smb_gateway();
+    let smb = prepare(&gw);
+    let src = gw.scratch().join("h.txt");
+    std::fs::write(&src, b"hide me").unwrap();
+    smb.ok(&format!(
+        "put {} secret.txt; setmode secret.txt +h",
+        src.display()
+    ));
+    let before = smb.ok("allinfo secret.txt");
+    assert!(attributes(&before).contains('H'), "{before}");
+    gw.restart();
+    let after = smb.ok("allinfo secret.txt");
+    assert!(
+        attributes(&after).contains('H'),
+        "hidden lost over a restart:\n{after}"
+    );
+    let plain = smb.ok("ls");
+    assert!(plain.contains("secret.txt"), "{plain}");
+}
+
+/// The `attributes:` letters of smbclient's allinfo output.
+fn attributes(allinfo: &str) -> String {
+    allinfo
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("attributes:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn a_dead_fuse_view_refuses_connections_until_it_is_back() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    smb.ok("mkdir kept");
+    let pid_before = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+
+    // Kill the FUSE side: abort the kernel connection of the view.
+    let view = view_dir(&gw);
+    let dev = rustix::fs::stat(&view).expect("stat the view").st_dev;
+    let conn = std::path::PathBuf::from(format!(
+        "/sys/fs/fuse/connections/{}",
+        rustix::fs::minor(dev)
+    ));
+    if !conn.exists() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "fusectl", "none", "/sys/fs/fuse/connections"])
+            .status();
+    }
+    std::fs::write(conn.join("abort"), b"1").expect("abort the FUSE connection");
+
+    let out = smb.run("ls");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("NT_STATUS_"),
+        "a connection while the view is dead must be refused:\n{text}"
+    );
+    assert!(!text.contains("kept"), "{text}");
+
+    // The gateway mounts the view again; smbd never died.
+    poll_until("SMB service back", Duration::from_secs(30), || {
+        let out = smb.run("ls");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("kept") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    let st = status(&gw);
+    assert_eq!(
+        st["smb"]["pid"].as_u64(),
+        Some(pid_before),
+        "smbd restarted: {st}"
+    );
+    assert_eq!(st["smb"]["restarts"].as_u64(), Some(0), "{st}");
+    assert_eq!(st["smb"]["view_mounted"].as_bool(), Some(true), "{st}");
+}
+
+#[test]
+fn a_killed_smbd_is_started_again() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    smb.ok("mkdir before");
+    let first = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(first).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let st = poll_until("smbd started again", Duration::from_secs(30), || {
+        let st = status(&gw);
+        match st["smb"]["pid"].as_u64() {
+            Some(p) if p != first => Ok(st),
+            _ => Err(st.to_string()),
+        }
+    });
+    assert_eq!(st["smb"]["restarts"].as_u64(), Some(1), "{st}");
+    poll_until("SMB served again", Duration::from_secs(30), || {
+        let out = smb.run("ls");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("before") {
+            Ok(())
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+}
+
+#[test]
+fn bad_share_and_user_names_are_refused_and_change_nothing() {
+    let gw = smb_gateway();
+    let smb = prepare(&gw);
+    let conf_path = gw.data_dir().join("smb/smb.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let config = gw.config_path().to_string_lossy().into_owned();
+    let cairn = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", &config]);
+        run_cairn(&all, Duration::from_secs(60)).expect("run cairn")
+    };
+    for (args, says) in [
+        (
+            &["smb", "share", "add", "bad name", "/"][..],
+            "bad share name",
+        ),
+        (&["smb", "share", "add", "global", "/"][..], "reserves"),
+        (
+            &["smb", "share", "add", "media", "relative"][..],
+            "must start with '/'",
+        ),
+        (&["smb", "share", "add", "media", "/a/../b"][..], "\"..\""),
+        (
+            &["smb", "share", "add", "media", "/missing"][..],
+            "does not exist",
+        ),
+        (&["smb", "share", "add", "cairn", "/"][..], "exists already"),
+    ] {
+        let out = cairn(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    for name in ["Bad", "9lives", "a b", "x".repeat(33).as_str(), ""] {
+        let out = smb::cairn_user_add(&gw, name, "pw\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "user {name:?}: {err}");
+        assert!(err.contains("bad user name"), "{name:?}: {err}");
+    }
+    let out = smb::cairn_user_add(&gw, "cairnsmb", "\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password is empty"));
+    assert_eq!(
+        std::fs::read_to_string(&conf_path).unwrap(),
+        conf,
+        "smb.conf changed"
+    );
+    assert!(!gw.data_dir().join("smb/shares.toml").exists());
+
+    // A good share is served at once, without restarting smbd.
+    smb.ok("mkdir media");
+    let out = cairn(&["smb", "share", "add", "media", "/media"]);
+    assert!(out.status.success(), "{out:?}");
+    let media = SmbClient::new(&gw, "media");
+    let src = gw.scratch().join("m.txt");
+    std::fs::write(&src, b"in media").unwrap();
+    media.ok(&format!("put {} m.txt", src.display()));
+    assert_eq!(
+        std::fs::read(view_dir(&gw).join("media/m.txt")).unwrap(),
+        b"in media"
+    );
+    let st = status(&gw);
+    let shares: Vec<&str> = st["smb"]["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(shares, ["cairn", "media"], "{st}");
+}
