@@ -414,6 +414,26 @@ impl Stores {
 }
 
 impl BlockSource for Stores {
+    fn capacity(&self) -> Option<(u64, u64)> {
+        let views: Vec<StoreView> = self
+            .placeable()
+            .into_iter()
+            .filter(|v| v.capacity > 0)
+            .collect();
+        if views.is_empty() {
+            return None;
+        }
+        let total = views
+            .iter()
+            .map(|v| v.capacity.saturating_sub(v.reserve))
+            .sum();
+        let free = views
+            .iter()
+            .map(|v| v.capacity.saturating_sub(v.used).saturating_sub(v.reserve))
+            .sum();
+        Some((total, free))
+    }
+
     fn fetch<'a>(
         &'a self,
         loc: &'a BlockLocation,

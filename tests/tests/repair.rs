@@ -402,6 +402,12 @@ async fn a_new_host_fills_up_until_the_stores_are_within_ten_points() {
         }
     });
 
+    // NFS FSSTAT shows the cluster's raw capacity: the stores' capacities
+    // less their reserves (256 MiB each in these tests), not the cache.
+    let st = nfs.fsstat().await.expect("fsstat");
+    assert_eq!(st.tbytes, (3 * (400 - 256)) << 20, "{st:?}");
+    assert!(st.fbytes < st.tbytes, "{st:?}");
+
     cluster.add_store(spec(4));
     let spread = |f: &BTreeMap<String, f64>| {
         let max = f.values().copied().fold(f64::MIN, f64::max);

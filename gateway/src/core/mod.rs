@@ -142,6 +142,12 @@ pub trait BlockSource: Send + Sync {
         &'a self,
         loc: &'a BlockLocation,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>;
+
+    /// Raw bytes the stores can hold in all and still take (their
+    /// reserves left out), as last probed; `None` when unknown.
+    fn capacity(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Counts a write as in flight until dropped.
@@ -366,6 +372,17 @@ impl Fs {
         let left = limit.saturating_sub(self.cache.used_bytes());
         let (inodes, _) = self.meta.read(|v| v.usage())?;
         let total_files = 1u64 << 40;
+        // With chunk stores, the cluster's raw capacity (as MooseFS shows
+        // it): the cache only passes data through.
+        if let Some((total, free)) = self.blocks.as_ref().and_then(|b| b.capacity()) {
+            return Ok(FsStat {
+                total_bytes: total,
+                free_bytes: free,
+                avail_bytes: free,
+                total_files,
+                free_files: total_files.saturating_sub(inodes),
+            });
+        }
         Ok(FsStat {
             total_bytes: limit.min(disk_total),
             free_bytes: left.min(disk_free),
