@@ -63,6 +63,9 @@ pub fn render(layout: &Layout, listen: SocketAddr, shares: &[Share]) -> String {
         // The FUSE view has no kernel oplocks or leases of its own.
         ("kernel oplocks", "no".into()),
         ("kernel share modes", "no".into()),
+        // Reads go from the view's page cache to the socket without a copy
+        // through smbd (the FUSE view is cached, not direct I/O).
+        ("use sendfile", "yes".into()),
     ];
     for (k, v) in lines {
         let _ = writeln!(t, "    {k} = {v}");
