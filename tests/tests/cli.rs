@@ -54,3 +54,88 @@ fn cairn_up_serves_with_defaults_and_keeps_its_files() {
         .unwrap_or_else(|e| panic!("nfs-cp out after a second `cairn up`: {e}"));
     assert_eq!(sha256_file(&back).unwrap(), want);
 }
+
+/// `cairn status --data DIR --json` of a `cairn up` folder.
+fn up_status(dir: &std::path::Path) -> Option<serde_json::Value> {
+    let d = dir.to_string_lossy().into_owned();
+    let out = run_cairn(&["status", "--data", &d, "--json"], Duration::from_secs(30)).ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+#[test]
+fn cairn_restore_rebuilds_a_cairn_up_gateway_from_its_own_stores() {
+    let mut gw = Gateway::start_up();
+    let dir = gw.up_dir();
+    let src = gw.scratch().join("kept.bin");
+    let want = write_random_file(&src, 7, 300_000).unwrap();
+    libnfs::upload(gw.port(), &src, "kept.bin").unwrap_or_else(|e| panic!("nfs-cp in: {e}"));
+    // Drained first; then the metadata shipped after that.
+    let wait = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = Instant::now();
+        loop {
+            if up_status(&dir).is_some_and(|v| ok(&v)) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "{what}: {:?}",
+                up_status(&dir)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("drained", &|v| v["backlog_bytes"] == 0);
+    let drained = Instant::now();
+    wait("shipped since the drain", &|v| {
+        v["backup"]["recovery_point_seconds"]
+            .as_f64()
+            .is_some_and(|b| b < drained.elapsed().as_secs_f64())
+    });
+    // The gateway dies, and with it its stores (they follow their parent
+    // within a second); its folder goes.
+    gw.kill9();
+    let ports: Vec<String> = std::fs::read_dir(dir.join("stores"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("store.toml")).ok())
+        .filter_map(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("listen = \"")
+                    .map(|a| a.trim_end_matches('"').to_owned())
+            })
+        })
+        .collect();
+    assert_eq!(ports.len(), 3, "three store configs");
+    let died = Instant::now();
+    while ports
+        .iter()
+        .any(|a| std::net::TcpStream::connect(a).is_ok())
+    {
+        assert!(
+            died.elapsed() < Duration::from_secs(30),
+            "the stores outlived cairn up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_dir_all(dir.join("gateway")).unwrap();
+
+    let d = dir.to_string_lossy().into_owned();
+    let out = run_cairn(&["restore", "--data", &d], Duration::from_secs(120)).expect("restore");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "cairn restore --data: {said}");
+    assert!(said.contains("restored generation"), "{said}");
+    assert!(
+        said.contains("cairn up --data"),
+        "it says how to go on: {said}"
+    );
+
+    gw.restart();
+    let back = gw.scratch().join("kept.out");
+    libnfs::download(gw.port(), "kept.bin", &back)
+        .unwrap_or_else(|e| panic!("nfs-cp out after the restore: {e}"));
+    assert_eq!(sha256_file(&back).unwrap(), want);
+}

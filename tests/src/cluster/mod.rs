@@ -369,7 +369,7 @@ impl Cluster {
 
     /// Adds a store to the running cluster: starts it, lists it in the
     /// gateway's config and restarts the gateway, then waits until the
-    /// gateway sees it online.
+    /// gateway sees every store online.
     pub fn add_store(&mut self, spec: StoreSpec) {
         let name = spec.name.clone();
         let store = Store::create(self.root.path(), spec, &self.secret_path);
@@ -377,7 +377,12 @@ impl Cluster {
         self.stop_gateway();
         self.write_gateway_config();
         self.start_gateway();
-        self.wait_store_online(&name, true, READY_DEADLINE);
+        // Every store, not only the new one: a restarted gateway sees each
+        // store online only once it has probed it.
+        let names: Vec<String> = self.stores.iter().map(|s| s.spec.name.clone()).collect();
+        for n in names.iter().chain(std::iter::once(&name)) {
+            self.wait_store_online(n, true, READY_DEADLINE);
+        }
     }
 
     /// Starts the (stopped) gateway again on the same folder, config and port.
