@@ -73,6 +73,19 @@ fn slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
     })
 }
 
+/// A [`DirtySlot`] from `s.inode, s.slot, s.version, i.class_id, i.size,
+/// s.dirty_since_ns`.
+fn dirty_slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DirtySlot> {
+    Ok(DirtySlot {
+        inode: InodeId(r.get::<_, i64>(0)? as u64),
+        index: r.get::<_, i64>(1)? as u64,
+        version: r.get::<_, i64>(2)? as u64,
+        class: r.get::<_, Option<i64>>(3)?.map(|c| ClassId(c as u64)),
+        size: r.get::<_, i64>(4)? as u64,
+        since: Timestamp(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
+    })
+}
+
 const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version";
 
 impl View<'_> {
@@ -123,16 +136,7 @@ impl View<'_> {
              WHERE s.dirty = 1 AND i.mtime_ns < ?1
              ORDER BY s.dirty_since_ns LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![quiet_before.0, limit as i64], |r| {
-            Ok(DirtySlot {
-                inode: InodeId(r.get::<_, i64>(0)? as u64),
-                index: r.get::<_, i64>(1)? as u64,
-                version: r.get::<_, i64>(2)? as u64,
-                class: r.get::<_, Option<i64>>(3)?.map(|c| ClassId(c as u64)),
-                size: r.get::<_, i64>(4)? as u64,
-                since: Timestamp(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
-            })
-        })?;
+        let rows = stmt.query_map(params![quiet_before.0, limit as i64], dirty_slot_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -143,16 +147,7 @@ impl View<'_> {
              FROM slots s JOIN inodes i ON i.id = s.inode
              WHERE s.inode = ?1 AND s.dirty = 1 ORDER BY s.slot",
         )?;
-        let rows = stmt.query_map([inode.0 as i64], |r| {
-            Ok(DirtySlot {
-                inode: InodeId(r.get::<_, i64>(0)? as u64),
-                index: r.get::<_, i64>(1)? as u64,
-                version: r.get::<_, i64>(2)? as u64,
-                class: r.get::<_, Option<i64>>(3)?.map(|c| ClassId(c as u64)),
-                size: r.get::<_, i64>(4)? as u64,
-                since: Timestamp(r.get::<_, Option<i64>>(5)?.unwrap_or(0)),
-            })
-        })?;
+        let rows = stmt.query_map([inode.0 as i64], dirty_slot_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
