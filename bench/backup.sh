@@ -82,7 +82,7 @@ log "made $RESTORE_COUNT files; waiting until they are shipped"
 for i in $(seq 1 1200); do
   behind=$(status_json | python3 -c 'import json,sys; b=json.load(sys.stdin)["backup"]; print(b["recovery_point_seconds"] if b["recovery_point_seconds"] is not None else 1e9)')
   since=$(secs "$T_MADE" "$(now_ns)")
-  awk -v b="$behind" -v s="$since" 'BEGIN{exit !(b < s)}' && break
+  awk -v b="$behind" -v s="$since" 'BEGIN{exit !(b + 0.2 < s)}' && break
   sleep 0.5
 done
 stop_gateway
