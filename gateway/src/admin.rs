@@ -137,8 +137,7 @@ impl Admin {
                     .stores
                     .as_ref()
                     .ok_or("this gateway has no chunk stores: nothing to check")?;
-                let (checked, problems) =
-                    crate::repair::deep_check(fs, stores).await.map_err(err)?;
+                let (checked, problems) = crate::fsck::deep_check(fs, stores).await.map_err(err)?;
                 let repair = req.get("repair").and_then(Value::as_bool).unwrap_or(false);
                 let mut queued = 0;
                 if let (true, Some(condemned)) = (repair, &self.condemned) {

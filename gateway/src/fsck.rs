@@ -1,12 +1,16 @@
 //! `cairn fsck`: checks the metadata (entries, link counts, parents) and how
 //! the ingest cache lines up with it. Safe to run while the gateway runs
-//! (SQLite WAL readers see one committed state).
+//! (SQLite WAL readers see one committed state). `--deep` ([`deep_check`])
+//! checks the metadata against the stores, through the running gateway.
 
 use std::collections::HashMap;
 
-use cairn_metadata::{Inconsistency, InodeId, Metadata};
+use cairn_metadata::{ChunkLayout, Inconsistency, InodeId, Metadata};
+use serde_json::{json, Value};
 
 use crate::cache::IngestCache;
+use crate::core::{Fs, FsError};
+use crate::remote::{object_key, Stores};
 
 /// What fsck found.
 #[derive(Debug, Default)]
@@ -51,4 +55,55 @@ pub fn check(meta: &Metadata, cache: &IngestCache) -> Result<Report, crate::core
     report.cache_orphans.sort();
     report.cache_tails.sort();
     Ok(report)
+}
+
+/// `cairn fsck --deep`: every placement's object is read whole by its store
+/// (which checks every block's crc) and its crc32c compared with the one the
+/// metadata recorded. Returns (placements checked, problems found).
+pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<Value>), FsError> {
+    let checks = fs.metadata().read(|v| v.placement_checks())?;
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for pc in checks {
+        let key = object_key(pc.chunk, pc.layout, pc.shard);
+        let name = stores.name(pc.store);
+        let problem = if !stores.is_online(pc.store) {
+            Some("its store is offline: not checked".to_owned())
+        } else {
+            checked += 1;
+            let want_len = match pc.layout {
+                ChunkLayout::Replicas => pc.size,
+                ChunkLayout::Ec { shard_len, .. } => shard_len,
+            };
+            match stores.get(pc.store, &key, 0, 0).await {
+                Err(e) if e.status() == cairn_chunkstore::Status::NotFound => {
+                    Some("missing".to_owned())
+                }
+                Err(e) if e.status() == cairn_chunkstore::Status::Corrupt => {
+                    Some("corrupt: the store's crc check failed (quarantined)".to_owned())
+                }
+                Err(e) => Some(format!("unreadable: {e}")),
+                Ok(_) => match stores.stat(pc.store, &key).await {
+                    Err(e) => Some(format!("unreadable: {e}")),
+                    Ok(st) if st.len != want_len => {
+                        Some(format!("{} bytes, the metadata expects {want_len}", st.len))
+                    }
+                    Ok(st) if !pc.checksum.is_empty() && pc.checksum != st.crc.to_le_bytes() => {
+                        Some(
+                            "its crc32c differs from the one recorded when it was stored"
+                                .to_owned(),
+                        )
+                    }
+                    Ok(_) => None,
+                },
+            }
+        };
+        if let Some(problem) = problem {
+            problems.push(
+                json!({"chunk": pc.chunk.0, "shard": pc.shard, "store": name,
+                "store_id": pc.store.0, "key": key, "problem": problem}),
+            );
+        }
+    }
+    Ok((checked, problems))
 }

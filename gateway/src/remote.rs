@@ -383,6 +383,32 @@ impl Stores {
         .await
     }
 
+    /// Every object key on a store, in order, page by page; with `prefix`,
+    /// only the keys starting with it (listing starts there and stops after).
+    pub async fn list_keys(
+        &self,
+        id: StoreId,
+        prefix: Option<char>,
+    ) -> Result<Vec<String>, StoreError> {
+        const PAGE: u32 = 1000;
+        let mut out = Vec::new();
+        let mut after = prefix.map(String::from);
+        loop {
+            let page = self.list(id, after.as_deref(), PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            for e in page {
+                if prefix.is_some_and(|p| !e.key.starts_with(p)) {
+                    return Ok(out);
+                }
+                after = Some(e.key.clone());
+                out.push(e.key);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Asks every store for its identity and fill; marks each online or not.
     pub async fn probe(&self) {
         let ids: Vec<StoreId> = self.lock().keys().copied().collect();

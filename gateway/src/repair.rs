@@ -35,8 +35,6 @@ use crate::ec;
 use crate::placement::place;
 use crate::remote::{object_key, Reach, Stores};
 
-/// Objects listed per page during an audit.
-const LIST_PAGE: u32 = 1000;
 /// Chunks repaired at once (the `tokio::join!` in `repair_one` has this many arms).
 const REPAIR_PARALLEL: usize = 4;
 /// Rebalancing stops once every active store's fill is within this of the
@@ -227,7 +225,7 @@ impl Repairer {
             if !view.online {
                 continue;
             }
-            let Ok(listed) = self.list_all(store).await else {
+            let Ok(listed) = self.stores.list_keys(store, None).await else {
                 continue;
             };
             for key in &listed {
@@ -277,30 +275,13 @@ impl Repairer {
         Ok(())
     }
 
-    async fn list_all(&self, store: StoreId) -> Result<Vec<String>, cairn_chunkstore::StoreError> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.stores.list(store, after.as_deref(), LIST_PAGE).await?;
-            let Some(last) = page.last() else {
-                return Ok(out);
-            };
-            after = Some(last.key.clone());
-            let full = page.len() as u32 == LIST_PAGE;
-            out.extend(page.into_iter().map(|e| e.key));
-            if !full {
-                return Ok(out);
-            }
-        }
-    }
-
     /// Looks at every chunk and repairs the most endangered one. Returns the
     /// bytes written (0: nothing to do).
     pub async fn repair_one(&self) -> Result<u64, RepairError> {
         let needs = self.needs()?;
         let (mut waiting, mut bytes, mut stuck) = (0u64, 0u64, 0u64);
-        let mut queue: Vec<Need> = Vec::new();
-        for need in needs {
+        let mut queue: Vec<usize> = Vec::new();
+        for (i, need) in needs.iter().enumerate() {
             if need.make.is_empty() {
                 continue;
             }
@@ -310,7 +291,7 @@ impl Repairer {
             }
             waiting += 1;
             bytes += per_object(&need.info) * need.make.len() as u64;
-            queue.push(need);
+            queue.push(i);
         }
         self.with_progress(|p| {
             p.waiting_chunks = waiting;
@@ -324,7 +305,7 @@ impl Repairer {
             }
         });
         if queue.is_empty() {
-            let moved = self.rebalance_one().await?;
+            let moved = self.rebalance_one(needs).await?;
             if moved > 0 {
                 self.with_progress(|p| {
                     p.rebalanced_chunks += 1;
@@ -335,14 +316,15 @@ impl Repairer {
         }
         // The most endangered first, a few chunks at once (each reads from
         // and writes to different stores, so they overlap well).
-        queue.sort_by_key(|n| n.spare);
+        queue.sort_by_key(|&i| needs[i].spare);
         queue.truncate(REPAIR_PARALLEL);
-        let mut batch = queue.into_iter();
+        let mut needs: Vec<Option<Need>> = needs.into_iter().map(Some).collect();
+        let mut batch = queue.into_iter().map(|i| needs[i].take());
         let (a, b, c, d) = tokio::join!(
-            self.repair_counted(batch.next()),
-            self.repair_counted(batch.next()),
-            self.repair_counted(batch.next()),
-            self.repair_counted(batch.next()),
+            self.repair_counted(batch.next().flatten()),
+            self.repair_counted(batch.next().flatten()),
+            self.repair_counted(batch.next().flatten()),
+            self.repair_counted(batch.next().flatten()),
         );
         let mut written = 0;
         let mut first_error = None;
@@ -445,9 +427,8 @@ impl Repairer {
     /// on each, from the metadata, over its capacity) differ by more than
     /// [`REBALANCE_SPREAD`]: moves one copy or shard from the fullest store
     /// to a less full one the chunk's class allows, if that narrows the gap.
-    async fn rebalance_one(&self) -> Result<u64, RepairError> {
+    async fn rebalance_one(&self, needs: Vec<Need>) -> Result<u64, RepairError> {
         let views = self.stores.placeable();
-        let needs = self.needs()?;
         let mut load: HashMap<u64, u64> = HashMap::new();
         for n in &needs {
             for &(_, s) in &n.info.placements {
@@ -727,57 +708,6 @@ impl Repairer {
         }
         ec::rebuild(k, m, range).map_err(|e| format!("{e} ({})", failures.join("; ")))
     }
-}
-
-/// `cairn fsck --deep`: every placement's object is read whole by its store
-/// (which checks every block's crc) and its crc32c compared with the one the
-/// metadata recorded. Returns (placements checked, problems found).
-pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<Value>), FsError> {
-    let checks = fs.metadata().read(|v| v.placement_checks())?;
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for pc in checks {
-        let key = object_key(pc.chunk, pc.layout, pc.shard);
-        let name = stores.name(pc.store);
-        let problem = if !stores.is_online(pc.store) {
-            Some("its store is offline: not checked".to_owned())
-        } else {
-            checked += 1;
-            let want_len = match pc.layout {
-                ChunkLayout::Replicas => pc.size,
-                ChunkLayout::Ec { shard_len, .. } => shard_len,
-            };
-            match stores.get(pc.store, &key, 0, 0).await {
-                Err(e) if e.status() == cairn_chunkstore::Status::NotFound => {
-                    Some("missing".to_owned())
-                }
-                Err(e) if e.status() == cairn_chunkstore::Status::Corrupt => {
-                    Some("corrupt: the store's crc check failed (quarantined)".to_owned())
-                }
-                Err(e) => Some(format!("unreadable: {e}")),
-                Ok(_) => match stores.stat(pc.store, &key).await {
-                    Err(e) => Some(format!("unreadable: {e}")),
-                    Ok(st) if st.len != want_len => {
-                        Some(format!("{} bytes, the metadata expects {want_len}", st.len))
-                    }
-                    Ok(st) if !pc.checksum.is_empty() && pc.checksum != st.crc.to_le_bytes() => {
-                        Some(
-                            "its crc32c differs from the one recorded when it was stored"
-                                .to_owned(),
-                        )
-                    }
-                    Ok(_) => None,
-                },
-            }
-        };
-        if let Some(problem) = problem {
-            problems.push(
-                json!({"chunk": pc.chunk.0, "shard": pc.shard, "store": name,
-                "store_id": pc.store.0, "key": key, "problem": problem}),
-            );
-        }
-    }
-    Ok((checked, problems))
 }
 
 /// Bytes of one copy or shard of the chunk.

@@ -358,7 +358,7 @@ impl Shipper {
             s.shipped_until = Some(taken);
             s.stores = names;
         });
-        self.prune(&targets, generation).await;
+        self.prune(generation).await;
         Ok(())
     }
 
@@ -388,16 +388,15 @@ impl Shipper {
         Ok(())
     }
 
-    /// Deletes generations older than the newest `keep` from `targets` (and
-    /// from any store that answers).
-    async fn prune(&self, targets: &[StoreId], newest: u64) {
-        let _ = targets;
+    /// Deletes generations older than the newest `keep` from every store
+    /// that answers.
+    async fn prune(&self, newest: u64) {
         for view in self.stores.views() {
             let store = StoreId(view.id);
             if !view.online {
                 continue;
             }
-            let Ok(keys) = self.list_backup(store).await else {
+            let Ok(keys) = self.stores.list_keys(store, Some('m')).await else {
                 continue;
             };
             let mut generations: Vec<u64> = keys
@@ -419,28 +418,6 @@ impl Shipper {
                         warn!(store = %view.name, key, cause = %e, "cannot prune an old metadata backup");
                     }
                 }
-            }
-        }
-    }
-
-    async fn list_backup(
-        &self,
-        store: StoreId,
-    ) -> Result<Vec<String>, cairn_chunkstore::StoreError> {
-        let mut out = Vec::new();
-        let mut after = String::from("m");
-        loop {
-            let page = self.stores.list(store, Some(&after), 1000).await?;
-            let full = page.len() == 1000;
-            for e in page {
-                if !e.key.starts_with('m') {
-                    return Ok(out);
-                }
-                after = e.key.clone();
-                out.push(e.key);
-            }
-            if !full {
-                return Ok(out);
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use cairn_tests::gateway::run_cairn;
-use cairn_tests::{command, libnfs, sha256_file, write_random_file, Gateway};
+use cairn_tests::{command, libnfs, poll_until, sha256_file, write_random_file, Gateway};
 
 #[test]
 fn help_names_the_subcommands() {
@@ -70,27 +70,23 @@ fn cairn_restore_rebuilds_a_cairn_up_gateway_from_its_own_stores() {
     let want = write_random_file(&src, 7, 300_000).unwrap();
     libnfs::upload(gw.port(), &src, "kept.bin").unwrap_or_else(|e| panic!("nfs-cp in: {e}"));
     // Drained first; then the metadata shipped after that.
-    let wait = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
-        let start = Instant::now();
-        loop {
-            if up_status(&dir).is_some_and(|v| ok(&v)) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "{what}: {:?}",
-                up_status(&dir)
-            );
-            std::thread::sleep(Duration::from_millis(200));
+    let status = || up_status(&dir).ok_or_else(|| "no status".to_owned());
+    poll_until("drained", Duration::from_secs(90), || {
+        let v = status()?;
+        if v["backlog_bytes"] == 0 {
+            Ok(())
+        } else {
+            Err(v["backlog"].to_string())
         }
-    };
-    wait("drained", &|v| v["backlog_bytes"] == 0);
+    });
     let drained = Instant::now();
-    wait("shipped since the drain", &|v| {
-        v["backup"]["recovery_point_seconds"]
-            .as_f64()
-            // The status rounds to 0.1 s: a margin.
-            .is_some_and(|b| b + 0.2 < drained.elapsed().as_secs_f64())
+    poll_until("shipped since the drain", Duration::from_secs(90), || {
+        let v = status()?;
+        // The status rounds to 0.1 s: a margin.
+        match v["backup"]["recovery_point_seconds"].as_f64() {
+            Some(b) if b + 0.2 < drained.elapsed().as_secs_f64() => Ok(()),
+            _ => Err(v["backup"].to_string()),
+        }
     });
     // The gateway dies, and with it its stores (they follow their parent
     // within a second); its folder goes.
@@ -107,17 +103,17 @@ fn cairn_restore_rebuilds_a_cairn_up_gateway_from_its_own_stores() {
         })
         .collect();
     assert_eq!(ports.len(), 3, "three store configs");
-    let died = Instant::now();
-    while ports
-        .iter()
-        .any(|a| std::net::TcpStream::connect(a).is_ok())
-    {
-        assert!(
-            died.elapsed() < Duration::from_secs(30),
-            "the stores outlived cairn up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(
+        "the stores follow cairn up",
+        Duration::from_secs(30),
+        || match ports
+            .iter()
+            .find(|a| std::net::TcpStream::connect(a).is_ok())
+        {
+            Some(a) => Err(format!("{a} still accepts connections")),
+            None => Ok(()),
+        },
+    );
     std::fs::remove_dir_all(dir.join("gateway")).unwrap();
 
     let d = dir.to_string_lossy().into_owned();
