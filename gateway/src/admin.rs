@@ -47,6 +47,15 @@ pub async fn default_class_id(fs: &Fs) -> Result<ClassId, FsError> {
         .map_err(FsError::from)
 }
 
+/// The cluster's default class as stored (or the built-in one).
+fn default_spec(classes: &[(ClassId, String, String)]) -> ClassSpec {
+    classes
+        .iter()
+        .find(|(_, n, _)| n == "default")
+        .and_then(|(_, _, j)| ClassSpec::from_json(j).ok())
+        .unwrap_or_else(ClassSpec::default_class)
+}
+
 /// What the admin API serves from.
 pub struct Admin {
     pub fs: Arc<Fs>,
@@ -249,21 +258,18 @@ impl Admin {
                     .write(true, move |tx| tx.upsert_class(&n, &json, Timestamp::now()))
                     .await
                     .map_err(|e: cairn_metadata::MetaError| e.to_string())?;
+                let default = default_spec(
+                    &fs.metadata()
+                        .read(|v| v.classes())
+                        .map_err(|e| e.to_string())?,
+                );
                 let geometry = |spec: &ClassSpec, have: usize| {
-                    let need = spec.domains_needed();
-                    if have >= need {
-                        format!("needs {need} {} domains, the cluster has {have}: it can meet this class", spec.spread)
-                    } else {
-                        format!(
-                            "needs {need} {} domains, the cluster has {have}: chunks will be {}",
-                            spec.spread,
-                            if spec.strict {
-                                "undergoal"
-                            } else {
-                                "placed as wide as possible and counted at risk"
-                            }
-                        )
-                    }
+                    format!(
+                        "needs {} {} domains, the cluster has {have}: {}",
+                        spec.domains_needed(),
+                        spec.spread,
+                        crate::outlook::describe(spec, &default, &views)
+                    )
                 };
                 let mut note = geometry(&spec, have);
                 let mut archive = Value::Null;
@@ -372,8 +378,20 @@ impl Admin {
                         }
                     }
                 });
+                let spec = classes
+                    .iter()
+                    .find(|(c, _, _)| *c == id)
+                    .and_then(|(_, _, j)| ClassSpec::from_json(j).ok())
+                    .unwrap_or_else(ClassSpec::default_class);
+                let views = self
+                    .stores
+                    .as_ref()
+                    .map(|s| s.placeable())
+                    .unwrap_or_default();
+                let outlook = crate::outlook::describe(&spec, &default_spec(&classes), &views);
                 Ok(
-                    json!({"path": path, "class": name, "note": "new files below inherit it; existing files re-lay in the background (watch `cairn status`)"}),
+                    json!({"path": path, "class": name, "outlook": outlook,
+                           "note": format!("new files below inherit it; existing files re-lay in the background (watch `cairn status`); class {name}: {outlook}")}),
                 )
             }
             other => Err(format!("unknown command {other:?}")),
@@ -426,6 +444,7 @@ impl Admin {
             .as_ref()
             .map(|s| s.placeable())
             .unwrap_or_default();
+        let default_spec = default_spec(&classes);
         let mut per_class = Vec::new();
         for (id, name, j) in &classes {
             let spec = ClassSpec::from_json(j).unwrap_or_else(|_| ClassSpec::default_class());
@@ -446,20 +465,17 @@ impl Admin {
             } else {
                 0.0
             };
-            // Why chunks may be undergoal or at risk: too few spread domains.
+            // Why chunks may be at risk or not placed at all.
             let mut short = Vec::new();
             for rules in std::iter::once(&spec).chain(archived.as_ref()) {
-                let (need, have) = (rules.domains_needed(), domain_count(rules, &placeable));
-                if have < need {
+                if crate::outlook::outlook(rules, &placeable) != crate::outlook::Outlook::Met
+                    || crate::outlook::weaker_than_default(rules, &default_spec, &placeable)
+                        .is_some()
+                {
                     short.push(format!(
-                        "{} needs {need} {} domains, {have} are online with room: chunks {}",
+                        "{}: {}",
                         rules.describe(),
-                        rules.spread,
-                        if rules.strict {
-                            "stay undergoal"
-                        } else {
-                            "are placed as wide as possible and count at risk"
-                        }
+                        crate::outlook::describe(rules, &default_spec, &placeable)
                     ));
                 }
             }

@@ -20,6 +20,7 @@ use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
 use crate::placement::{place, PlacementHealth};
 use crate::remote::{block_aad, chunk_key, object_key, Stores};
+use crate::ship::ShipState;
 
 /// Dirty slots looked at per pass.
 const PASS: usize = 4096;
@@ -62,11 +63,25 @@ pub struct Drainer {
     fs: Arc<Fs>,
     stores: Arc<Stores>,
     cfg: DrainConfig,
+    /// The metadata shipper's progress, when shipping is on.
+    shipped: Option<Arc<std::sync::Mutex<ShipState>>>,
 }
 
 impl Drainer {
     pub fn new(fs: Arc<Fs>, stores: Arc<Stores>, cfg: DrainConfig) -> Self {
-        Drainer { fs, stores, cfg }
+        Drainer {
+            fs,
+            stores,
+            cfg,
+            shipped: None,
+        }
+    }
+
+    /// Deletes from the stores only what the shipped metadata no longer
+    /// needs (see [`Drainer::empty_trash`]).
+    pub fn with_shipping(mut self, state: Arc<std::sync::Mutex<ShipState>>) -> Self {
+        self.shipped = Some(state);
+        self
     }
 
     /// Runs until the task is dropped.
@@ -237,30 +252,27 @@ impl Drainer {
         Ok(())
     }
 
-    /// Deletes chunks no slot needs any more from their stores, then forgets
-    /// them. The metadata commit that dropped their last block came first.
+    /// Forgets chunks no slot needs any more and puts their objects in the
+    /// trash, in one transaction after the commit that dropped their last
+    /// block. [`Drainer::empty_trash`] deletes them once that is shipped.
     pub async fn collect(&self) -> Result<usize, DrainError> {
         let grace = i64::try_from(PENDING_GRACE.as_nanos()).unwrap_or(i64::MAX);
         let before = Timestamp(Timestamp::now().0.saturating_sub(grace));
         let dead = self.fs.metadata().read(|v| v.dead_chunks(before))?;
-        let mut n = 0;
+        let n = dead.len();
         for (chunk, layout, placements) in dead {
-            let mut all = true;
-            for (shard, store) in placements {
-                let key = object_key(chunk, layout, shard);
-                if let Err(e) = self.stores.delete(store, &key).await {
-                    debug!(chunk = %chunk, cause = %e, "cannot delete a dead chunk yet");
-                    all = false;
-                }
-            }
-            if all {
-                self.fs
-                    .metadata()
-                    .write(true, move |tx| tx.forget_chunk(chunk))
-                    .await
-                    .map_err(FsError::from)?;
-                n += 1;
-            }
+            let objects: Vec<(StoreId, String)> = placements
+                .into_iter()
+                .map(|(shard, store)| (store, object_key(chunk, layout, shard)))
+                .collect();
+            self.fs
+                .metadata()
+                .write(true, move |tx| {
+                    tx.put_in_trash(&objects, Timestamp::now())?;
+                    tx.forget_chunk(chunk)
+                })
+                .await
+                .map_err(FsError::from)?;
         }
         Ok(n)
     }
@@ -296,9 +308,20 @@ impl Drainer {
 impl Drainer {
     /// Deletes objects that have been in the trash for [`TRASH_DELAY`] from
     /// their stores; one a store cannot delete now stays for the next pass.
+    /// With metadata shipping on, an object also waits until the change
+    /// that trashed it is shipped: until then a gateway rebuilt from the
+    /// stores may still point at it.
     pub async fn empty_trash(&self) -> Result<usize, DrainError> {
         let delay = i64::try_from(TRASH_DELAY.as_nanos()).unwrap_or(i64::MAX);
-        let due = Timestamp(Timestamp::now().0.saturating_sub(delay));
+        let mut due = Timestamp(Timestamp::now().0.saturating_sub(delay));
+        if let Some(shipped) = &self.shipped {
+            let until = shipped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .shipped_until
+                .unwrap_or(Timestamp(0));
+            due = due.min(until);
+        }
         let items = self.fs.metadata().read(|v| v.trash(due, 256))?;
         let mut n = 0;
         for (store, key) in items {
@@ -680,24 +703,18 @@ async fn lay_out(
         placement.targets.rotate_left((chunk.0 % n as u64) as usize);
     }
     let placed = placement.targets.iter().flatten().count();
+    if let Some(why) = crate::outlook::refusal(spec, &placement.health) {
+        return Err(DrainError::NoTarget {
+            class: name.to_owned(),
+            why: format!("{why}; {}", crate::outlook::PINNED),
+        });
+    }
     if let PlacementHealth::Undergoal {
         placed,
         wanted,
         why,
     } = &placement.health
     {
-        if *placed < need {
-            let why = match layout {
-                ChunkLayout::Replicas => why.clone(),
-                ChunkLayout::Ec { k, m, .. } => format!(
-                    "only {placed} of its {k}+{m} shards can be placed and at least {k} must be: {why}"
-                ),
-            };
-            return Err(DrainError::NoTarget {
-                class: name.to_owned(),
-                why,
-            });
-        }
         warn!(class = name, placed, wanted, why = %why, "chunk stored undergoal");
     }
     debug_assert!(placed >= need);

@@ -23,6 +23,9 @@ pub struct Report {
     /// Cache files of deleted inodes (or of files whose bytes are inline);
     /// removed at the next gateway start.
     pub cache_orphans: Vec<InodeId>,
+    /// Files with ranges lost with a cache that is gone (reads of them
+    /// fail), by path (`None`: no entry names the inode).
+    pub lost: Vec<(InodeId, Option<String>)>,
 }
 
 impl Report {
@@ -51,6 +54,10 @@ pub fn check(meta: &Metadata, cache: &IngestCache) -> Result<Report, crate::core
             Some(&size) if len > size => report.cache_tails.push(id),
             Some(_) => {}
         }
+    }
+    for id in meta.read(|v| v.lost_inodes())? {
+        let path = meta.read(|v| v.path_of(id))?;
+        report.lost.push((id, path));
     }
     report.cache_orphans.sort();
     report.cache_tails.sort();

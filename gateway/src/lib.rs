@@ -13,6 +13,7 @@ pub mod fsck;
 pub mod fuse;
 pub mod mounts;
 pub mod nfs;
+pub mod outlook;
 pub mod placement;
 pub mod remote;
 pub mod repair;

@@ -67,6 +67,9 @@ pub struct Progress {
     pub waiting_bytes: u64,
     /// Chunks that cannot be repaired now (too few copies or shards left).
     pub stuck_chunks: u64,
+    /// Chunks short of copies that no store can take now (left out of the
+    /// waiting work and its ETA).
+    pub unplaceable_chunks: u64,
     pub repaired_chunks: u64,
     pub repaired_bytes: u64,
     /// Bytes written by repairs since the queue last became non-empty, and
@@ -93,7 +96,7 @@ impl Progress {
         let eta = (rate > 0.0).then(|| (self.waiting_bytes as f64 / rate).round());
         json!({
             "waiting_chunks": self.waiting_chunks, "waiting_bytes": self.waiting_bytes,
-            "stuck_chunks": self.stuck_chunks,
+            "stuck_chunks": self.stuck_chunks, "unplaceable_chunks": self.unplaceable_chunks,
             "repaired_chunks": self.repaired_chunks, "repaired_bytes": self.repaired_bytes,
             "bytes_per_second": rate.round(), "eta_seconds": eta,
             "last_audit_seconds_ago": self.last_audit.map(|t| t.elapsed().as_secs()),
@@ -279,7 +282,7 @@ impl Repairer {
     /// bytes written (0: nothing to do).
     pub async fn repair_one(&self) -> Result<u64, RepairError> {
         let needs = self.needs()?;
-        let (mut waiting, mut bytes, mut stuck) = (0u64, 0u64, 0u64);
+        let (mut waiting, mut bytes, mut stuck, mut unplaceable) = (0u64, 0u64, 0u64, 0u64);
         let mut queue: Vec<usize> = Vec::new();
         for (i, need) in needs.iter().enumerate() {
             if need.make.is_empty() {
@@ -287,6 +290,16 @@ impl Repairer {
             }
             if need.spare < 0 {
                 stuck += 1;
+                continue;
+            }
+            // No store can take a missing copy now: not work the ETA can
+            // count on (status says why under the class).
+            let size = per_object(&need.info);
+            if self
+                .targets(&need.spec, &need.info, &need.keep, &need.make, size)?
+                .is_empty()
+            {
+                unplaceable += 1;
                 continue;
             }
             waiting += 1;
@@ -297,6 +310,7 @@ impl Repairer {
             p.waiting_chunks = waiting;
             p.waiting_bytes = bytes;
             p.stuck_chunks = stuck;
+            p.unplaceable_chunks = unplaceable;
             if waiting == 0 {
                 p.burst_since = None;
                 p.burst_bytes = 0;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cairn_chunkstore::{Secret, StoreClient};
+use cairn_config::GatewayConfig;
 use cairn_metadata::{Metadata, Timestamp};
 
 use crate::ship::{backup_key, open, BackupObject};
@@ -188,6 +189,51 @@ pub async fn list(stores: &[String], secret_file: &Path) -> Result<String, Strin
 }
 
 /// Runs a restore; returns the report to print.
+/// The metadata setting that holds the gateway's config.
+pub const CONFIG_SETTING: &str = "gateway.toml";
+
+/// The config a restored gateway starts from: the lost gateway's own, as
+/// shipped with its metadata (listen address, allowed networks, squash,
+/// cache, SMB…), with this restore's data folder and secret file as
+/// absolute paths. The stores are the lost gateway's, at the addresses its
+/// metadata knew. Without a shipped config (a gateway older than that),
+/// only the data folder, the secret and the stores are written.
+fn restored_config(
+    plan: &RestorePlan,
+    shipped: Option<&str>,
+    stores: &[(cairn_metadata::StoreId, String, String)],
+) -> Result<String, String> {
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p).map_err(|e| format!("cannot make {} absolute: {e}", p.display()))
+    };
+    let data_dir = absolute(&plan.data_dir)?;
+    let secret_file = absolute(&plan.secret_file)?;
+    if let Some(mut cfg) = shipped.and_then(|t| toml::from_str::<GatewayConfig>(t).ok()) {
+        cfg.data_dir = data_dir;
+        cfg.cluster.secret_file = Some(secret_file);
+        for store in &mut cfg.stores {
+            if let Some((_, _, address)) = stores.iter().find(|(_, n, _)| *n == store.name) {
+                store.address.clone_from(address);
+            }
+        }
+        let body = toml::to_string(&cfg).map_err(|e| format!("cannot write the config: {e}"))?;
+        return Ok(format!(
+            "# Written by `cairn restore` from the lost gateway's own config.\n{body}"
+        ));
+    }
+    let mut text = format!(
+        "# Written by `cairn restore`.\ndata_dir = {:?}\n\n[cluster]\nsecret_file = {:?}\n",
+        data_dir.display().to_string(),
+        secret_file.display().to_string()
+    );
+    for (_, name, address) in stores {
+        text.push_str(&format!(
+            "\n[[stores]]\nname = {name:?}\naddress = {address:?}\n"
+        ));
+    }
+    Ok(text)
+}
+
 pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
     let db = plan.data_dir.join("meta.db");
     if db.exists() {
@@ -300,10 +346,23 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         }
         std::fs::rename(&tmp, &db)
             .map_err(|e| format!("cannot move the restored database into place: {e}"))?;
-        // What was not drained is not on the stores: say so.
+        // The new gateway has no cache: slots being re-laid read from their
+        // blocks again, and what was never drained is marked lost (reads of
+        // it fail) and named.
         let meta = Metadata::open(&db).map_err(|e| e.to_string())?;
-        let backlog = meta.read(|v| v.backlog()).map_err(|e| e.to_string())?;
+        let lost = meta
+            .write(true, |tx| tx.all_cache_lost())
+            .await
+            .map_err(|e: cairn_metadata::MetaError| e.to_string())?;
+        let mut lost_paths = Vec::new();
+        for &id in &lost {
+            let path = meta.read(|v| v.path_of(id)).map_err(|e| e.to_string())?;
+            lost_paths.push(path.unwrap_or_else(|| format!("(inode {id}, no name)")));
+        }
         let stores = meta.read(|v| v.stores()).map_err(|e| e.to_string())?;
+        let shipped_config = meta
+            .read(|v| v.setting(CONFIG_SETTING))
+            .map_err(|e| e.to_string())?;
         meta.close();
         report.push_str(&format!(
             "restored {label}: snapshot + {applied} of {} changesets; the metadata is as of {}\n",
@@ -313,25 +372,19 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         if let Some(why) = stop {
             report.push_str(&format!("  later changes are lost: {why}\n"));
         }
-        if backlog.bytes > 0 {
+        if !lost_paths.is_empty() {
             report.push_str(&format!(
-                "  lost: {} bytes in {} file(s) had not been drained to the stores; those ranges read as zeros\n",
-                backlog.bytes, backlog.files
+                "  lost: {} file(s) had data not yet drained to the stores; reading those ranges fails with an I/O error until they are overwritten or the files deleted:\n",
+                lost_paths.len()
             ));
+            for path in &lost_paths {
+                report.push_str(&format!("    {path}\n"));
+            }
         } else {
             report.push_str("  every file's data had been drained: nothing else is lost\n");
         }
         if let Some(path) = &plan.write_config {
-            let mut text = format!(
-                "# Written by `cairn restore`.\ndata_dir = {:?}\n\n[cluster]\nsecret_file = {:?}\n",
-                plan.data_dir.display().to_string(),
-                plan.secret_file.display().to_string()
-            );
-            for (_, name, address) in &stores {
-                text.push_str(&format!(
-                    "\n[[stores]]\nname = {name:?}\naddress = {address:?}\n"
-                ));
-            }
+            let text = restored_config(plan, shipped_config.as_deref(), &stores)?;
             std::fs::write(path, text)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             report.push_str(&format!(

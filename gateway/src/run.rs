@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cairn_config::GatewayConfig;
 use rustix::fs::{flock, FlockOperation};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::admin::{self, Admin};
 use crate::core::{Fs, FsError};
@@ -19,6 +19,9 @@ use crate::remote::Stores;
 use crate::repair::Repairer;
 use crate::ship::Shipper;
 use cairn_chunkstore::Secret;
+
+/// How long a clean stop waits to ship the last metadata changes.
+const SHIP_AT_STOP: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -132,6 +135,14 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         _ => None,
     };
     let fs = Arc::new(fs);
+    // The config travels with the metadata, so `cairn restore` can write
+    // one that serves as this gateway did.
+    if let Ok(text) = toml::to_string(&cfg) {
+        fs.metadata()
+            .write(true, move |tx| tx.set_setting(crate::restore::CONFIG_SETTING, &text))
+            .await
+            .map_err(FsError::from)?;
+    }
     fs.reconcile_cache().await?;
     admin::default_class_id(&fs).await?;
     // The SMB bridge first: once the NFS port accepts, SMB clients are
@@ -204,14 +215,18 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         }
     })];
     if let Some(stores) = &stores {
-        let drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
+        let mut drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
+        if let Some(shipper) = &shipper {
+            drainer = drainer.with_shipping(shipper.state());
+        }
         tasks.push(tokio::spawn(drainer.run()));
     }
     if let Some(repairer) = repairer {
         tasks.push(tokio::spawn(repairer.run()));
     }
-    if let Some(shipper) = shipper {
-        tasks.push(tokio::spawn(shipper.run()));
+    let mut ship_task = None;
+    if let Some(shipper) = &shipper {
+        ship_task = Some(tokio::spawn(shipper.clone().run()));
     }
     info!(listen = %bound, data = %cfg.data_dir.display(), stores = cfg.stores.len(), "gateway serving NFSv3");
     ready(bound);
@@ -227,6 +242,20 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     }
     for t in tasks {
         let _ = t.await;
+    }
+    // Nothing changes the metadata any more: ship the last changes, so a
+    // clean stop loses nothing a rebuild from the stores would need.
+    if let (Some(shipper), Some(task)) = (&shipper, ship_task) {
+        match tokio::time::timeout(SHIP_AT_STOP, shipper.ship_last(task)).await {
+            Ok(Ok(())) => info!("shipped the last metadata changes"),
+            Ok(Err(e)) => {
+                warn!(cause = %e, "could not ship the last metadata changes; a rebuild from the stores would miss them")
+            }
+            Err(_) => warn!(
+                waited = ?SHIP_AT_STOP,
+                "shipping the last metadata changes did not finish; a rebuild from the stores would miss them"
+            ),
+        }
     }
     let _ = std::fs::remove_file(&admin_path);
     // smbd goes before the view it serves; then the local mounts.

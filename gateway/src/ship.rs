@@ -195,6 +195,21 @@ impl Shipper {
     /// the changes since the last ship, or a snapshot if there is none yet.
     pub async fn ship_now(&self) -> Result<(), String> {
         let _one = self.busy.lock().await;
+        self.ship_locked().await
+    }
+
+    /// At a clean stop, after the last change: waits for a ship in
+    /// progress, ends the loop `task` (it holds no ship then), and ships
+    /// what is left.
+    pub async fn ship_last(&self, task: tokio::task::JoinHandle<()>) -> Result<(), String> {
+        let _one = self.busy.lock().await;
+        task.abort();
+        let _ = task.await;
+        self.ship_locked().await
+    }
+
+    /// [`Shipper::ship_now`] with `busy` held.
+    async fn ship_locked(&self) -> Result<(), String> {
         let fresh = self
             .state
             .lock()
@@ -229,6 +244,9 @@ impl Shipper {
                 == 0;
             let due = broken
                 || last_snapshot.is_none_or(|t| t.elapsed() >= self.cfg.snapshot_every.get());
+            // One ship at a time with `ship_now` and `ship_last`, which may
+            // end this task only while it does not hold this.
+            let one = self.busy.lock().await;
             let result = if due {
                 self.snapshot()
                     .await
@@ -236,6 +254,7 @@ impl Shipper {
             } else {
                 self.ship_changes().await
             };
+            drop(one);
             let failed = result.is_err();
             match result {
                 Ok(()) => self.update(|s| s.last_error = None),

@@ -91,6 +91,49 @@ impl View<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// One path that names `id` from the root (`/a/b`), for reports; a
+    /// file with several links gets one of them. `None` if no entry names
+    /// it (an unlinked inode) or a loop is found.
+    pub fn path_of(&self, id: InodeId) -> Result<Option<String>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT parent, name FROM dirents WHERE child = ?1 LIMIT 1")?;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut at = id;
+        while at != InodeId::ROOT {
+            let Some((parent, name)) = stmt
+                .query_row([at.0 as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            names.push(name);
+            if names.len() > 4096 {
+                return Ok(None);
+            }
+            at = InodeId(parent);
+        }
+        let mut path = String::new();
+        for name in names.iter().rev() {
+            path.push('/');
+            path.push_str(&String::from_utf8_lossy(name));
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        Ok(Some(path))
+    }
+
+    /// A named setting kept with the metadata (see migration 7).
+    pub fn setting(&self, name: &str) -> Result<Option<String>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT value FROM settings WHERE name = ?1")?;
+        Ok(stmt.query_row([name], |r| r.get(0)).optional()?)
+    }
+
     /// Every file inode with its size, for cache recovery and fsck.
     pub fn file_sizes(&self) -> Result<Vec<(InodeId, u64)>, MetaError> {
         let mut stmt = self
@@ -221,6 +264,16 @@ impl Tx<'_> {
 
     /// Bumps the commit counter: a write that makes a durable batch fsync
     /// even when it carries no other change (the barrier behind COMMIT).
+    /// Sets a named setting; unchanged values write nothing.
+    pub fn set_setting(&self, name: &str, value: &str) -> Result<(), MetaError> {
+        self.conn().execute(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = ?2 WHERE value != ?2",
+            params![name, value],
+        )?;
+        Ok(())
+    }
+
     pub fn touch(&self) -> Result<(), MetaError> {
         let mut stmt = self
             .conn()

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -191,6 +191,30 @@ CREATE TABLE xattrs (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 7: `relay` marks a dirty slot whose cached bytes are exactly
+/// its block's, sent through the drain again only to move it (a class
+/// change, a compaction). Its block stays the slot's truth until the new
+/// one is attached: when the cache copy is lost (a wiped cache, a restore
+/// from the stores) the slot simply reads from its block again. A write
+/// clears the mark.
+///
+/// `lost` marks a slot whose newest bytes were only in a cache that is
+/// gone (a gateway rebuilt from the stores, a wiped cache folder): reads of
+/// it fail with an I/O error, never silent zeros, until a write gives it
+/// new bytes or a truncate or delete drops it.
+///
+/// `settings` keeps named texts that travel with the metadata to the
+/// stores: the gateway's own config (`gateway.toml`), so a gateway rebuilt
+/// from the stores listens, allows and caches as the lost one did.
+const MIGRATION_7: &str = r#"
+ALTER TABLE slots ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE slots ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
 const MIGRATIONS: &[&str] = &[
     MIGRATION_1,
     MIGRATION_2,
@@ -198,6 +222,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_4,
     MIGRATION_5,
     MIGRATION_6,
+    MIGRATION_7,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.

@@ -23,6 +23,8 @@ pub struct Slot {
     pub cached: bool,
     pub dirty: bool,
     pub version: u64,
+    /// Its newest bytes were in a cache that is gone: reads must fail.
+    pub lost: bool,
 }
 
 /// Where a drained block lives.
@@ -70,6 +72,7 @@ fn slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Slot> {
         cached: r.get(4)?,
         dirty: r.get(5)?,
         version: r.get::<_, i64>(6)? as u64,
+        lost: r.get(7)?,
     })
 }
 
@@ -86,7 +89,7 @@ fn dirty_slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DirtySlot> {
     })
 }
 
-const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version";
+const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version, lost";
 
 impl View<'_> {
     /// The slots of `inode` from `first` to `last` inclusive that have a row.
@@ -124,7 +127,9 @@ impl View<'_> {
     }
 
     /// Dirty slots whose file has been quiet since `quiet_before`, oldest
-    /// first.
+    /// first. Quiet is judged from the ctime, which only the gateway's own
+    /// clock sets (every write stamps it): a client can set the mtime to
+    /// any date, and a future one must not keep data from draining.
     pub fn dirty_slots(
         &self,
         quiet_before: Timestamp,
@@ -133,7 +138,7 @@ impl View<'_> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT s.inode, s.slot, s.version, i.class_id, i.size, s.dirty_since_ns
              FROM slots s JOIN inodes i ON i.id = s.inode
-             WHERE s.dirty = 1 AND i.mtime_ns < ?1
+             WHERE s.dirty = 1 AND i.ctime_ns < ?1
              ORDER BY s.dirty_since_ns LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![quiet_before.0, limit as i64], dirty_slot_from_row)?;
@@ -225,7 +230,7 @@ impl Tx<'_> {
         let version = self.next_slot_version()?;
         let mut stmt = self.conn().prepare_cached(
             "INSERT INTO slots (inode, slot, cached, dirty, version, dirty_since_ns) VALUES (?1, ?2, 1, 1, ?4, ?3)
-             ON CONFLICT (inode, slot) DO UPDATE SET cached = 1, dirty = 1, version = ?4,
+             ON CONFLICT (inode, slot) DO UPDATE SET cached = 1, dirty = 1, relay = 0, lost = 0, version = ?4,
                  dirty_since_ns = coalesce(dirty_since_ns, ?3)",
         )?;
         for slot in first..=last {
@@ -334,7 +339,7 @@ impl Tx<'_> {
                 )?;
             }
             self.conn().execute(
-                "UPDATE slots SET block_id = ?3, valid_len = ?4, dirty = 0, dirty_since_ns = NULL
+                "UPDATE slots SET block_id = ?3, valid_len = ?4, dirty = 0, relay = 0, dirty_since_ns = NULL
                  WHERE inode = ?1 AND slot = ?2",
                 params![b.inode.0 as i64, b.index as i64, block, b.plain_len as i64],
             )?;
@@ -518,7 +523,9 @@ impl View<'_> {
 
 impl Tx<'_> {
     /// Makes a clean slot dirty again (its bytes are back in the cache), so
-    /// the drainer stores it anew. False if the slot moved on meanwhile.
+    /// the drainer stores it anew, marked as a re-lay: its block stays its
+    /// truth until the new one is attached. False if the slot moved on
+    /// meanwhile.
     pub fn redirty(
         &self,
         inode: InodeId,
@@ -528,7 +535,7 @@ impl Tx<'_> {
     ) -> Result<bool, MetaError> {
         let version = self.next_slot_version()?;
         let n = self.conn().execute(
-            "UPDATE slots SET cached = 1, dirty = 1, version = ?5, dirty_since_ns = ?4
+            "UPDATE slots SET cached = 1, dirty = 1, relay = 1, version = ?5, dirty_since_ns = ?4
              WHERE inode = ?1 AND slot = ?2 AND block_id = ?3 AND dirty = 0",
             params![
                 inode.0 as i64,
@@ -558,15 +565,54 @@ impl Tx<'_> {
     /// clean slots read from their blocks again. Returns how many slots
     /// were saved that way and how many dirty ones had no other copy.
     pub fn cache_lost(&self, inode: InodeId) -> Result<(u64, u64), MetaError> {
-        let saved = self.conn().execute(
-            "UPDATE slots SET cached = 0 WHERE inode = ?1 AND cached = 1 AND dirty = 0 AND block_id IS NOT NULL",
+        let relaid = self.conn().execute(
+            "UPDATE slots SET cached = 0, dirty = 0, relay = 0, dirty_since_ns = NULL
+             WHERE inode = ?1 AND cached = 1 AND relay = 1 AND block_id IS NOT NULL",
             [inode.0 as i64],
         )?;
-        let lost: i64 = self.conn().query_row(
-            "SELECT count(*) FROM slots WHERE inode = ?1 AND cached = 1 AND dirty = 1",
+        let saved = relaid
+            + self.conn().execute(
+                "UPDATE slots SET cached = 0 WHERE inode = ?1 AND cached = 1 AND dirty = 0 AND block_id IS NOT NULL",
+                [inode.0 as i64],
+            )?;
+        let lost = self.conn().execute(
+            "UPDATE slots SET lost = 1, cached = 0, dirty = 0, dirty_since_ns = NULL
+             WHERE inode = ?1 AND cached = 1 AND dirty = 1",
             [inode.0 as i64],
-            |r| r.get(0),
         )?;
         Ok((saved as u64, lost as u64))
+    }
+
+    /// The whole cache is gone (a gateway rebuilt from the stores): every
+    /// slot reads from its block again, a slot being re-laid included, and
+    /// the dirty slots of files not kept inline are marked lost. Returns
+    /// the inodes with lost slots, in id order.
+    pub fn all_cache_lost(&self) -> Result<Vec<InodeId>, MetaError> {
+        self.conn().execute(
+            "UPDATE slots SET cached = 0, dirty = 0, relay = 0, dirty_since_ns = NULL
+             WHERE relay = 1 AND block_id IS NOT NULL",
+            [],
+        )?;
+        self.conn().execute(
+            "UPDATE slots SET cached = 0 WHERE dirty = 0 AND block_id IS NOT NULL",
+            [],
+        )?;
+        self.conn().execute(
+            "UPDATE slots SET lost = 1, cached = 0, dirty = 0, dirty_since_ns = NULL
+             WHERE dirty = 1 AND inode NOT IN (SELECT inode FROM inline_data)",
+            [],
+        )?;
+        self.lost_inodes()
+    }
+}
+
+impl View<'_> {
+    /// Inodes with at least one lost slot, in id order.
+    pub fn lost_inodes(&self) -> Result<Vec<InodeId>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT inode FROM slots WHERE lost = 1 ORDER BY inode")?;
+        let rows = stmt.query_map([], |r| Ok(InodeId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -7,76 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cairn_tests::{poll_until, random_bytes, test_seed, Cluster, ClusterOptions, StoreSpec};
+use cairn_tests::{poll_until, random_bytes, test_seed, Cluster, ClusterOptions};
 use nfs3_types::nfs3::{sattr3, set_gid3, set_mode3, set_uid3};
 
 use common::*;
-
-fn three_hosts() -> Vec<StoreSpec> {
-    (1..=3)
-        .map(|i| StoreSpec::new(&format!("s{i}"), &format!("h{i}"), &["hdd"]))
-        .collect()
-}
-
-/// Polls `cairn status` until every change committed before `since` is
-/// shipped; returns the status's `backup` object.
-fn wait_shipped(cluster: &Cluster, since: Instant) -> serde_json::Value {
-    poll_until(
-        "every change so far shipped to the stores",
-        Duration::from_secs(60),
-        || {
-            let status = cluster.try_cairn_json(&["status"])?;
-            let b = status["backup"].clone();
-            match b["recovery_point_seconds"].as_f64() {
-                // The status rounds to 0.1 s: a margin, so a ship just
-                // before `since` never passes for one after it.
-                Some(behind) if behind + 0.2 < since.elapsed().as_secs_f64() => Ok(b),
-                _ => Err(b.to_string()),
-            }
-        },
-    )
-}
-
-/// Kills the gateway and wipes its data folder (metadata, cache, all).
-fn lose_the_gateway(cluster: &mut Cluster) {
-    cluster.kill9_gateway();
-    let dir = cluster.gateway_data_dir();
-    std::fs::remove_dir_all(&dir).expect("wipe the gateway's folder");
-    std::fs::create_dir(&dir).expect("recreate it empty");
-}
-
-fn restore(cluster: &Cluster, stores: &[&str], extra: &[&str]) -> Result<String, String> {
-    let addrs: Vec<String> = stores
-        .iter()
-        .map(|s| cluster.store(s).addr().to_string())
-        .collect();
-    let data = cluster.gateway_data_dir();
-    let secret = cluster.secret_path().to_owned();
-    let mut args = vec![
-        "restore".to_owned(),
-        "--stores".to_owned(),
-        addrs.join(","),
-        "--secret-file".to_owned(),
-        secret.to_string_lossy().into_owned(),
-        "--data".to_owned(),
-        data.to_string_lossy().into_owned(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let out = std::process::Command::new(cairn_tests::gateway::cairn_bin())
-        .args(&args)
-        .output()
-        .expect("run cairn restore");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(text)
-    }
-}
 
 #[tokio::test]
 async fn a_lost_gateway_is_rebuilt_from_the_stores_with_one_of_them_gone() {

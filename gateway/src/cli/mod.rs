@@ -374,13 +374,19 @@ fn fsck(cfg: &GatewayConfig, json: bool) -> ExitCode {
             .iter()
             .map(|p| format!("{:?}", p.to_string()))
             .collect();
+        let lost: Vec<serde_json::Value> = report
+            .lost
+            .iter()
+            .map(|(id, path)| serde_json::json!({"inode": id.0, "path": path}))
+            .collect();
         println!(
-            "{{\"consistent\":{},\"inodes\":{},\"problems\":[{}],\"cache_tails\":{},\"cache_orphans\":{}}}",
+            "{{\"consistent\":{},\"inodes\":{},\"problems\":[{}],\"cache_tails\":{},\"cache_orphans\":{},\"lost\":{}}}",
             report.consistent(),
             report.inodes,
             problems.join(","),
             report.cache_tails.len(),
-            report.cache_orphans.len()
+            report.cache_orphans.len(),
+            serde_json::Value::Array(lost)
         );
     } else {
         for p in &report.problems {
@@ -392,6 +398,10 @@ fn fsck(cfg: &GatewayConfig, json: bool) -> ExitCode {
                 report.cache_tails.len(),
                 report.cache_orphans.len()
             );
+        }
+        for (id, path) in &report.lost {
+            let name = path.clone().unwrap_or_else(|| format!("(inode {id}, no name)"));
+            println!("lost: {name}: data that never reached a chunk store was in a cache that is gone; reading it fails until it is overwritten or deleted");
         }
         if report.consistent() {
             println!("consistent: {} inodes checked", report.inodes);

@@ -158,10 +158,11 @@ pub(super) fn print_status(v: &Value) {
             .as_f64()
             .map_or("-".to_owned(), |s| format!("{s:.0} s"));
         println!(
-            "\nrepair: {} chunk(s) waiting ({}), {} cannot be repaired now; {} repaired ({}) so far; {}/s; ETA {eta}",
+            "\nrepair: {} chunk(s) waiting ({}), {} cannot be repaired now, {} have no store to go to; {} repaired ({}) so far; {}/s; ETA {eta}",
             r["waiting_chunks"],
             human(r["waiting_bytes"].as_u64().unwrap_or(0)),
             r["stuck_chunks"],
+            r["unplaceable_chunks"],
             r["repaired_chunks"],
             human(r["repaired_bytes"].as_u64().unwrap_or(0)),
             human(r["bytes_per_second"].as_f64().unwrap_or(0.0) as u64),

@@ -25,15 +25,18 @@ pub(crate) fn apply_setattr(
         inode.mode = mode;
         changed = true;
     }
+    // chown(2): only root gives a file away; the owner (and nobody else,
+    // even to the values the file already has) may name itself as owner
+    // and pick its group among its current one and those it is in.
     if let Some(uid) = attrs.uid {
-        if uid != inode.uid && cred.uid != 0 {
+        if cred.uid != 0 && !(cred.uid == inode.uid && uid == inode.uid) {
             return Err(FsError::NotOwner);
         }
         inode.uid = uid;
         changed = true;
     }
     if let Some(gid) = attrs.gid {
-        if gid != inode.gid && cred.uid != 0 && !(cred.uid == inode.uid && cred.in_group(gid)) {
+        if cred.uid != 0 && !(cred.uid == inode.uid && (gid == inode.gid || cred.in_group(gid))) {
             return Err(FsError::NotOwner);
         }
         inode.gid = gid;

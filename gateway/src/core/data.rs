@@ -151,6 +151,12 @@ impl Fs {
     /// The current bytes of an evicted slot, from its block (at most
     /// `valid_len` of them; the rest of the slot reads as zeros).
     pub(crate) async fn slot_bytes(&self, slot: &Slot) -> Result<Vec<u8>, FsError> {
+        if slot.lost {
+            return Err(FsError::DataLost {
+                inode: slot.inode,
+                slot: slot.index,
+            });
+        }
         let Some(block) = slot.block else {
             return Ok(Vec::new());
         };
@@ -225,8 +231,10 @@ impl Fs {
         // Slots whose cache copy was evicted are fetched back first, so the
         // bytes around this write are the file's, not zeros.
         let mut refetched = Vec::new();
+        // A lost slot is not fetched: this write gives it new bytes, and the
+        // rest of it reads as zeros from now on.
         for slot in self.meta.read(|v| v.slots(id, first, last))? {
-            if !slot.cached && slot.block.is_some() {
+            if !slot.cached && slot.block.is_some() && !slot.lost {
                 refetched.push((slot.index, self.slot_bytes(&slot).await?));
             }
         }

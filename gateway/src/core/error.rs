@@ -43,6 +43,8 @@ pub enum FsError {
     NoStores,
     #[error("block {0} is referenced but its location is unknown")]
     BlockLost(cairn_metadata::BlockId),
+    #[error("slot {slot} (4 MiB from byte {start}) of inode {inode} was lost with the gateway's cache before it reached a chunk store; overwrite or delete it", start = slot * cairn_metadata::SLOT_SIZE)]
+    DataLost { inode: InodeId, slot: u64 },
     #[error("no chunk store holding chunk {chunk} could serve it: {why}")]
     Unavailable {
         chunk: cairn_metadata::ChunkId,

@@ -249,7 +249,8 @@ impl Fs {
             saved += s;
             lost += l;
             if l > 0 {
-                tracing::error!(inode = %id, slots = l, "undrained data of this file was in the lost cache and is gone; it reads as zeros");
+                let path = meta.read(|v| v.path_of(id))?.unwrap_or_default();
+                tracing::error!(inode = %id, path, slots = l, "undrained data of this file was in the lost cache and is gone; reading those ranges fails with an I/O error until they are overwritten or the file is deleted");
             }
         }
         if saved > 0 || lost > 0 {

@@ -24,7 +24,7 @@ impl Fs {
         else {
             return Ok(false);
         };
-        if slot.block != Some(block) || slot.dirty {
+        if slot.block != Some(block) || slot.dirty || slot.lost {
             return Ok(false);
         }
         if !slot.cached {

@@ -28,6 +28,7 @@ pub fn errno(e: &FsError) -> Errno {
         | FsError::Poisoned { .. }
         | FsError::NoStores
         | FsError::BlockLost(_)
+        | FsError::DataLost { .. }
         | FsError::Unavailable { .. }
         | FsError::Meta(_)
         | FsError::Task(_) => {

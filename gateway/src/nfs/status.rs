@@ -28,6 +28,7 @@ pub fn nfs_status(e: &FsError) -> nfsstat3 {
         | FsError::Poisoned { .. }
         | FsError::NoStores
         | FsError::BlockLost(_)
+        | FsError::DataLost { .. }
         | FsError::Unavailable { .. }
         | FsError::Meta(_)
         | FsError::Task(_) => {

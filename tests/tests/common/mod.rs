@@ -1,9 +1,9 @@
 //! Shared by the cluster test files: a four-store layout, writing and
 //! reading back files over NFS, and checks of chunk placement against the
-//! stores' own folders.
+//! stores' own folders; shipping the metadata and `cairn restore`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_tests::{poll_until, random_bytes, sha256, ChunkInfo, Cluster, Nfs, StoreSpec};
 use nfs3_types::nfs3::{nfs_fh3, stable_how};
@@ -254,3 +254,73 @@ pub fn restart_with_empty_cache(cluster: &mut Cluster) {
     std::fs::create_dir(&cache).expect("recreate the cache folder");
     cluster.start_gateway();
 }
+
+// ---------------------------------------------------------------------------
+// Metadata shipping and `cairn restore`.
+
+pub fn three_hosts() -> Vec<StoreSpec> {
+    (1..=3)
+        .map(|i| StoreSpec::new(&format!("s{i}"), &format!("h{i}"), &["hdd"]))
+        .collect()
+}
+
+/// Polls `cairn status` until every change committed before `since` is
+/// shipped; returns the status's `backup` object.
+pub fn wait_shipped(cluster: &Cluster, since: Instant) -> serde_json::Value {
+    poll_until(
+        "every change so far shipped to the stores",
+        Duration::from_secs(60),
+        || {
+            let status = cluster.try_cairn_json(&["status"])?;
+            let b = status["backup"].clone();
+            match b["recovery_point_seconds"].as_f64() {
+                // The status rounds to 0.1 s: a margin, so a ship just
+                // before `since` never passes for one after it.
+                Some(behind) if behind + 0.2 < since.elapsed().as_secs_f64() => Ok(b),
+                _ => Err(b.to_string()),
+            }
+        },
+    )
+}
+
+/// Kills the gateway and wipes its data folder (metadata, cache, all).
+pub fn lose_the_gateway(cluster: &mut Cluster) {
+    cluster.kill9_gateway();
+    let dir = cluster.gateway_data_dir();
+    std::fs::remove_dir_all(&dir).expect("wipe the gateway's folder");
+    std::fs::create_dir(&dir).expect("recreate it empty");
+}
+
+pub fn restore(cluster: &Cluster, stores: &[&str], extra: &[&str]) -> Result<String, String> {
+    let addrs: Vec<String> = stores
+        .iter()
+        .map(|s| cluster.store(s).addr().to_string())
+        .collect();
+    let data = cluster.gateway_data_dir();
+    let secret = cluster.secret_path().to_owned();
+    let mut args = vec![
+        "restore".to_owned(),
+        "--stores".to_owned(),
+        addrs.join(","),
+        "--secret-file".to_owned(),
+        secret.to_string_lossy().into_owned(),
+        "--data".to_owned(),
+        data.to_string_lossy().into_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let out = std::process::Command::new(cairn_tests::gateway::cairn_bin())
+        .args(&args)
+        .output()
+        .expect("run cairn restore");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+

@@ -94,10 +94,6 @@ pub async fn access(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage>
                     ACCESS3_EXECUTE
                 };
             }
-            // The owner may always read and write their own file's data.
-            if !is_dir && ctx.cred.uid == inode.uid {
-                granted |= ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND;
-            }
             Nfs3Result::Ok(ACCESS3resok {
                 obj_attributes: post_op(&inode),
                 access: granted & want,
