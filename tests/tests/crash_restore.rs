@@ -28,7 +28,7 @@ const KILLS: usize = 20;
 const LOOP_CAP: Duration = Duration::from_secs(360);
 /// Changes older than this at the kill must survive a restore: shipping
 /// every 300 ms, a 1 s quiet, a 2 s packing wait and the upload.
-const WINDOW: Duration = Duration::from_secs(12);
+const WINDOW: Duration = Duration::from_secs(8);
 const DIRS: [&str; 2] = ["a", "b"];
 const CLASSES: [&str; 2] = ["two", "three"];
 
@@ -76,14 +76,15 @@ async fn step(
             let data = random_bytes(rng.random(), len);
             let fh = dir_handle(nfs, dir).await;
             let file = nfs.create(&fh, &name, 0o644).await.expect("create");
+            let versions = &mut oracle
+                .entry(format!("/{dir}/{name}"))
+                .or_default()
+                .versions;
+            versions.push((Vec::new(), Instant::now()));
             nfs.write_all(&file, 0, &data, stable_how::FILE_SYNC)
                 .await
                 .expect("write");
-            oracle
-                .entry(format!("/{dir}/{name}"))
-                .or_default()
-                .versions
-                .push((data, Instant::now()));
+            versions.push((data, Instant::now()));
         }
         4..=5 if !existing.is_empty() => {
             let path = pick(rng);
@@ -221,13 +222,25 @@ async fn killed_again_and_again_with_restores_loses_nothing_acknowledged() {
     for d in DIRS {
         mkdir(&mut nfs, d).await;
     }
+    // A gateway that never shipped has nothing to restore from.
+    wait_shipped(&cluster, Instant::now());
     let mut oracle = Oracle::new();
     let mut serial = 0u64;
     let started = Instant::now();
     let mut kills = 0;
+    // Files past the window at a restore's kill: each must have come back.
+    let mut old_checked = 0;
     while kills < KILLS && started.elapsed() < LOOP_CAP {
         for _ in 0..rng.random_range(3..25) {
             step(&mut nfs, &cluster, &mut oracle, &mut rng, &mut serial).await;
+        }
+        // Half the rounds let the drain catch up before more work, so
+        // files of every age meet the kill.
+        if rng.random_range(0..2) == 0 {
+            cluster.wait_drained(DRAIN_DEADLINE);
+            for _ in 0..rng.random_range(0..10) {
+                step(&mut nfs, &cluster, &mut oracle, &mut rng, &mut serial).await;
+            }
         }
         cluster.kill9_gateway();
         let killed = Instant::now();
@@ -244,6 +257,10 @@ async fn killed_again_and_again_with_restores_loses_nothing_acknowledged() {
                 .unwrap_or_else(|e| panic!("round {kills}: restore failed: {e}"));
             cluster.start_gateway();
             nfs = cluster.mount().await;
+            old_checked += oracle
+                .values()
+                .filter(|h| killed.duration_since(h.changed()) >= WINDOW)
+                .count();
             check_restored(&mut nfs, &mut oracle, &said, killed, kills).await;
         }
         eprintln!(
@@ -252,6 +269,11 @@ async fn killed_again_and_again_with_restores_loses_nothing_acknowledged() {
             started.elapsed()
         );
     }
+    eprintln!("{old_checked} files older than {WINDOW:?} were checked after restores");
+    assert!(
+        old_checked >= 10,
+        "only {old_checked} files were old enough at a restore to prove anything"
+    );
     assert!(
         kills >= KILLS,
         "only {kills} kills in {LOOP_CAP:?}: the loop is too slow to prove anything"
