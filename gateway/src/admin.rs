@@ -389,10 +389,8 @@ impl Admin {
                     .map(|s| s.placeable())
                     .unwrap_or_default();
                 let outlook = crate::outlook::describe(&spec, &default_spec(&classes), &views);
-                Ok(
-                    json!({"path": path, "class": name, "outlook": outlook,
-                           "note": format!("new files below inherit it; existing files re-lay in the background (watch `cairn status`); class {name}: {outlook}")}),
-                )
+                Ok(json!({"path": path, "class": name, "outlook": outlook,
+                           "note": format!("new files below inherit it; existing files re-lay in the background (watch `cairn status`); class {name}: {outlook}")}))
             }
             other => Err(format!("unknown command {other:?}")),
         }
@@ -473,8 +471,11 @@ impl Admin {
                         .is_some()
                 {
                     short.push(format!(
-                        "{}: {}",
+                        "{} needs {} {} domains, {} are online with room: {}",
                         rules.describe(),
+                        rules.domains_needed(),
+                        rules.spread,
+                        domain_count(rules, &placeable),
                         crate::outlook::describe(rules, &default_spec, &placeable)
                     ));
                 }

@@ -91,7 +91,10 @@ pub fn outlook(spec: &ClassSpec, stores: &[StoreView]) -> Outlook {
             wanted,
             why,
         } => Outlook::AtRisk {
-            why: format!("only {placed} of its {wanted} {} can be placed: {why}", unit(spec)),
+            why: format!(
+                "only {placed} of its {wanted} {} can be placed: {why}",
+                unit(spec)
+            ),
         },
     }
 }
@@ -168,7 +171,10 @@ mod tests {
     fn a_strict_class_short_of_domains_is_pinned_not_stored_with_fewer_copies() {
         let one_zone = [store(1, "a", "z"), store(2, "b", "z"), store(3, "c", "z")];
         let strict = replicas(3, "zone", true);
-        assert!(matches!(outlook(&strict, &one_zone), Outlook::Pinned { .. }));
+        assert!(matches!(
+            outlook(&strict, &one_zone),
+            Outlook::Pinned { .. }
+        ));
         let text = describe(&strict, &ClassSpec::default_class(), &one_zone);
         assert!(text.contains(PINNED), "{text}");
         let loose = replicas(3, "zone", false);
@@ -180,7 +186,10 @@ mod tests {
         let three = [store(1, "a", "z"), store(2, "b", "z"), store(3, "c", "z")];
         let ec = ClassSpec::parse("ec", None, Some("4+1"), None, None, false, true).expect("ec");
         let text = describe(&ec, &ClassSpec::default_class(), &three);
-        assert!(text.contains("cannot be placed") && text.contains(PINNED), "{text}");
+        assert!(
+            text.contains("cannot be placed") && text.contains(PINNED),
+            "{text}"
+        );
         assert_eq!(ec.spread, Spread::Host);
     }
 
@@ -189,7 +198,10 @@ mod tests {
         let three = [store(1, "a", "z"), store(2, "b", "z"), store(3, "c", "z")];
         let one = replicas(1, "host", false);
         let text = describe(&one, &ClassSpec::default_class(), &three);
-        assert!(text.contains("warning") && text.contains("survives the loss of 0"), "{text}");
+        assert!(
+            text.contains("warning") && text.contains("survives the loss of 0"),
+            "{text}"
+        );
         let three_copies = replicas(3, "host", false);
         let text = describe(&three_copies, &ClassSpec::default_class(), &three);
         assert!(!text.contains("warning"), "{text}");

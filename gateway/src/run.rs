@@ -139,7 +139,9 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     // one that serves as this gateway did.
     if let Ok(text) = toml::to_string(&cfg) {
         fs.metadata()
-            .write(true, move |tx| tx.set_setting(crate::restore::CONFIG_SETTING, &text))
+            .write(true, move |tx| {
+                tx.set_setting(crate::restore::CONFIG_SETTING, &text)
+            })
             .await
             .map_err(FsError::from)?;
     }

@@ -76,10 +76,7 @@ async fn step(
             let data = random_bytes(rng.random(), len);
             let fh = dir_handle(nfs, dir).await;
             let file = nfs.create(&fh, &name, 0o644).await.expect("create");
-            let versions = &mut oracle
-                .entry(format!("/{dir}/{name}"))
-                .or_default()
-                .versions;
+            let versions = &mut oracle.entry(format!("/{dir}/{name}")).or_default().versions;
             versions.push((Vec::new(), Instant::now()));
             nfs.write_all(&file, 0, &data, stable_how::FILE_SYNC)
                 .await
@@ -107,10 +104,7 @@ async fn step(
             *serial += 1;
             let to = format!("/{dir}/r{serial}");
             let (from_dir, from_name) = path[1..].split_once('/').expect("dir/name");
-            let (fd, td) = (
-                dir_handle(nfs, from_dir).await,
-                dir_handle(nfs, dir).await,
-            );
+            let (fd, td) = (dir_handle(nfs, from_dir).await, dir_handle(nfs, dir).await);
             nfs.rename(&fd, from_name, &td, &to[dir.len() + 2..])
                 .await
                 .expect("rename");
@@ -164,7 +158,13 @@ async fn check_exact(nfs: &mut Nfs, oracle: &Oracle, round: usize) {
 
 /// After a restore: reconciles the oracle with what came back (see the
 /// module doc), deleting what was lost so the next round starts clean.
-async fn check_restored(nfs: &mut Nfs, oracle: &mut Oracle, said: &str, killed: Instant, round: usize) {
+async fn check_restored(
+    nfs: &mut Nfs,
+    oracle: &mut Oracle,
+    said: &str,
+    killed: Instant,
+    round: usize,
+) {
     let lost: Vec<&str> = said
         .lines()
         .map(str::trim)
@@ -181,7 +181,10 @@ async fn check_restored(nfs: &mut Nfs, oracle: &mut Oracle, said: &str, killed: 
         let named = lost.contains(&path.as_str());
         match nfs.read_all(&fh).await {
             Ok(got) if got == h.current() => {
-                assert!(!named, "round {round}: {path} reads back whole but is reported lost\n{said}");
+                assert!(
+                    !named,
+                    "round {round}: {path} reads back whole but is reported lost\n{said}"
+                );
                 keep.insert(path, h);
             }
             Ok(got) => {
@@ -197,7 +200,10 @@ async fn check_restored(nfs: &mut Nfs, oracle: &mut Oracle, said: &str, killed: 
                 keep.insert(path, h);
             }
             Err(NfsError::Status(nfsstat3::NFS3ERR_IO)) => {
-                assert!(named, "round {round}: {path} fails to read but the restore did not name it\n{said}");
+                assert!(
+                    named,
+                    "round {round}: {path} fails to read but the restore did not name it\n{said}"
+                );
                 assert!(recent, "round {round}: {path} was lost though its last change was {:?} before the kill\n{said}", killed.duration_since(h.changed()));
                 let (d, n) = path[1..].split_once('/').expect("dir/name");
                 let dir = nfs.lookup_path(&format!("/{d}")).await.expect("dir");

@@ -400,7 +400,9 @@ fn fsck(cfg: &GatewayConfig, json: bool) -> ExitCode {
             );
         }
         for (id, path) in &report.lost {
-            let name = path.clone().unwrap_or_else(|| format!("(inode {id}, no name)"));
+            let name = path
+                .clone()
+                .unwrap_or_else(|| format!("(inode {id}, no name)"));
             println!("lost: {name}: data that never reached a chunk store was in a cache that is gone; reading it fails until it is overwritten or deleted");
         }
         if report.consistent() {

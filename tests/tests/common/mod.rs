@@ -323,4 +323,3 @@ pub fn restore(cluster: &Cluster, stores: &[&str], extra: &[&str]) -> Result<Str
         Err(text)
     }
 }
-
