@@ -101,14 +101,25 @@ impl Fs {
         if offset >= end {
             return Ok(inode);
         }
-        // Whole slots inside the range.
-        let (first_whole, end_whole) = (offset.div_ceil(SLOT_SIZE), end / SLOT_SIZE);
+        // Whole slots inside the range; the slot holding the end of the
+        // file counts as whole when the range runs to that end.
+        let first_whole = offset.div_ceil(SLOT_SIZE);
+        let end_whole = if end == inode.size {
+            end.div_ceil(SLOT_SIZE)
+        } else {
+            end / SLOT_SIZE
+        };
         let (head_end, tail_start) = if first_whole < end_whole {
-            (first_whole * SLOT_SIZE, end_whole * SLOT_SIZE)
+            (first_whole * SLOT_SIZE, (end_whole * SLOT_SIZE).min(end))
         } else {
             (end, end)
         };
         for (from, to) in [(offset, head_end), (tail_start, end)] {
+            // Each edge lies in one slot; a slot with no row is a hole already.
+            let slot = from / SLOT_SIZE;
+            if from >= to || self.meta.read(|v| v.slots(id, slot, slot))?.is_empty() {
+                continue;
+            }
             let mut at = from;
             while at < to {
                 let n = (to - at).min(u64::from(MAX_IO));
@@ -125,6 +136,10 @@ impl Fs {
                 .write(false, move |tx| {
                     let mut inode = tx.inode(id)?.ok_or(FsError::Stale(id))?;
                     tx.punch_slots(id, first, last)?;
+                    // Inline bytes all lie in slot 0.
+                    if first == 0 && tx.inline_data(id)?.is_some() {
+                        tx.set_inline(id, &[])?;
+                    }
                     let now = FileTime::now();
                     inode.mtime = now;
                     inode.ctime = now;
