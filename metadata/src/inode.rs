@@ -29,6 +29,38 @@ impl Timestamp {
     }
 }
 
+/// A file's time (atime, mtime, ctime): whole seconds since the Unix epoch
+/// and the nanoseconds past them. Unlike [`Timestamp`] (i64 nanoseconds,
+/// which end in 2262) it holds any date a client can set, as a 64-bit
+/// `time_t` does. Stored as two columns (`*_s`, `*_nsec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FileTime {
+    pub secs: i64,
+    /// Always below 1_000_000_000.
+    pub nanos: u32,
+}
+
+impl FileTime {
+    pub fn now() -> Self {
+        Timestamp::now().into()
+    }
+
+    /// `secs` and `nanos`, with nanoseconds past a second carried into it.
+    pub fn new(secs: i64, nanos: u32) -> Self {
+        FileTime {
+            secs: secs.saturating_add(i64::from(nanos / 1_000_000_000)),
+            nanos: nanos % 1_000_000_000,
+        }
+    }
+}
+
+impl From<Timestamp> for FileTime {
+    fn from(t: Timestamp) -> Self {
+        let (secs, nanos) = t.split();
+        FileTime { secs, nanos }
+    }
+}
+
 /// What an inode is. The numbers are stored on disk: never renumber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -67,9 +99,9 @@ pub struct Inode {
     pub gid: u32,
     pub size: u64,
     pub nlink: u32,
-    pub atime: Timestamp,
-    pub mtime: Timestamp,
-    pub ctime: Timestamp,
+    pub atime: FileTime,
+    pub mtime: FileTime,
+    pub ctime: FileTime,
     /// Random at creation; part of the file handle.
     pub generation: u64,
     /// Device number for block and character devices.
@@ -108,14 +140,18 @@ pub struct DirEntry {
     pub cookie: u64,
 }
 
-pub(crate) const INODE_COLUMNS: &str = "id, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, generation, rdev, symlink_target, class_id, parent, create_verf";
+pub(crate) const INODE_COLUMNS: &str = "id, kind, mode, uid, gid, size, nlink, atime_s, atime_nsec, mtime_s, mtime_nsec, ctime_s, ctime_nsec, generation, rdev, symlink_target, class_id, parent, create_verf";
+
+fn file_time(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FileTime> {
+    Ok(FileTime::new(row.get(at)?, row.get(at + 1)?))
+}
 
 pub(crate) fn inode_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Inode> {
     let id = InodeId(row.get::<_, i64>(0)? as u64);
     let kind_raw: i64 = row.get(1)?;
     let kind = FileKind::from_i64(kind_raw)
         .ok_or(rusqlite::Error::IntegralValueOutOfRange(1, kind_raw))?;
-    let verf: Option<Vec<u8>> = row.get(15)?;
+    let verf: Option<Vec<u8>> = row.get(18)?;
     Ok(Inode {
         id,
         kind,
@@ -124,14 +160,14 @@ pub(crate) fn inode_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Inode>
         gid: row.get(4)?,
         size: row.get::<_, i64>(5)? as u64,
         nlink: row.get(6)?,
-        atime: Timestamp(row.get(7)?),
-        mtime: Timestamp(row.get(8)?),
-        ctime: Timestamp(row.get(9)?),
-        generation: row.get::<_, i64>(10)? as u64,
-        rdev: row.get::<_, i64>(11)? as u64,
-        symlink_target: row.get(12)?,
-        class: row.get::<_, Option<i64>>(13)?.map(|c| ClassId(c as u64)),
-        parent: row.get::<_, Option<i64>>(14)?.map(|p| InodeId(p as u64)),
+        atime: file_time(row, 7)?,
+        mtime: file_time(row, 9)?,
+        ctime: file_time(row, 11)?,
+        generation: row.get::<_, i64>(13)? as u64,
+        rdev: row.get::<_, i64>(14)? as u64,
+        symlink_target: row.get(15)?,
+        class: row.get::<_, Option<i64>>(16)?.map(|c| ClassId(c as u64)),
+        parent: row.get::<_, Option<i64>>(17)?.map(|p| InodeId(p as u64)),
         create_verifier: verf.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()),
     })
 }

@@ -8,6 +8,7 @@
 //! cairn fill in: extents → blocks → chunks → placements, storage classes,
 //! stores and work queues.
 
+mod alloc;
 mod check;
 mod chunks;
 mod db;
@@ -29,7 +30,7 @@ pub use chunks::{ChunkInfo, ChunkLayout, PlacementCheck, Placements, StoreState}
 pub use db::Metadata;
 pub use error::MetaError;
 pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};
-pub use inode::{DirEntry, FileKind, Inode, NewInode, Timestamp};
+pub use inode::{DirEntry, FileKind, FileTime, Inode, NewInode, Timestamp};
 pub use queries::{Tx, View};
 pub use schema::SCHEMA_VERSION;
 pub use ship::restore;

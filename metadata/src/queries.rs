@@ -8,7 +8,7 @@ use std::ops::Deref;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::inode::{inode_from_row, INODE_COLUMNS};
-use crate::{DirEntry, FileKind, Inode, InodeId, MetaError, NewInode};
+use crate::{DirEntry, FileKind, FileTime, Inode, InodeId, MetaError, NewInode};
 
 /// Read access to the catalogue.
 pub struct View<'c> {
@@ -134,6 +134,18 @@ impl View<'_> {
         Ok(stmt.query_row([name], |r| r.get(0)).optional()?)
     }
 
+    /// Files no name reaches (nlink 0): deleted while open, kept for their
+    /// open handles until the last close.
+    pub fn orphans(&self) -> Result<Vec<InodeId>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM inodes WHERE nlink = 0 AND kind = ?1")?;
+        let rows = stmt.query_map([FileKind::File as i64], |r| {
+            Ok(InodeId(r.get::<_, i64>(0)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every file inode with its size, for cache recovery and fsck.
     pub fn file_sizes(&self) -> Result<Vec<(InodeId, u64)>, MetaError> {
         let mut stmt = self
@@ -170,23 +182,25 @@ impl Tx<'_> {
     /// Inserts a new inode with nlink 0 (a link or `add_entry` raises it).
     pub fn insert_inode(&self, new: &NewInode) -> Result<Inode, MetaError> {
         let mut stmt = self.conn().prepare_cached(
-            "INSERT INTO inodes (kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, generation, rdev, symlink_target, class_id, parent, create_verf)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO inodes (kind, mode, uid, gid, size, nlink, atime_s, atime_nsec, mtime_s, mtime_nsec, ctime_s, ctime_nsec, generation, rdev, symlink_target, class_id, parent, create_verf)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?13, ?6, ?13, ?6, ?13, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         let size = new.symlink_target.as_ref().map_or(0, |t| t.len() as i64);
+        let now = FileTime::from(new.now);
         stmt.execute(params![
             new.kind as i64,
             new.mode,
             new.uid,
             new.gid,
             size,
-            new.now.0,
+            now.secs,
             new.generation as i64,
             new.rdev as i64,
             new.symlink_target,
             new.class.map(|c| c.0 as i64),
             new.parent.map(|p| p.0 as i64),
             new.create_verifier.map(|v| v.to_vec()),
+            now.nanos,
         ])?;
         let id = InodeId(self.conn().last_insert_rowid() as u64);
         self.inode(id)?
@@ -196,8 +210,9 @@ impl Tx<'_> {
     /// Writes back every mutable field of `inode`.
     pub fn update_inode(&self, inode: &Inode) -> Result<(), MetaError> {
         let mut stmt = self.conn().prepare_cached(
-            "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, nlink = ?6, atime_ns = ?7, mtime_ns = ?8,
-             ctime_ns = ?9, class_id = ?10, parent = ?11, create_verf = ?12 WHERE id = ?1",
+            "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, size = ?5, nlink = ?6, atime_s = ?7, mtime_s = ?8,
+             ctime_s = ?9, class_id = ?10, parent = ?11, create_verf = ?12, atime_nsec = ?13, mtime_nsec = ?14,
+             ctime_nsec = ?15 WHERE id = ?1",
         )?;
         stmt.execute(params![
             inode.id.0 as i64,
@@ -206,12 +221,15 @@ impl Tx<'_> {
             inode.gid,
             inode.size as i64,
             inode.nlink,
-            inode.atime.0,
-            inode.mtime.0,
-            inode.ctime.0,
+            inode.atime.secs,
+            inode.mtime.secs,
+            inode.ctime.secs,
             inode.class.map(|c| c.0 as i64),
             inode.parent.map(|p| p.0 as i64),
             inode.create_verifier.map(|v| v.to_vec()),
+            inode.atime.nanos,
+            inode.mtime.nanos,
+            inode.ctime.nanos,
         ])?;
         Ok(())
     }

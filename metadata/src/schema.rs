@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction};
 use crate::{InodeId, Timestamp};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE inodes (
@@ -215,6 +215,30 @@ CREATE TABLE settings (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 8: file times as whole seconds and nanoseconds (`*_s`,
+/// `*_nsec`) instead of i64 nanoseconds, which end in 2262: a client may set
+/// any date a 64-bit `time_t` holds (SMB and `touch -d` set years like
+/// 2446). Seconds round down, so times before 1970 keep `nsec` in 0..1e9.
+const MIGRATION_8: &str = r#"
+ALTER TABLE inodes ADD COLUMN atime_s INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inodes ADD COLUMN atime_nsec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inodes ADD COLUMN mtime_s INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inodes ADD COLUMN mtime_nsec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inodes ADD COLUMN ctime_s INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inodes ADD COLUMN ctime_nsec INTEGER NOT NULL DEFAULT 0;
+UPDATE inodes SET
+    atime_nsec = ((atime_ns % 1000000000) + 1000000000) % 1000000000,
+    mtime_nsec = ((mtime_ns % 1000000000) + 1000000000) % 1000000000,
+    ctime_nsec = ((ctime_ns % 1000000000) + 1000000000) % 1000000000;
+UPDATE inodes SET
+    atime_s = (atime_ns - atime_nsec) / 1000000000,
+    mtime_s = (mtime_ns - mtime_nsec) / 1000000000,
+    ctime_s = (ctime_ns - ctime_nsec) / 1000000000;
+ALTER TABLE inodes DROP COLUMN atime_ns;
+ALTER TABLE inodes DROP COLUMN mtime_ns;
+ALTER TABLE inodes DROP COLUMN ctime_ns;
+"#;
+
 const MIGRATIONS: &[&str] = &[
     MIGRATION_1,
     MIGRATION_2,
@@ -223,6 +247,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_5,
     MIGRATION_6,
     MIGRATION_7,
+    MIGRATION_8,
 ];
 
 /// Brings the database up to [`SCHEMA_VERSION`]. Returns the version found.
@@ -258,4 +283,51 @@ fn create_root(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         rusqlite::params![InodeId::ROOT.0 as i64, now],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::inode::{inode_from_row, INODE_COLUMNS};
+    use crate::FileTime;
+
+    /// A version 6 database's nanosecond times become seconds and
+    /// nanoseconds, before 1970 included (seconds round down).
+    #[test]
+    fn migration_8_splits_nanosecond_times() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for (i, sql) in MIGRATIONS[..6].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            if i == 0 {
+                let tx = conn.transaction().unwrap();
+                create_root(&tx).unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute(
+                "INSERT INTO schema_version(version) VALUES (?1)",
+                [i as i64 + 1],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "UPDATE inodes SET atime_ns = -1500000000, mtime_ns = 1700000000123456789, ctime_ns = 0 WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Ok(6));
+        let inode = conn
+            .query_row(
+                &format!("SELECT {INODE_COLUMNS} FROM inodes WHERE id = 1"),
+                [],
+                inode_from_row,
+            )
+            .unwrap();
+        assert_eq!(inode.atime, FileTime::new(-2, 500_000_000));
+        assert_eq!(inode.mtime, FileTime::new(1_700_000_000, 123_456_789));
+        assert_eq!(inode.ctime, FileTime::new(0, 0));
+    }
 }

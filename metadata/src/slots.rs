@@ -138,10 +138,11 @@ impl View<'_> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT s.inode, s.slot, s.version, i.class_id, i.size, s.dirty_since_ns
              FROM slots s JOIN inodes i ON i.id = s.inode
-             WHERE s.dirty = 1 AND i.ctime_ns < ?1
+             WHERE s.dirty = 1 AND (i.ctime_s < ?1 OR (i.ctime_s = ?1 AND i.ctime_nsec < ?3))
              ORDER BY s.dirty_since_ns LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![quiet_before.0, limit as i64], dirty_slot_from_row)?;
+        let (secs, nanos) = quiet_before.split();
+        let rows = stmt.query_map(params![secs, limit as i64, nanos], dirty_slot_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -240,7 +241,7 @@ impl Tx<'_> {
     }
 
     /// A slot version no slot ever had.
-    fn next_slot_version(&self) -> Result<u64, MetaError> {
+    pub(crate) fn next_slot_version(&self) -> Result<u64, MetaError> {
         let mut stmt = self.conn().prepare_cached(
             "UPDATE counters SET value = value + 1 WHERE name = 'slot_version' RETURNING value",
         )?;

@@ -320,3 +320,33 @@ fn a_snapshot_plus_the_changes_after_it_restores_every_commit() {
     let err = crate::restore(&again, &[second, first]).unwrap_err();
     assert_eq!(err.0, 0, "{err:?}");
 }
+
+/// Reserved slots count whole, the slot holding the end of the file only up
+/// to it (unless reservations run on past it); punched slots are holes.
+#[test]
+fn allocation_counts_slots_and_finds_holes() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let id = add(&meta, "f");
+    let alloc = |size| meta.read(|v| v.allocated_bytes(id, size, 4096)).unwrap();
+    assert_eq!(alloc(10 * SLOT_SIZE), 0, "a file with no slots is one hole");
+    meta.write_blocking(true, move |tx| tx.mark_written(id, 0, 0, Timestamp::now()))
+        .unwrap();
+    assert_eq!(alloc(100), 4096, "a small file counts up to its end");
+    meta.write_blocking(true, move |tx| tx.reserve_slots(id, 0, 2))
+        .unwrap();
+    assert_eq!(
+        alloc(100),
+        3 * SLOT_SIZE,
+        "a reservation past the end counts whole"
+    );
+    assert_eq!(alloc(2 * SLOT_SIZE + 1), 2 * SLOT_SIZE + 4096);
+    meta.write_blocking(true, move |tx| tx.punch_slots(id, 1, 1))
+        .unwrap();
+    let next = |from, allocated| meta.read(|v| v.next_slot(id, from, 9, allocated)).unwrap();
+    assert_eq!(next(0, false), Some(1));
+    assert_eq!(next(1, true), Some(2));
+    assert_eq!(next(3, true), None);
+    assert_eq!(next(3, false), Some(3));
+    assert_eq!(alloc(3 * SLOT_SIZE), 2 * SLOT_SIZE);
+}

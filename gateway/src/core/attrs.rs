@@ -1,6 +1,6 @@
 //! Attributes: SETATTR's rules (who may change what) and ACCESS's answer.
 
-use cairn_metadata::{FileKind, Inode, InodeId, Timestamp, Tx};
+use cairn_metadata::{FileKind, FileTime, Inode, InodeId, Tx};
 
 use super::perm::{self, WRITE};
 use super::{Credentials, Fs, FsError, SetAttr, SetTime, MAX_FILE_SIZE};
@@ -12,7 +12,7 @@ pub(crate) fn apply_setattr(
     cred: &Credentials,
     mut inode: Inode,
     attrs: &SetAttr,
-    now: Timestamp,
+    now: FileTime,
 ) -> Result<Inode, FsError> {
     let mut changed = false;
     if let Some(mode) = attrs.mode {
@@ -112,7 +112,7 @@ impl Fs {
         cred: &Credentials,
         id: InodeId,
         attrs: SetAttr,
-        guard: Option<Timestamp>,
+        guard: Option<FileTime>,
     ) -> Result<Inode, FsError> {
         let cred = cred.clone();
         let shrinking = attrs.size.is_some();
@@ -131,7 +131,7 @@ impl Fs {
                     }
                 }
                 let old_size = inode.size;
-                let inode = apply_setattr(tx, &cred, inode, &attrs, Timestamp::now())?;
+                let inode = apply_setattr(tx, &cred, inode, &attrs, FileTime::now())?;
                 let cut = (inode.size < old_size).then_some(inode.size);
                 Ok((inode, cut))
             })

@@ -12,7 +12,7 @@
 //! file before the job and commits the job durably; an unstable one does
 //! neither until [`Fs::commit`].
 
-use cairn_metadata::{FileKind, Inode, InodeId, Slot, Timestamp, SLOT_SIZE};
+use cairn_metadata::{FileKind, FileTime, Inode, InodeId, Slot, Timestamp, SLOT_SIZE};
 
 use super::perm::{self, READ, WRITE};
 use super::{Credentials, Fs, FsError, Stability, MAX_FILE_SIZE};
@@ -25,7 +25,7 @@ pub const INLINE_MAX: u64 = 64 * 1024;
 /// What every write does to the inode: size, times, and losing setuid and
 /// setgid when someone other than the owner writes.
 fn stamp_write(inode: &mut Inode, end: u64, by_owner: bool) {
-    let now = Timestamp::now();
+    let now = FileTime::now();
     inode.size = inode.size.max(end);
     inode.mtime = now;
     inode.ctime = now;
@@ -267,7 +267,7 @@ impl Fs {
                     tx.set_inline(id, &blob)?;
                     stamp_write(&mut inode, end, by_owner);
                     tx.update_inode(&inode)?;
-                    tx.mark_written(id, first, last, inode.mtime)?;
+                    tx.mark_written(id, first, last, Timestamp::now())?;
                     Ok::<_, FsError>(inode)
                 })
                 .await?;
@@ -313,7 +313,7 @@ impl Fs {
             tx.remove_inline(id)?;
             stamp_write(&mut inode, end, by_owner);
             tx.update_inode(&inode)?;
-            tx.mark_written(id, first, last, inode.mtime)?;
+            tx.mark_written(id, first, last, Timestamp::now())?;
             Ok::<_, FsError>(inode)
         })?;
         let guard = if hold {

@@ -6,17 +6,20 @@
 //! data writes are durable when asked for ([`Stability::FileSync`]) or after
 //! [`Fs::commit`].
 
+mod allocate;
 mod attrs;
 pub(crate) mod data;
 mod error;
 mod evict;
 mod namespace;
+mod open;
 pub mod perm;
 mod relay;
 #[cfg(test)]
 mod tests;
 mod xattr;
 
+pub use allocate::Allocate;
 pub use xattr::{XattrSet, MAX_XATTR_NAME, MAX_XATTR_VALUE};
 
 use std::collections::HashMap;
@@ -26,7 +29,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use cairn_metadata::{BlockLocation, Inode, InodeId, Metadata, Timestamp};
+use cairn_metadata::{BlockLocation, FileTime, Inode, InodeId, Metadata};
 use tracing::info;
 
 use crate::cache::IngestCache;
@@ -35,8 +38,10 @@ pub use evict::Evicted;
 pub use relay::Relaid;
 
 /// The largest file cairn stores: the ingest cache keeps a file in one local
-/// file, and 8 TiB stays inside what ext4 and XFS allow.
-pub const MAX_FILE_SIZE: u64 = 8 << 40;
+/// file, and ext4 (4 KiB blocks) holds files up to 16 TiB less one block;
+/// XFS more. SMB's own limit (MS-FSA MAXFILESIZE, 16 TiB - 64 KiB) fits
+/// under it, so every write Samba passes on is taken.
+pub const MAX_FILE_SIZE: u64 = (16 << 40) - 4096;
 /// The most links one inode may have.
 pub const MAX_LINKS: u32 = 65_000;
 /// The longest name in a directory, in bytes.
@@ -80,7 +85,7 @@ pub enum SetTime {
     #[default]
     Keep,
     ServerNow,
-    Client(Timestamp),
+    Client(FileTime),
 }
 
 /// Attributes to change; `None` and `Keep` leave a field as it is.
@@ -179,6 +184,8 @@ pub struct Fs {
     /// Makes a file's data and metadata remote-durable (classes with
     /// `--durability remote`); unset without chunk stores.
     persist: std::sync::OnceLock<Arc<dyn Persist>>,
+    /// Handles the FUSE view holds open, per inode (see `open`).
+    open: open::OpenCounts,
 }
 
 /// Stores a file's written data on the chunk stores and ships the metadata
@@ -205,6 +212,7 @@ impl Fs {
     pub fn open(meta_path: &Path, cache_dir: &Path, cache_max: u64) -> Result<Self, FsError> {
         let meta = Arc::new(Metadata::open(meta_path)?);
         let cache = Arc::new(IngestCache::open(cache_dir, cache_max)?);
+        open::free_orphans(&meta)?;
         let mut sizes: HashMap<InodeId, u64> = meta.read(|v| v.file_sizes())?.into_iter().collect();
         for id in meta.read(|v| v.inline_inodes())? {
             sizes.remove(&id);
@@ -229,6 +237,7 @@ impl Fs {
                 std::num::NonZeroUsize::new(1 << 16).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             persist: std::sync::OnceLock::new(),
+            open: open::OpenCounts::default(),
         })
     }
 

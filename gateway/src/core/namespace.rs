@@ -3,9 +3,10 @@
 //! re-reads what it depends on, so concurrent callers cannot interleave
 //! inside it.
 
-use cairn_metadata::{FileKind, Inode, InodeId, NewInode, Timestamp, Tx};
+use cairn_metadata::{FileKind, FileTime, Inode, InodeId, NewInode, Timestamp, Tx};
 
 use super::attrs::apply_setattr;
+use super::open::OpenCounts;
 use super::perm::{self, EXEC, READ, WRITE};
 use super::{
     check_name, CreateHow, Credentials, DirItem, Fs, FsError, SetAttr, MAX_LINKS, MAX_PATH,
@@ -23,7 +24,7 @@ fn dir_for_change(tx: &Tx<'_>, cred: &Credentials, dir: InodeId) -> Result<Inode
 }
 
 /// Adds `nlink_delta` to a directory's link count and stamps its mtime/ctime.
-fn touch_dir(tx: &Tx<'_>, dir: InodeId, nlink_delta: i32, now: Timestamp) -> Result<(), FsError> {
+fn touch_dir(tx: &Tx<'_>, dir: InodeId, nlink_delta: i32, now: FileTime) -> Result<(), FsError> {
     let mut inode = tx.inode(dir)?.ok_or(FsError::Stale(dir))?;
     inode.nlink = inode.nlink.saturating_add_signed(nlink_delta);
     inode.mtime = now;
@@ -33,8 +34,21 @@ fn touch_dir(tx: &Tx<'_>, dir: InodeId, nlink_delta: i32, now: Timestamp) -> Res
 }
 
 /// Drops one link of `victim` (already removed from its directory); deletes
-/// the inode at zero. Returns the id if its data should be dropped.
-fn drop_link(tx: &Tx<'_>, mut victim: Inode, now: Timestamp) -> Result<Option<InodeId>, FsError> {
+/// the inode at zero, unless a handle has the file open: then it lives on
+/// with no name until the last release (see `open`). Returns the id if its
+/// data should be dropped.
+fn drop_link(
+    tx: &Tx<'_>,
+    mut victim: Inode,
+    now: FileTime,
+    open: &OpenCounts,
+) -> Result<Option<InodeId>, FsError> {
+    if victim.kind == FileKind::File && victim.nlink <= 1 && open.is_open(victim.id) {
+        victim.nlink = 0;
+        victim.ctime = now;
+        tx.update_inode(&victim)?;
+        return Ok(None);
+    }
     if victim.kind == FileKind::Dir || victim.nlink <= 1 {
         tx.delete_inode(victim.id)?;
         return Ok((victim.kind == FileKind::File).then_some(victim.id));
@@ -66,7 +80,8 @@ fn create_node(
     if tx.lookup(dir, name)?.is_some() {
         return Err(FsError::Exists);
     }
-    let now = Timestamp::now();
+    let stamp = Timestamp::now();
+    let now = FileTime::from(stamp);
     let gid = if parent.mode & 0o2000 != 0 {
         parent.gid
     } else {
@@ -87,7 +102,7 @@ fn create_node(
         class: parent.class,
         parent: is_dir.then_some(dir),
         create_verifier: node.verifier,
-        now,
+        now: stamp,
         generation: rand::random::<u64>() >> 1,
     })?;
     inode.nlink = if is_dir { 2 } else { 1 };
@@ -179,7 +194,7 @@ impl Fs {
                             ..SetAttr::default()
                         };
                         let old_size = inode.size;
-                        let inode = apply_setattr(tx, &cred, inode, &only_size, Timestamp::now())?;
+                        let inode = apply_setattr(tx, &cred, inode, &only_size, FileTime::now())?;
                         let cut = (inode.size < old_size).then_some(inode.size);
                         Ok((inode, cut))
                     }
@@ -339,7 +354,7 @@ impl Fs {
                 if inode.nlink >= MAX_LINKS {
                     return Err(FsError::TooManyLinks);
                 }
-                let now = Timestamp::now();
+                let now = FileTime::now();
                 tx.add_entry(dir, &name, file)?;
                 inode.nlink += 1;
                 inode.ctime = now;
@@ -387,6 +402,7 @@ impl Fs {
         check_name(name)?;
         let cred = cred.clone();
         let name = name.to_vec();
+        let open = self.open.clone();
         let dropped = self
             .meta
             .write(true, move |tx| {
@@ -403,10 +419,10 @@ impl Fs {
                     return Err(FsError::NotEmpty);
                 }
                 perm::check_sticky(&cred, &parent, &victim)?;
-                let now = Timestamp::now();
+                let now = FileTime::now();
                 tx.remove_entry(dir, &name)?;
                 touch_dir(tx, dir, if is_dir { -1 } else { 0 }, now)?;
-                drop_link(tx, victim, now)
+                drop_link(tx, victim, now, &open)
             })
             .await?;
         self.drop_data(dropped).await
@@ -425,6 +441,7 @@ impl Fs {
         check_name(to)?;
         let cred = cred.clone();
         let (from, to) = (from.to_vec(), to.to_vec());
+        let open = self.open.clone();
         let dropped = self
             .meta
             .write(true, move |tx| {
@@ -456,7 +473,7 @@ impl Fs {
                         perm::check(&cred, &src, WRITE)?;
                     }
                 }
-                let now = Timestamp::now();
+                let now = FileTime::now();
                 let mut dropped = None;
                 if let Some(target_id) = tx.lookup(to_dir, &to)? {
                     if target_id == id {
@@ -478,7 +495,7 @@ impl Fs {
                     if target_is_dir {
                         touch_dir(tx, to_dir, -1, now)?;
                     }
-                    dropped = drop_link(tx, target, now)?;
+                    dropped = drop_link(tx, target, now, &open)?;
                 }
                 tx.remove_entry(from_dir, &from)?;
                 tx.add_entry(to_dir, &to, id)?;

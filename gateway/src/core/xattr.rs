@@ -5,7 +5,7 @@
 //! not supported, so callers fall back as they would on a filesystem
 //! without them. A change stamps the inode's ctime and is durable on return.
 
-use cairn_metadata::{FileKind, Inode, InodeId, Timestamp};
+use cairn_metadata::{FileKind, FileTime, Inode, InodeId};
 
 use super::perm::{self, READ, WRITE};
 use super::{Credentials, Fs, FsError};
@@ -103,7 +103,7 @@ impl Fs {
                     _ => {}
                 }
                 tx.set_xattr(id, &name, &value)?;
-                inode.ctime = Timestamp::now();
+                inode.ctime = FileTime::now();
                 tx.update_inode(&inode)?;
                 Ok(())
             })
@@ -127,7 +127,7 @@ impl Fs {
                 if !tx.remove_xattr(id, &name)? {
                     return Err(FsError::NoXattr);
                 }
-                inode.ctime = Timestamp::now();
+                inode.ctime = FileTime::now();
                 tx.update_inode(&inode)?;
                 Ok(())
             })

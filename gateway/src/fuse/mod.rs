@@ -6,6 +6,7 @@
 //! credentials of every call. FUSE types stay inside this module.
 
 mod errno;
+mod handles;
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -79,7 +80,16 @@ impl FuseView {
             MountOption::NoSuid,
         ];
         config.acl = SessionACL::All;
-        let session = fuser::spawn_mount(ops::View { fs, rt }, dir, &config).map_err(err)?;
+        let session = fuser::spawn_mount(
+            ops::View {
+                fs,
+                rt,
+                handles: handles::Handles::default(),
+            },
+            dir,
+            &config,
+        )
+        .map_err(err)?;
         info!(dir = %dir.display(), "FUSE view mounted");
         Ok(FuseView {
             dir: dir.to_owned(),

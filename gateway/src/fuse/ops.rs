@@ -10,16 +10,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_metadata::{FileKind, Inode, InodeId, Timestamp};
+use cairn_metadata::{FileKind, FileTime, Inode, InodeId};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::errno::errno;
-use crate::core::{CreateHow, Credentials, Fs, FsError, SetAttr, SetTime, Stability, XattrSet};
+use super::handles::Handles;
+use crate::core::{
+    Allocate, CreateHow, Credentials, Fs, FsError, SetAttr, SetTime, Stability, XattrSet,
+};
 
 /// How long the kernel may trust an entry or attributes it was given.
 pub const TTL: Duration = Duration::from_millis(500);
@@ -34,6 +37,8 @@ const DIR_BATCH: usize = 512;
 pub struct View {
     pub(super) fs: Arc<Fs>,
     pub(super) rt: tokio::runtime::Handle,
+    /// The handles this mount has open, released if the mount goes first.
+    pub(super) handles: Handles,
 }
 
 /// The caller's uid, gid and supplementary groups. FUSE passes only uid and
@@ -53,18 +58,33 @@ fn credentials(req: &Request) -> Credentials {
     cred
 }
 
-fn system_time(t: Timestamp) -> SystemTime {
-    if t.0 >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(t.0 as u64)
+fn system_time(t: FileTime) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(t.nanos));
+    let secs = Duration::from_secs(t.secs.unsigned_abs());
+    let at = if t.secs >= 0 {
+        UNIX_EPOCH.checked_add(secs)
     } else {
-        UNIX_EPOCH - Duration::from_nanos(t.0.unsigned_abs())
-    }
+        UNIX_EPOCH.checked_sub(secs)
+    };
+    at.and_then(|a| a.checked_add(nanos)).unwrap_or(UNIX_EPOCH)
 }
 
-fn timestamp(t: SystemTime) -> Timestamp {
+/// The time the kernel sent. fuser hands a time before 1970 over as
+/// `UNIX_EPOCH - (|secs|, nsec)` (the nanoseconds on the wrong side of the
+/// second), so that is undone here to store the caller's exact `timespec`.
+fn file_time(t: SystemTime) -> FileTime {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        Err(e) => Timestamp(-i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX)),
+        Ok(d) => FileTime::new(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
+        Err(e) => {
+            let d = e.duration();
+            FileTime::new(
+                -i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                d.subsec_nanos(),
+            )
+        }
     }
 }
 
@@ -72,7 +92,7 @@ fn set_time(t: Option<TimeOrNow>) -> SetTime {
     match t {
         None => SetTime::Keep,
         Some(TimeOrNow::Now) => SetTime::ServerNow,
-        Some(TimeOrNow::SpecificTime(t)) => SetTime::Client(timestamp(t)),
+        Some(TimeOrNow::SpecificTime(t)) => SetTime::Client(file_time(t)),
     }
 }
 
@@ -88,11 +108,14 @@ fn file_type(kind: FileKind) -> FileType {
     }
 }
 
-pub(super) fn attr(i: &Inode) -> FileAttr {
+/// The attributes of `i`; st_blocks counts what the file has allocated (a
+/// sparse file counts only its data; fallocate adds to it).
+pub(super) fn attr(fs: &Fs, i: &Inode) -> FileAttr {
+    let allocated = fs.allocated(i).unwrap_or(i.size);
     FileAttr {
         ino: INodeNo(i.id.0),
         size: i.size,
-        blocks: i.size.div_ceil(512),
+        blocks: allocated.div_ceil(512),
         atime: system_time(i.atime),
         mtime: system_time(i.mtime),
         ctime: system_time(i.ctime),
@@ -112,9 +135,9 @@ fn id(ino: INodeNo) -> InodeId {
     InodeId(ino.0)
 }
 
-fn reply_entry(reply: ReplyEntry, r: Result<Inode, FsError>) {
+fn reply_entry(fs: &Fs, reply: ReplyEntry, r: Result<Inode, FsError>) {
     match r {
-        Ok(i) => reply.entry(&TTL, &attr(&i), Generation(i.generation)),
+        Ok(i) => reply.entry(&TTL, &attr(fs, &i), Generation(i.generation)),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -145,6 +168,19 @@ impl View {
     }
 }
 
+impl Drop for View {
+    fn drop(&mut self) {
+        self.handles.release_all(self.fs.clone(), &self.rt);
+    }
+}
+
+/// fallocate(2)'s mode bits (linux/falloc.h).
+const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
+/// lseek(2)'s whence values the kernel passes on (the others it answers).
+const SEEK_DATA: i32 = 3;
+const SEEK_HOLE: i32 = 4;
+
 impl Filesystem for View {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
@@ -155,14 +191,14 @@ impl Filesystem for View {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.as_bytes().to_vec();
         self.run(req, move |fs, cred| async move {
-            reply_entry(reply, fs.lookup(&cred, id(parent), &name).await)
+            reply_entry(&fs, reply, fs.lookup(&cred, id(parent), &name).await)
         });
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         self.run(req, move |fs, _| async move {
             match fs.getattr(id(ino)).await {
-                Ok(i) => reply.attr(&TTL, &attr(&i)),
+                Ok(i) => reply.attr(&TTL, &attr(&fs, &i)),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -196,7 +232,7 @@ impl Filesystem for View {
         };
         self.run(req, move |fs, cred| async move {
             match fs.setattr(&cred, id(ino), attrs, None).await {
-                Ok(i) => reply.attr(&TTL, &attr(&i)),
+                Ok(i) => reply.attr(&TTL, &attr(&fs, &i)),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -240,7 +276,7 @@ impl Filesystem for View {
                 fs.mknod(&cred, id(parent), &name, kind, u64::from(rdev), attrs)
                     .await
             };
-            reply_entry(reply, r)
+            reply_entry(&fs, reply, r)
         });
     }
 
@@ -258,7 +294,7 @@ impl Filesystem for View {
             let r = fs
                 .mkdir(&cred, id(parent), &name, masked(mode, umask))
                 .await;
-            reply_entry(reply, r)
+            reply_entry(&fs, reply, r)
         });
     }
 
@@ -290,7 +326,7 @@ impl Filesystem for View {
             let r = fs
                 .symlink(&cred, id(parent), &name, &target, SetAttr::default())
                 .await;
-            reply_entry(reply, r)
+            reply_entry(&fs, reply, r)
         });
     }
 
@@ -334,7 +370,11 @@ impl Filesystem for View {
     ) {
         let name = newname.as_bytes().to_vec();
         self.run(req, move |fs, cred| async move {
-            reply_entry(reply, fs.link(&cred, id(ino), id(newparent), &name).await)
+            reply_entry(
+                &fs,
+                reply,
+                fs.link(&cred, id(ino), id(newparent), &name).await,
+            )
         });
     }
 
@@ -380,6 +420,101 @@ impl Filesystem for View {
                 Err(e) => reply.error(errno(&e)),
             }
         });
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let handles = self.handles.clone();
+        self.run(req, move |fs, _| async move {
+            match fs.open_handle(id(ino)).await {
+                Ok(()) => {
+                    handles.opened(id(ino));
+                    reply.opened(FileHandle(0), FopenFlags::empty())
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let handles = self.handles.clone();
+        self.run(req, move |fs, _| async move {
+            handles.released(id(ino));
+            reply_empty(reply, fs.release_handle(id(ino)).await)
+        });
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let how = match mode {
+            0 => Allocate::Extend,
+            FALLOC_FL_KEEP_SIZE => Allocate::KeepSize,
+            m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => Allocate::PunchHole,
+            _ => return reply.error(Errno::EOPNOTSUPP),
+        };
+        self.run(req, move |fs, cred| async move {
+            let r = fs.allocate(&cred, id(ino), offset, length, how).await;
+            reply_empty(reply, r.map(drop))
+        });
+    }
+
+    fn lseek(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let hole = match whence {
+            SEEK_DATA => false,
+            SEEK_HOLE => true,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let Ok(offset) = u64::try_from(offset) else {
+            return reply.error(Errno::ENXIO);
+        };
+        self.run(req, move |fs, _| async move {
+            match fs.seek(id(ino), offset, hole).await {
+                Ok(Some(at)) => reply.offset(at as i64),
+                Ok(None) => reply.error(Errno::ENXIO),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        // The kernel then copies through read and write (and stops asking).
+        reply.error(Errno::ENOSYS);
     }
 
     fn flush(
@@ -539,6 +674,7 @@ impl Filesystem for View {
     ) {
         let exclusive = flags & rustix::fs::OFlags::EXCL.bits() as i32 != 0;
         let name = name.as_bytes().to_vec();
+        let handles = self.handles.clone();
         self.run(req, move |fs, cred| async move {
             let dir = id(parent);
             let attrs = masked(mode, umask);
@@ -551,13 +687,19 @@ impl Filesystem for View {
                 r => r,
             };
             match r {
-                Ok(i) => reply.created(
-                    &TTL,
-                    &attr(&i),
-                    Generation(i.generation),
-                    FileHandle(0),
-                    FopenFlags::empty(),
-                ),
+                Ok(i) => match fs.open_handle(i.id).await {
+                    Ok(()) => {
+                        handles.opened(i.id);
+                        reply.created(
+                            &TTL,
+                            &attr(&fs, &i),
+                            Generation(i.generation),
+                            FileHandle(0),
+                            FopenFlags::empty(),
+                        )
+                    }
+                    Err(e) => reply.error(errno(&e)),
+                },
                 Err(e) => reply.error(errno(&e)),
             }
         });

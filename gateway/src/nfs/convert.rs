@@ -1,6 +1,6 @@
 //! Conversions between the core's types and NFSv3's wire types.
 
-use cairn_metadata::{FileKind, Inode, Timestamp};
+use cairn_metadata::{FileKind, FileTime, Inode};
 use nfs3_types::nfs3::{
     fattr3, ftype3, nfstime3, post_op_attr, sattr3, set_atime, set_mtime, specdata3, wcc_data,
     Nfs3Option,
@@ -11,16 +11,18 @@ use crate::core::{SetAttr, SetTime};
 /// The filesystem id every attribute carries.
 pub const FSID: u64 = 0x6361_6972_6e00_0001;
 
-pub fn time(t: Timestamp) -> nfstime3 {
-    let (secs, nanos) = t.split();
+/// NFSv3 times are unsigned 32-bit seconds (RFC 1813 nfstime3): dates
+/// before 1970 show as 1970 and dates after 2106-02-07 as that day; the
+/// stored time keeps its real value (the FUSE view and SMB show it).
+pub fn time(t: FileTime) -> nfstime3 {
     nfstime3 {
-        seconds: secs.clamp(0, i64::from(u32::MAX)) as u32,
-        nseconds: nanos,
+        seconds: t.secs.clamp(0, i64::from(u32::MAX)) as u32,
+        nseconds: t.nanos,
     }
 }
 
-fn from_time(t: nfstime3) -> Timestamp {
-    Timestamp::from_parts(i64::from(t.seconds), t.nseconds.min(999_999_999))
+fn from_time(t: nfstime3) -> FileTime {
+    FileTime::new(i64::from(t.seconds), t.nseconds.min(999_999_999))
 }
 
 pub fn ftype(kind: FileKind) -> ftype3 {
@@ -93,6 +95,6 @@ pub fn set_attr(s: &sattr3) -> SetAttr {
     }
 }
 
-pub fn guard_time(t: nfstime3) -> Timestamp {
+pub fn guard_time(t: nfstime3) -> FileTime {
     from_time(t)
 }
