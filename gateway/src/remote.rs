@@ -244,7 +244,10 @@ impl Stores {
         }
     }
 
-    fn mark(&self, id: StoreId, online: bool) {
+    /// Records a store as answering (`failure` none) or not, and logs the
+    /// change with its cause.
+    fn mark(&self, id: StoreId, failure: Option<&dyn std::fmt::Display>) {
+        let online = failure.is_none();
         if let Some(e) = self.lock().get_mut(&id) {
             match (online, e.failing_since) {
                 (true, _) => e.failing_since = None,
@@ -254,8 +257,8 @@ impl Stores {
             if e.view.online != online {
                 if online {
                     info!(store = %e.name, "chunk store online");
-                } else {
-                    warn!(store = %e.name, "chunk store offline");
+                } else if let Some(cause) = failure {
+                    warn!(store = %e.name, %cause, "chunk store offline");
                 }
             }
             e.view.online = online;
@@ -299,13 +302,13 @@ impl Stores {
         let client = match StoreClient::connect(&address, &self.secret).await {
             Ok(c) => c,
             Err(e) => {
-                self.mark(id, false);
+                self.mark(id, Some(&e));
                 return Err(e);
             }
         };
         let (client, result) = op(client).await;
         match &result {
-            Err(e) if e.retryable() => self.mark(id, false),
+            Err(e) if e.retryable() => self.mark(id, Some(e)),
             _ => self.give_back(id, client),
         }
         result
@@ -431,9 +434,10 @@ impl Stores {
                         e.view.used = cap.total.saturating_sub(cap.free);
                         e.view.reserve = cap.reserve;
                     }
-                    self.mark(id, true);
+                    self.mark(id, None);
                 }
-                _ => self.mark(id, false),
+                Ok(Err(e)) => self.mark(id, Some(&e)),
+                Err(_) => self.mark(id, Some(&"no answer to a capacity probe within 5 s")),
             }
         }
     }

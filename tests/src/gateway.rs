@@ -57,6 +57,8 @@ pub struct GatewayOptions {
     /// Run the SMB bridge (`[smb] listen` on 127.0.0.1 and a free port,
     /// one share `cairn` for the whole tree).
     pub smb: bool,
+    /// `[nfs] max_connections`; `None` leaves the default.
+    pub nfs_max_connections: Option<u32>,
 }
 
 impl Default for GatewayOptions {
@@ -69,6 +71,7 @@ impl Default for GatewayOptions {
             cache_max_size: "2 GiB".into(),
             log_level: "info".into(),
             smb: false,
+            nfs_max_connections: None,
         }
     }
 }
@@ -346,6 +349,9 @@ impl Gateway {
         let _ = writeln!(text, "squash = \"{}\"", o.squash.as_str());
         let _ = writeln!(text, "anon_uid = {}", o.anon_uid);
         let _ = writeln!(text, "anon_gid = {}", o.anon_gid);
+        if let Some(max) = o.nfs_max_connections {
+            let _ = writeln!(text, "max_connections = {max}");
+        }
         let _ = writeln!(text, "\n[cache]");
         let _ = writeln!(text, "max_size = {}", toml_str(&o.cache_max_size));
         let _ = writeln!(text, "\n[log]");
