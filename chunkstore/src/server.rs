@@ -103,6 +103,7 @@ pub async fn serve_until(
         evicted: LogLimit::new(REFUSAL_LOG_EVERY),
         busy: LogLimit::new(REFUSAL_LOG_EVERY),
     });
+    let accept_failed = LogLimit::new(REFUSAL_LOG_EVERY);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -126,7 +127,9 @@ pub async fn serve_until(
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off, don't spin.
-                    warn!(cause = %err, "accept failed");
+                    if let Some(suppressed) = accept_failed.allow() {
+                        warn!(cause = %err, suppressed, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

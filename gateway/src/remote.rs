@@ -80,6 +80,8 @@ struct Entry {
     view: StoreView,
     /// When the store stopped answering (None while it answers).
     failing_since: Option<Instant>,
+    /// Why it last failed, as logged (each new reason is logged once).
+    cause: Option<String>,
     /// In service, being emptied, or retired.
     life: StoreState,
     pool: Vec<StoreClient>,
@@ -177,6 +179,7 @@ impl Stores {
                 pool: Vec::new(),
                 pace: Arc::new(Pace::new(self.concurrency, self.bandwidth)),
                 failing_since: Some(Instant::now()),
+                cause: None,
                 life: StoreState::Active,
             },
         );
@@ -254,13 +257,18 @@ impl Stores {
                 (false, None) => e.failing_since = Some(Instant::now()),
                 (false, Some(_)) => {}
             }
+            let cause = failure.map(ToString::to_string);
             if e.view.online != online {
                 if online {
                     info!(store = %e.name, "chunk store online");
-                } else if let Some(cause) = failure {
+                } else if let Some(cause) = &cause {
                     warn!(store = %e.name, %cause, "chunk store offline");
                 }
+            } else if let Some(why) = cause.as_ref().filter(|c| e.cause.as_ref() != Some(c)) {
+                // Not answering since the start, or for another reason now.
+                warn!(store = %e.name, cause = %why, "chunk store not answering");
             }
+            e.cause = cause;
             e.view.online = online;
             if !online {
                 e.pool.clear();

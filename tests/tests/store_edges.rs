@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_chunkstore::{Secret, StoreClient, MAX_CONNECTIONS};
+use cairn_chunkstore::{Secret, StoreClient, StoreError, MAX_CONNECTIONS};
 use cairn_tests::{Cluster, ClusterOptions, StoreSpec};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -131,6 +131,25 @@ async fn a_flood_of_idle_connections_does_not_lock_out_the_secret_holder() {
     );
 }
 
+/// Connects until the store refuses; the connections in and the refusal.
+async fn take_every_slot(
+    addr: std::net::SocketAddr,
+    secret: &Secret,
+) -> (Vec<StoreClient>, StoreError) {
+    let mut clients = Vec::new();
+    loop {
+        assert!(
+            clients.len() <= MAX_CONNECTIONS,
+            "{} authenticated connections were let in, more than the {MAX_CONNECTIONS} slots",
+            clients.len()
+        );
+        match StoreClient::connect(addr, secret).await {
+            Ok(c) => clients.push(c),
+            Err(e) => return (clients, e),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_store_with_every_slot_taken_says_busy_not_wrong_secret() {
     let cluster = one_store();
@@ -138,18 +157,7 @@ async fn a_store_with_every_slot_taken_says_busy_not_wrong_secret() {
     let secret = Secret::load(cluster.secret_path()).expect("load the secret");
 
     // Take every slot (the gateway holds a few of them already).
-    let mut clients = Vec::new();
-    let refusal = loop {
-        assert!(
-            clients.len() <= MAX_CONNECTIONS,
-            "{} authenticated connections were let in, more than the {MAX_CONNECTIONS} slots",
-            clients.len()
-        );
-        match StoreClient::connect(addr, &secret).await {
-            Ok(c) => clients.push(c),
-            Err(e) => break e,
-        }
-    };
+    let (mut clients, refusal) = take_every_slot(addr, &secret).await;
     eprintln!("refused after {} connections: {refusal}", clients.len());
     assert!(
         clients.len() > MAX_CONNECTIONS / 2,
@@ -201,4 +209,38 @@ async fn a_store_with_every_slot_taken_says_busy_not_wrong_secret() {
         (1..=3).contains(&lines),
         "the store should log the full slots, rate limited; {lines} lines:\n{log}"
     );
+}
+
+#[tokio::test]
+async fn the_gateway_reports_a_full_store_as_full() {
+    let mut cluster = one_store();
+    let addr = cluster.store("a").addr();
+    let secret = Secret::load(cluster.secret_path()).expect("load the secret");
+    cluster.stop_gateway();
+    let (clients, refusal) = take_every_slot(addr, &secret).await;
+    eprintln!("{} connections in; then: {refusal}", clients.len());
+    cluster.start_gateway();
+    cairn_tests::poll_until(
+        "the gateway logs why store a does not answer",
+        Duration::from_secs(60),
+        || {
+            let log = cluster.gateway_logs();
+            if log.contains("no free connection slot") {
+                Ok(log)
+            } else {
+                Err(format!(
+                    "not yet:\n{}",
+                    &log[log.len().saturating_sub(3000)..]
+                ))
+            }
+        },
+    );
+    let log = cluster.gateway_logs();
+    assert!(
+        !log.contains("does not hold this cluster's secret"),
+        "the gateway blames the secret for a full store:\n{log}"
+    );
+    // Slots freed, the gateway gets in.
+    drop(clients);
+    cluster.wait_store_online("a", true, Duration::from_secs(60));
 }

@@ -34,7 +34,7 @@ pub const REPLY_BUDGET: usize = 4 << 20;
 /// How long the rest of a record may take to arrive once it started.
 const RECORD_TIMEOUT: Duration = Duration::from_secs(60);
 /// A record's buffer grows by at most this much before the bytes are there.
-const READ_STEP: usize = 16 * 1024;
+const READ_STEP: usize = 4 * 1024;
 
 /// The replies' share of a connection's memory.
 #[derive(Clone)]
@@ -150,7 +150,8 @@ async fn read_record(
 }
 
 /// Appends exactly `len` bytes from `rd` to `buf`, growing it by what came
-/// in rather than by what the record mark promised.
+/// in rather than by what the record mark promised: a full buffer grows by
+/// at most [`READ_STEP`] (the vector's doubling makes later reads larger).
 async fn read_growing(
     rd: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
@@ -158,9 +159,12 @@ async fn read_growing(
 ) -> std::io::Result<()> {
     let end = buf.len() + len;
     while buf.len() < end {
-        let want = (end - buf.len()).min(READ_STEP);
-        buf.reserve(want);
-        let n = rd.take(want as u64).read_buf(buf).await?;
+        let remaining = end - buf.len();
+        if buf.capacity() == buf.len() {
+            buf.reserve(remaining.min(READ_STEP));
+        }
+        let room = (buf.capacity() - buf.len()).min(remaining);
+        let n = rd.take(room as u64).read_buf(buf).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
