@@ -54,11 +54,11 @@ pub struct GatewayOptions {
     pub cache_max_size: String,
     /// `[log] level`.
     pub log_level: String,
+    /// `[nfs] max_connections`; `None` leaves the default.
+    pub nfs_max_connections: Option<u32>,
     /// Run the SMB bridge (`[smb] listen` on 127.0.0.1 and a free port,
     /// one share `cairn` for the whole tree).
     pub smb: bool,
-    /// `[nfs] max_connections`; `None` leaves the default.
-    pub nfs_max_connections: Option<u32>,
 }
 
 impl Default for GatewayOptions {
@@ -70,8 +70,8 @@ impl Default for GatewayOptions {
             anon_gid: 65534,
             cache_max_size: "2 GiB".into(),
             log_level: "info".into(),
-            smb: false,
             nfs_max_connections: None,
+            smb: false,
         }
     }
 }
