@@ -54,6 +54,7 @@ impl StoreClient {
                         op: "handshake",
                         after: HANDSHAKE_TIMEOUT,
                     },
+                    io::ErrorKind::ResourceBusy => StoreError::Busy { addr: addr.clone() },
                     _ => StoreError::Handshake {
                         addr: addr.clone(),
                         reason: err.to_string(),

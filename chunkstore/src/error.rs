@@ -169,6 +169,8 @@ pub enum StoreError {
     },
     #[error("store {addr}: handshake failed ({reason}); the peer does not hold this cluster's secret or speaks another protocol version")]
     Handshake { addr: String, reason: String },
+    #[error("store {addr}: refused the connection: it has no free connection slot (too many connections or handshakes in progress); retrying later")]
+    Busy { addr: String },
     #[error("store {addr}: {op}: connection lost: {source}")]
     Transport {
         addr: String,
@@ -193,12 +195,13 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same request may succeed if tried again later (on a new
-    /// connection): network trouble and an unavailable store are; a refused
+    /// connection): network trouble, a busy and an unavailable store are; a refused
     /// secret, a bad request, a missing or corrupt shard and a full store are not.
     pub fn retryable(&self) -> bool {
         match self {
             StoreError::Connect { .. }
             | StoreError::Timeout { .. }
+            | StoreError::Busy { .. }
             | StoreError::Transport { .. }
             | StoreError::Locked { .. }
             | StoreError::Io { .. } => true,
@@ -255,6 +258,7 @@ impl StoreError {
             | StoreError::Connect { .. }
             | StoreError::Timeout { .. }
             | StoreError::Handshake { .. }
+            | StoreError::Busy { .. }
             | StoreError::Transport { .. } => Status::Unavailable,
         }
     }

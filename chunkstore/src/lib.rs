@@ -8,10 +8,12 @@
 //! - [`StoreClient`] is the gateway's side of the [`protocol`].
 //! - [`layout`] documents the on-disk format, [`protocol`] the wire format.
 
+mod admission;
 mod client;
 mod error;
 mod init;
 pub mod layout;
+pub mod log_limit;
 pub mod protocol;
 mod scrub;
 mod secret;
@@ -22,6 +24,7 @@ pub mod transport;
 pub use client::StoreClient;
 pub use error::{Status, StoreError};
 pub use init::{init, InitReport};
+pub use log_limit::LogLimit;
 pub use protocol::{Capacity, ListEntry, ShardStat};
 pub use secret::{Secret, MIN_SECRET_LEN};
 pub use server::{serve, serve_until, MAX_CONNECTIONS};

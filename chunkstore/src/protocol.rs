@@ -7,7 +7,11 @@
 //! secret, prologue `cairn-chunkstore/1`, so another version fails the
 //! handshake). Every Noise message, handshake or transport, travels as a
 //! u16 big-endian length and that many bytes (≤ 65535). Without the secret
-//! the handshake fails and the store sends nothing more.
+//! the handshake fails and the store sends nothing more. A store that has
+//! no room for the connection (every slot taken, or the handshake pushed out
+//! of the pending table by newer connections) answers the handshake with an
+//! empty message (length 0) and closes: the client reports the store busy,
+//! not a wrong secret.
 //!
 //! **Frames**: the decrypted transport messages form one byte stream per
 //! direction (a frame may span messages). In it, every request and response is
@@ -62,6 +66,11 @@ pub const MAX_DETAIL: usize = 1024;
 
 /// Whole handshake, including the TCP connect on the client.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the store waits for a new connection's handshake; past it the
+/// connection is dropped (a stranger's idle connection holds nothing long).
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest first handshake message the store reads (NNpsk0's is 48 bytes).
+pub const MAX_HANDSHAKE_MESSAGE: usize = 1024;
 /// Wait for the next request on an idle connection.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Wait for any one Noise message, read or written, within a request.

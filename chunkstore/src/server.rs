@@ -3,6 +3,13 @@
 //! answers requests until SIGINT/SIGTERM. Each connection is served by its
 //! own task, one request at a time; disk work runs on the blocking pool.
 //! Logs carry the peer, op and key, never the secret or payload bytes.
+//!
+//! Connections still in their handshake are strangers: they wait in the
+//! bounded [`Admission`] table (per peer and in all, the oldest making room
+//! for newcomers) for at most [`ACCEPT_TIMEOUT`](crate::protocol::ACCEPT_TIMEOUT), and only a peer that proved
+//! the secret takes one of the [`MAX_CONNECTIONS`] slots. What strangers can
+//! repeat at will is logged at most once per [`REFUSAL_LOG_EVERY`], with the
+//! count of the lines left out.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,15 +22,20 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::admission::{Admission, Ticket, MAX_PENDING, MAX_PENDING_PER_IP};
 use crate::error::StoreError;
 use crate::layout::AlignedBuf;
+use crate::log_limit::LogLimit;
 use crate::protocol::{decode_request, encode_response, Request, Response, IDLE_TIMEOUT, MAX_LIST};
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::transport::NoiseStream;
+use crate::transport::{NoiseStream, Refusal};
 
-/// Most connections served at once; more are closed on accept.
+/// Most authenticated connections served at once; a peer past it is told
+/// the store is busy.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// The refusal log lines come at most this often each.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Put data is read and written in pieces of this size.
@@ -84,7 +96,14 @@ pub async fn serve_until(
     let scrubber = tokio::spawn(crate::scrub::run(Arc::clone(&store), cfg.scrub.clone()));
     let secret = Arc::new(secret);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let gate = Arc::new(Gate {
+        slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        pending: Admission::new(MAX_PENDING, MAX_PENDING_PER_IP),
+        refused: LogLimit::new(REFUSAL_LOG_EVERY),
+        evicted: LogLimit::new(REFUSAL_LOG_EVERY),
+        busy: LogLimit::new(REFUSAL_LOG_EVERY),
+    });
+    let accept_failed = LogLimit::new(REFUSAL_LOG_EVERY);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -92,19 +111,25 @@ pub async fn serve_until(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        warn!(%peer, max = MAX_CONNECTIONS, "too many connections; closing");
-                        continue;
-                    };
-                    let (store, secret, stop) = (Arc::clone(&store), Arc::clone(&secret), stop_rx.clone());
+                    let (ticket, made_room) = gate.pending.admit(peer.ip());
+                    if made_room {
+                        if let Some(suppressed) = gate.evicted.allow() {
+                            warn!(%peer, pending = gate.pending.pending(), max = MAX_PENDING,
+                                per_peer = MAX_PENDING_PER_IP, suppressed,
+                                "too many handshakes in progress; dropped the oldest of the busiest peer");
+                        }
+                    }
+                    let (store, secret, gate, stop) =
+                        (Arc::clone(&store), Arc::clone(&secret), Arc::clone(&gate), stop_rx.clone());
                     conns.spawn(async move {
-                        connection(store, tcp, peer, &secret, stop).await;
-                        drop(permit);
+                        connection(store, tcp, peer, ticket, &secret, &gate, stop).await;
                     });
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off, don't spin.
-                    warn!(cause = %err, "accept failed");
+                    if let Some(suppressed) = accept_failed.allow() {
+                        warn!(cause = %err, suppressed, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -137,22 +162,58 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
+/// Who gets in: the authenticated connections' slots, the pending-handshake
+/// table, and the rate limits of the lines strangers can cause.
+struct Gate {
+    slots: Arc<Semaphore>,
+    pending: Arc<Admission>,
+    refused: LogLimit,
+    evicted: LogLimit,
+    busy: LogLimit,
+}
+
+impl Gate {
+    fn log_refusal(&self, peer: SocketAddr, why: &Refusal) {
+        match why {
+            // Logged once per eviction burst at accept.
+            Refusal::Evicted => {}
+            Refusal::Busy => {
+                if let Some(suppressed) = self.busy.allow() {
+                    warn!(%peer, max = MAX_CONNECTIONS, suppressed,
+                        "every connection slot is taken; told an authenticated peer the store is busy");
+                }
+            }
+            Refusal::TimedOut | Refusal::Closed | Refusal::Failed(_) => {
+                if let Some(suppressed) = self.refused.allow() {
+                    warn!(%peer, cause = %why, suppressed, "handshake refused");
+                }
+            }
+        }
+    }
+}
+
 async fn connection(
     store: Arc<Store>,
     tcp: TcpStream,
     peer: SocketAddr,
+    mut ticket: Ticket,
     secret: &Secret,
+    gate: &Gate,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut stream = tokio::select! {
-        accepted = NoiseStream::accept(tcp, secret) => match accepted {
-            Ok(stream) => stream,
-            Err(err) => {
-                warn!(%peer, cause = %err, "handshake refused");
-                return;
-            }
-        },
+    let evicted = async {
+        let _ = (&mut ticket.evicted).await;
+    };
+    let admit = || Arc::clone(&gate.slots).try_acquire_owned().ok();
+    let accepted = tokio::select! {
+        accepted = NoiseStream::accept(tcp, secret, evicted, admit) => accepted,
         _ = stop.wait_for(|stopped| *stopped) => return,
+    };
+    // Out of the pending table, whatever the outcome.
+    drop(ticket);
+    let (mut stream, _slot) = match accepted {
+        Ok(accepted) => accepted,
+        Err(why) => return gate.log_refusal(peer, &why),
     };
     debug!(%peer, "connection authenticated");
     loop {

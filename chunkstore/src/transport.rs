@@ -3,16 +3,18 @@
 //! (u16 BE length + ciphertext). Every network await has a timeout; a message
 //! that fails to decrypt ends the connection.
 
+use std::fmt;
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::protocol::{
-    HANDSHAKE_TIMEOUT, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MESSAGE_TIMEOUT, NOISE_PARAMS,
-    PROLOGUE,
+    ACCEPT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_FRAME, MAX_HANDSHAKE_MESSAGE, MAX_NOISE_MESSAGE,
+    MAX_PLAINTEXT, MESSAGE_TIMEOUT, NOISE_PARAMS, PROLOGUE,
 };
 use crate::secret::Secret;
 
@@ -27,6 +29,40 @@ pub struct NoiseStream {
     wbuf: Vec<u8>,
     /// Ciphertext scratch space.
     cbuf: Vec<u8>,
+}
+
+/// Why the store side of a handshake did not let a peer in.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The peer holds the secret, but every connection slot is taken; it
+    /// was told the store is busy.
+    Busy,
+    /// Newer connections took this handshake's place in the pending table;
+    /// the peer was told the store is busy.
+    Evicted,
+    /// No handshake within [`ACCEPT_TIMEOUT`].
+    TimedOut,
+    /// The peer closed before sending anything.
+    Closed,
+    /// The first message did not prove the secret (or the link failed).
+    Failed(io::Error),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Busy => f.write_str("every connection slot is taken"),
+            Refusal::Evicted => {
+                f.write_str("dropped for newer connections (too many handshakes from this peer or in all)")
+            }
+            Refusal::TimedOut => write!(f, "no handshake within {ACCEPT_TIMEOUT:?}"),
+            Refusal::Closed => f.write_str("closed before the handshake"),
+            Refusal::Failed(e) => write!(
+                f,
+                "{e} (the peer does not hold this cluster's secret or speaks another protocol version)"
+            ),
+        }
+    }
 }
 
 fn invalid(what: &'static str) -> io::Error {
@@ -47,7 +83,13 @@ fn noise_err(err: snow::Error) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, err.to_string())
 }
 
-async fn read_noise_message(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads one Noise message of at most `max` bytes; `false` at a clean end of
+/// stream before its first byte.
+async fn read_noise_message(
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<bool> {
     let mut len = [0u8; 2];
     match tcp.read_exact(&mut len[..1]).await {
         Ok(_) => {}
@@ -56,9 +98,19 @@ async fn read_noise_message(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> io::Resul
     }
     tcp.read_exact(&mut len[1..]).await?;
     let len = usize::from(u16::from_be_bytes(len));
+    if len > max {
+        return Err(invalid("handshake message too long"));
+    }
     buf.resize(len, 0);
     tcp.read_exact(buf).await?;
     Ok(true)
+}
+
+/// Tells a peer, in place of the handshake's answer, that the store has no
+/// room for it: an empty Noise message (a real answer never is). Best effort:
+/// a fresh socket's send buffer always takes two bytes.
+fn send_busy(tcp: &TcpStream) {
+    let _ = tcp.try_write(&[0, 0]);
 }
 
 async fn write_noise_message(tcp: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
@@ -89,10 +141,16 @@ impl NoiseStream {
             let n = hs.write_message(&[], &mut msg).map_err(noise_err)?;
             write_noise_message(&mut tcp, &msg[..n]).await?;
             let mut reply = Vec::new();
-            if !read_noise_message(&mut tcp, &mut reply).await? {
+            if !read_noise_message(&mut tcp, &mut reply, MAX_NOISE_MESSAGE).await? {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     "the store closed the connection during the handshake",
+                ));
+            }
+            if reply.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "the store has no free connection slot",
                 ));
             }
             hs.read_message(&reply, &mut msg).map_err(noise_err)?;
@@ -102,28 +160,54 @@ impl NoiseStream {
         .await
     }
 
-    /// The store side of the handshake, within [`HANDSHAKE_TIMEOUT`]. Fails
-    /// (and the caller closes) unless the peer proved it holds the secret.
-    pub async fn accept(mut tcp: TcpStream, secret: &Secret) -> io::Result<NoiseStream> {
+    /// The store side of the handshake, within [`ACCEPT_TIMEOUT`]. The peer
+    /// is in only if it proved it holds the secret and `admit` gave it a slot;
+    /// without a slot, or when `evicted` fires first, it is told the store is
+    /// busy. The caller closes the connection on any [`Refusal`].
+    pub async fn accept<T>(
+        mut tcp: TcpStream,
+        secret: &Secret,
+        evicted: impl Future<Output = ()>,
+        admit: impl FnOnce() -> Option<T>,
+    ) -> Result<(NoiseStream, T), Refusal> {
         let mut hs = noise_builder(secret.noise_psk())
             .and_then(|b| b.build_responder())
-            .map_err(noise_err)?;
-        with_timeout(HANDSHAKE_TIMEOUT, async move {
-            let mut first = Vec::new();
-            if !read_noise_message(&mut tcp, &mut first).await? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed before the handshake",
-                ));
+            .map_err(|e| Refusal::Failed(noise_err(e)))?;
+        let deadline = Instant::now() + ACCEPT_TIMEOUT;
+        let mut first = Vec::new();
+        let read = tokio::select! {
+            read = timeout_at(deadline, read_noise_message(&mut tcp, &mut first, MAX_HANDSHAKE_MESSAGE)) => read,
+            () = evicted => {
+                send_busy(&tcp);
+                return Err(Refusal::Evicted);
             }
-            let mut msg = vec![0u8; MAX_NOISE_MESSAGE];
-            hs.read_message(&first, &mut msg).map_err(noise_err)?;
-            let n = hs.write_message(&[], &mut msg).map_err(noise_err)?;
-            write_noise_message(&mut tcp, &msg[..n]).await?;
-            let noise = hs.into_transport_mode().map_err(noise_err)?;
-            Ok(NoiseStream::new(tcp, noise))
-        })
-        .await
+        };
+        match read {
+            Err(_) => return Err(Refusal::TimedOut),
+            Ok(Err(e)) => return Err(Refusal::Failed(e)),
+            Ok(Ok(false)) => return Err(Refusal::Closed),
+            Ok(Ok(true)) => {}
+        }
+        let mut msg = vec![0u8; MAX_NOISE_MESSAGE];
+        hs.read_message(&first, &mut msg)
+            .map_err(|e| Refusal::Failed(noise_err(e)))?;
+        // The peer holds the secret: now it may take a slot.
+        let Some(slot) = admit() else {
+            send_busy(&tcp);
+            return Err(Refusal::Busy);
+        };
+        let n = hs
+            .write_message(&[], &mut msg)
+            .map_err(|e| Refusal::Failed(noise_err(e)))?;
+        match timeout_at(deadline, write_noise_message(&mut tcp, &msg[..n])).await {
+            Err(_) => return Err(Refusal::TimedOut),
+            Ok(Err(e)) => return Err(Refusal::Failed(e)),
+            Ok(Ok(())) => {}
+        }
+        let noise = hs
+            .into_transport_mode()
+            .map_err(|e| Refusal::Failed(noise_err(e)))?;
+        Ok((NoiseStream::new(tcp, noise), slot))
     }
 
     fn new(tcp: TcpStream, noise: snow::TransportState) -> NoiseStream {
@@ -149,7 +233,7 @@ impl NoiseStream {
             cbuf,
             ..
         } = self;
-        if !with_timeout(after, read_noise_message(tcp, cbuf)).await? {
+        if !with_timeout(after, read_noise_message(tcp, cbuf, MAX_NOISE_MESSAGE)).await? {
             return Ok(false);
         }
         rbuf.resize(MAX_NOISE_MESSAGE, 0);

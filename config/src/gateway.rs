@@ -18,6 +18,11 @@ use crate::smb::SmbConfig;
 /// `nfs.listen` when the key is absent: loopback, the standard NFS port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2049));
 
+/// `nfs.max_connections` when the key is absent.
+pub const DEFAULT_NFS_MAX_CONNECTIONS: u32 = 1024;
+/// The largest `nfs.max_connections` that `validate` accepts.
+pub const MAX_NFS_MAX_CONNECTIONS: u32 = 65_536;
+
 /// The smallest `cache.max_size` that `validate` accepts.
 pub const MIN_CACHE_SIZE: ByteSize = ByteSize::mib(64);
 
@@ -177,6 +182,9 @@ pub struct NfsConfig {
     pub anon_uid: u32,
     /// Gid that squashed callers are mapped to.
     pub anon_gid: u32,
+    /// Open client connections at most; a connection past it is accepted
+    /// and closed at once.
+    pub max_connections: u32,
 }
 
 /// Which callers are mapped to `anon_uid`/`anon_gid`.
@@ -263,6 +271,7 @@ impl Default for NfsConfig {
             squash: Squash::None,
             anon_uid: 65534,
             anon_gid: 65534,
+            max_connections: DEFAULT_NFS_MAX_CONNECTIONS,
         }
     }
 }

@@ -20,7 +20,8 @@ pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
     BackupConfig, CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel,
-    MetadataConfig, NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN, MIN_CACHE_SIZE,
+    MetadataConfig, NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN,
+    DEFAULT_NFS_MAX_CONNECTIONS, MAX_NFS_MAX_CONNECTIONS, MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
 pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};

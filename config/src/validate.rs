@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{ConfigError, Problem};
-use crate::gateway::{GatewayConfig, MIN_CACHE_SIZE};
+use crate::gateway::{GatewayConfig, MAX_NFS_MAX_CONNECTIONS, MIN_CACHE_SIZE};
 
 impl GatewayConfig {
     /// Checks every value; returns [`ConfigError::Invalid`] (with `path: None`)
@@ -145,6 +145,15 @@ impl GatewayConfig {
                 "[]".to_owned(),
                 "an empty list lets no client in".to_owned(),
                 "list the client networks, e.g. [\"127.0.0.0/8\", \"192.168.1.0/24\"], or remove the key for loopback only",
+            );
+        }
+
+        if !(1..=MAX_NFS_MAX_CONNECTIONS).contains(&nfs.max_connections) {
+            report(
+                "nfs.max_connections",
+                nfs.max_connections.to_string(),
+                format!("must be between 1 and {MAX_NFS_MAX_CONNECTIONS}"),
+                "set it to the number of client connections to serve at once, e.g. 1024",
             );
         }
 

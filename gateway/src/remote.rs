@@ -80,6 +80,8 @@ struct Entry {
     view: StoreView,
     /// When the store stopped answering (None while it answers).
     failing_since: Option<Instant>,
+    /// Why it last failed, as logged (each new reason is logged once).
+    cause: Option<String>,
     /// In service, being emptied, or retired.
     life: StoreState,
     pool: Vec<StoreClient>,
@@ -177,6 +179,7 @@ impl Stores {
                 pool: Vec::new(),
                 pace: Arc::new(Pace::new(self.concurrency, self.bandwidth)),
                 failing_since: Some(Instant::now()),
+                cause: None,
                 life: StoreState::Active,
             },
         );
@@ -244,20 +247,28 @@ impl Stores {
         }
     }
 
-    fn mark(&self, id: StoreId, online: bool) {
+    /// Records a store as answering (`failure` none) or not, and logs the
+    /// change with its cause.
+    fn mark(&self, id: StoreId, failure: Option<&dyn std::fmt::Display>) {
+        let online = failure.is_none();
         if let Some(e) = self.lock().get_mut(&id) {
             match (online, e.failing_since) {
                 (true, _) => e.failing_since = None,
                 (false, None) => e.failing_since = Some(Instant::now()),
                 (false, Some(_)) => {}
             }
+            let cause = failure.map(ToString::to_string);
             if e.view.online != online {
                 if online {
                     info!(store = %e.name, "chunk store online");
-                } else {
-                    warn!(store = %e.name, "chunk store offline");
+                } else if let Some(cause) = &cause {
+                    warn!(store = %e.name, %cause, "chunk store offline");
                 }
+            } else if let Some(why) = cause.as_ref().filter(|c| e.cause.as_ref() != Some(c)) {
+                // Not answering since the start, or for another reason now.
+                warn!(store = %e.name, cause = %why, "chunk store not answering");
             }
+            e.cause = cause;
             e.view.online = online;
             if !online {
                 e.pool.clear();
@@ -299,13 +310,13 @@ impl Stores {
         let client = match StoreClient::connect(&address, &self.secret).await {
             Ok(c) => c,
             Err(e) => {
-                self.mark(id, false);
+                self.mark(id, Some(&e));
                 return Err(e);
             }
         };
         let (client, result) = op(client).await;
         match &result {
-            Err(e) if e.retryable() => self.mark(id, false),
+            Err(e) if e.retryable() => self.mark(id, Some(e)),
             _ => self.give_back(id, client),
         }
         result
@@ -431,9 +442,10 @@ impl Stores {
                         e.view.used = cap.total.saturating_sub(cap.free);
                         e.view.reserve = cap.reserve;
                     }
-                    self.mark(id, true);
+                    self.mark(id, None);
                 }
-                _ => self.mark(id, false),
+                Ok(Err(e)) => self.mark(id, Some(&e)),
+                Err(_) => self.mark(id, Some(&"no answer to a capacity probe within 5 s")),
             }
         }
     }

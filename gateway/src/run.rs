@@ -170,6 +170,7 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
         squash: cfg.nfs.squash,
         anon_uid: cfg.nfs.anon_uid,
         anon_gid: cfg.nfs.anon_gid,
+        max_connections: cfg.nfs.max_connections as usize,
     });
     let admin_path = admin::socket_path(&cfg.data_dir);
     let mounts = Arc::new(crate::mounts::Mounts::default());

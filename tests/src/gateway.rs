@@ -54,6 +54,8 @@ pub struct GatewayOptions {
     pub cache_max_size: String,
     /// `[log] level`.
     pub log_level: String,
+    /// `[nfs] max_connections`; `None` leaves the default.
+    pub nfs_max_connections: Option<u32>,
     /// Run the SMB bridge (`[smb] listen` on 127.0.0.1 and a free port,
     /// one share `cairn` for the whole tree).
     pub smb: bool,
@@ -68,6 +70,7 @@ impl Default for GatewayOptions {
             anon_gid: 65534,
             cache_max_size: "2 GiB".into(),
             log_level: "info".into(),
+            nfs_max_connections: None,
             smb: false,
         }
     }
@@ -346,6 +349,9 @@ impl Gateway {
         let _ = writeln!(text, "squash = \"{}\"", o.squash.as_str());
         let _ = writeln!(text, "anon_uid = {}", o.anon_uid);
         let _ = writeln!(text, "anon_gid = {}", o.anon_gid);
+        if let Some(max) = o.nfs_max_connections {
+            let _ = writeln!(text, "max_connections = {max}");
+        }
         let _ = writeln!(text, "\n[cache]");
         let _ = writeln!(text, "max_size = {}", toml_str(&o.cache_max_size));
         let _ = writeln!(text, "\n[log]");

@@ -4,6 +4,7 @@
 //! own; credentials from AUTH_SYS (squashed as the export says) reach every
 //! core call.
 
+mod conn;
 mod convert;
 pub mod handle;
 mod mount;

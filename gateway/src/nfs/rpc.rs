@@ -1,5 +1,5 @@
-//! ONC RPC over TCP (RFC 5531): record marking, the call header with its
-//! AUTH_SYS credentials, and the reply header.
+//! ONC RPC over TCP (RFC 5531): the call header with its AUTH_SYS
+//! credentials, and the reply header. Record marking is read in `conn.rs`.
 
 use nfs3_types::rpc::{
     accept_stat_data, accepted_reply, auth_stat, msg_body, opaque_auth, rejected_reply, reply_body,
@@ -37,11 +37,26 @@ pub struct Call<'a> {
     pub args: &'a [u8],
 }
 
-/// Parses the call header. Returns the xid alone when the record is too
-/// broken to answer (not a CALL, or truncated before the procedure).
-pub fn parse_call(record: &[u8]) -> Result<Call<'_>, (Option<u32>, Garbage)> {
+/// Why a record could not be taken as a call.
+#[derive(Debug)]
+pub enum CallError {
+    /// Not a CALL, or cut short before the procedure: no answer is possible.
+    Unanswerable(Garbage),
+    /// A malformed verifier or header: answered GARBAGE_ARGS.
+    Garbage { xid: u32, garbage: Garbage },
+    /// A credential longer than 400 bytes, or an AUTH_SYS body that breaks
+    /// its limits (more than 16 groups, a 255-byte machine name): answered
+    /// MSG_DENIED / AUTH_ERROR / AUTH_BADCRED (RFC 5531 §8.2, §14).
+    BadCred { xid: u32, garbage: Garbage },
+}
+
+/// The longest credential or verifier body (RFC 5531 `opaque_auth`).
+const MAX_AUTH_BODY: u32 = 400;
+
+/// Parses the call header.
+pub fn parse_call(record: &[u8]) -> Result<Call<'_>, CallError> {
     let mut r = Reader::new(record);
-    let xid = r.u32().map_err(|g| (None, g))?;
+    let xid = r.u32().map_err(CallError::Unanswerable)?;
     let head = |r: &mut Reader<'_>| -> Result<(u32, u32, u32, u32, u32), Garbage> {
         if r.u32()? != 0 {
             return Err(Garbage {
@@ -51,17 +66,29 @@ pub fn parse_call(record: &[u8]) -> Result<Call<'_>, (Option<u32>, Garbage)> {
         }
         Ok((r.u32()?, r.u32()?, r.u32()?, r.u32()?, r.u32()?))
     };
-    let (rpcvers, prog, vers, proc_, flavor) = head(&mut r).map_err(|g| (None, g))?;
+    let (rpcvers, prog, vers, proc_, flavor) = head(&mut r).map_err(CallError::Unanswerable)?;
+    let garbage = |garbage| CallError::Garbage { xid, garbage };
+    let bad_cred = |garbage| CallError::BadCred { xid, garbage };
+    let claimed = r
+        .rest()
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if claimed.is_some_and(|len| len > MAX_AUTH_BODY) {
+        return Err(bad_cred(Garbage {
+            at: r.position(),
+            what: "credential longer than 400 bytes",
+        }));
+    }
     let body = r
-        .opaque(400, "credential longer than 400 bytes")
-        .map_err(|g| (Some(xid), g))?;
-    let _verf_flavor = r.u32().map_err(|g| (Some(xid), g))?;
+        .opaque(MAX_AUTH_BODY as usize, "credential cut short")
+        .map_err(garbage)?;
+    let _verf_flavor = r.u32().map_err(garbage)?;
     let _verf = r
-        .opaque(400, "verifier longer than 400 bytes")
-        .map_err(|g| (Some(xid), g))?;
+        .opaque(MAX_AUTH_BODY as usize, "verifier longer than 400 bytes")
+        .map_err(garbage)?;
     let auth = match flavor {
         0 => Auth::None,
-        1 => parse_auth_sys(body).map_err(|g| (Some(xid), g))?,
+        1 => parse_auth_sys(body).map_err(bad_cred)?,
         other => Auth::Other(other),
     };
     Ok(Call {
@@ -98,6 +125,9 @@ fn parse_auth_sys(body: &[u8]) -> Result<Auth, Garbage> {
 /// A reply under construction: room for the record mark, then the header.
 pub struct Reply {
     pub buf: Vec<u8>,
+    /// The share of the connection's reply budget this reply was built in,
+    /// held until it is sent.
+    pub hold: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Reply {
@@ -110,7 +140,7 @@ impl Reply {
         buf.extend_from_slice(&[0, 0, 0, 0]);
         // Packing into a Vec cannot fail.
         let _ = msg.pack(&mut buf);
-        Reply { buf }
+        Reply { buf, hold: None }
     }
 
     fn accepted(xid: u32, data: accept_stat_data) -> Self {

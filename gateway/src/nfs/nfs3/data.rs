@@ -35,6 +35,10 @@ pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
     // READ3resok is packed by hand around the bytes, which the core reads
     // straight into the reply: status, attributes, count, eof, then the
     // opaque data (length, bytes, padding to four).
+    // The reply is as large as the data: wait for room in the connection's
+    // budget before reading it.
+    let count = count.min(MAX_IO);
+    let hold = ctx.replies.reserve(count as usize + 256).await;
     let reply = ctx.ok();
     let header = |inode: &cairn_metadata::Inode, n: usize, eof: bool, out: &mut Vec<u8>| {
         let _ = nfsstat3::NFS3_OK.pack(out);
@@ -45,19 +49,12 @@ pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
     };
     match ctx
         .fs
-        .read_into(
-            &ctx.cred,
-            inode.id,
-            offset,
-            count.min(MAX_IO),
-            reply.buf,
-            header,
-        )
+        .read_into(&ctx.cred, inode.id, offset, count, reply.buf, header)
         .await
     {
         Ok(mut buf) => {
             buf.resize(buf.len().div_ceil(4) * 4, 0);
-            Ok(Reply { buf })
+            Ok(Reply { buf, hold })
         }
         Err(e) => {
             let res: Nfs3Result<READ3resok<'_>, READ3resfail> = Nfs3Result::Err((

@@ -81,6 +81,7 @@ pub async fn readdir(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage
         dircount: count,
         maxcount: count,
     };
+    let hold = ctx.replies.reserve(args.maxcount).await;
     let res = match list(ctx, &args, false).await {
         Ok((dir, items, eof)) => Nfs3Result::Ok(READDIR3resok {
             dir_attributes: post_op(&dir),
@@ -106,7 +107,9 @@ pub async fn readdir(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage
             },
         )),
     };
-    Ok(ctx.ok().push(&res))
+    let mut reply = ctx.ok().push(&res);
+    reply.hold = hold;
+    Ok(reply)
 }
 
 pub async fn readdirplus(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
@@ -121,6 +124,7 @@ pub async fn readdirplus(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Gar
         dircount: dircount.max(512),
         maxcount,
     };
+    let hold = ctx.replies.reserve(args.maxcount).await;
     let res = match list(ctx, &args, true).await {
         Ok((dir, items, eof)) => Nfs3Result::Ok(READDIRPLUS3resok {
             dir_attributes: post_op(&dir),
@@ -151,5 +155,7 @@ pub async fn readdirplus(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Gar
             },
         )),
     };
-    Ok(ctx.ok().push(&res))
+    let mut reply = ctx.ok().push(&res);
+    reply.hold = hold;
+    Ok(reply)
 }

@@ -10,6 +10,7 @@ mod names;
 use cairn_metadata::Inode;
 use nfs3_types::nfs3::{nfs_fh3, nfsstat3};
 
+use super::conn::ReplyBudget;
 use super::rpc::Reply;
 use super::xdr::{Garbage, Reader};
 use super::{handle, status::nfs_status};
@@ -18,11 +19,13 @@ use crate::core::{Credentials, Fs, FsError};
 pub const PROGRAM: u32 = nfs3_types::nfs3::PROGRAM;
 pub const VERSION: u32 = nfs3_types::nfs3::VERSION;
 
-/// What a procedure needs: the core, the caller and the call's xid.
+/// What a procedure needs: the core, the caller, the call's xid, and the
+/// connection's reply budget (which large replies reserve before building).
 pub struct Ctx<'a> {
     pub fs: &'a Fs,
     pub cred: Credentials,
     pub xid: u32,
+    pub replies: &'a ReplyBudget,
 }
 
 impl Ctx<'_> {
