@@ -12,6 +12,7 @@ mod client;
 mod error;
 mod init;
 pub mod layout;
+pub mod private;
 pub mod protocol;
 mod scrub;
 mod secret;
