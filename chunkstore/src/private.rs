@@ -57,24 +57,43 @@ pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
 }
 
+/// Which paths [`secure_tree`] treats differently.
+#[derive(Debug, Clone, Default)]
+pub struct Exceptions {
+    /// Folders other users must be able to pass through (to reach a mount
+    /// point below): they may keep, and get, search (x) access for group and
+    /// others, never read or write.
+    pub traverse: Vec<PathBuf>,
+    /// Paths left alone with everything below them (a folder another
+    /// program manages).
+    pub skip: Vec<PathBuf>,
+}
+
 /// Takes group and world access away from `root` and everything below it
-/// (symbolic links are neither followed nor changed). Returns what it
-/// changed; a missing `root` changes nothing.
-pub fn secure_tree(root: &Path) -> io::Result<Vec<Fixed>> {
+/// on the same filesystem (symbolic links and mount points below are
+/// neither followed nor changed). Returns what it changed; a missing `root`
+/// changes nothing, and an entry below it that cannot be looked at (a dead
+/// mount) is passed over with a warning.
+pub fn secure_tree(root: &Path, except: &Exceptions) -> io::Result<Vec<Fixed>> {
     let mut fixed = Vec::new();
-    let mut todo = vec![root.to_owned()];
-    while let Some(path) = todo.pop() {
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
+    let root_meta = match std::fs::symlink_metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(fixed),
+        Err(e) => return Err(e),
+    };
+    let mut todo = vec![(root.to_owned(), root_meta)];
+    while let Some((path, meta)) = todo.pop() {
         if meta.file_type().is_symlink() {
             continue;
         }
         let was = meta.mode() & 0o7777;
-        if was & OTHERS != 0 {
-            let now = was & 0o700;
+        let (banned, allowed) = if except.traverse.contains(&path) {
+            (0o066, 0o711)
+        } else {
+            (OTHERS, 0o700)
+        };
+        if was & banned != 0 {
+            let now = was & allowed;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(now))?;
             fixed.push(Fixed {
                 path: path.clone(),
@@ -84,7 +103,18 @@ pub fn secure_tree(root: &Path) -> io::Result<Vec<Fixed>> {
         }
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path)? {
-                todo.push(entry?.path());
+                let child = entry?.path();
+                if except.skip.contains(&child) {
+                    continue;
+                }
+                match std::fs::symlink_metadata(&child) {
+                    Ok(m) if m.dev() == meta.dev() => todo.push((child, m)),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %child.display(), cause = %e, "cannot look at this path to make it private; passed over");
+                    }
+                }
             }
         }
     }
@@ -93,11 +123,11 @@ pub fn secure_tree(root: &Path) -> io::Result<Vec<Fixed>> {
 
 /// Makes `paths` (and what lies below those that are folders) private and
 /// logs each change, the first `shown` one by one and the rest as a count.
-pub fn secure_and_log(paths: &[&Path]) -> io::Result<usize> {
+pub fn secure_and_log(paths: &[&Path], except: &Exceptions) -> io::Result<usize> {
     const SHOWN: usize = 20;
     let mut total = 0;
     for root in paths {
-        let fixed = secure_tree(root)?;
+        let fixed = secure_tree(root, except)?;
         for f in fixed.iter().take(SHOWN) {
             tracing::warn!(
                 path = %f.path.display(),
@@ -133,7 +163,7 @@ mod tests {
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
         let ok = root.join("ok");
         write_file(&ok, b"y").unwrap();
-        let fixed = secure_tree(&root).unwrap();
+        let fixed = secure_tree(&root, &Exceptions::default()).unwrap();
         let mut paths: Vec<_> = fixed
             .iter()
             .map(|f| (f.path.clone(), f.was, f.now))
@@ -144,9 +174,37 @@ mod tests {
             vec![(root.clone(), 0o755, 0o700), (db.clone(), 0o644, 0o600)]
         );
         assert!(
-            secure_tree(&root).unwrap().is_empty(),
+            secure_tree(&root, &Exceptions::default())
+                .unwrap()
+                .is_empty(),
             "a second pass changes nothing"
         );
+    }
+
+    #[test]
+    fn traverse_folders_keep_search_access_and_skipped_ones_are_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        let smb = root.join("smb");
+        std::fs::create_dir_all(&smb).unwrap();
+        for p in [&root, &smb] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let except = Exceptions {
+            traverse: vec![root.clone()],
+            skip: vec![smb.clone()],
+        };
+        let fixed = secure_tree(&root, &except).unwrap();
+        assert_eq!(
+            fixed,
+            vec![Fixed {
+                path: root.clone(),
+                was: 0o755,
+                now: 0o711
+            }]
+        );
+        assert!(secure_tree(&root, &except).unwrap().is_empty());
+        assert_eq!(std::fs::metadata(&smb).unwrap().mode() & 0o777, 0o755);
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Store {
         let data_dir = cfg.data_dir.clone();
         let marker = Marker::check(&data_dir, secret)?;
         let lock = StoreLock::acquire(&data_dir)?;
-        crate::private::secure_and_log(&[&data_dir])
+        crate::private::secure_and_log(&[&data_dir], &Default::default())
             .map_err(|e| StoreError::io("make private", &data_dir, e))?;
         create_dirs(&data_dir)?;
         let removed = layout::remove_leftover_temps(&data_dir)?;

@@ -97,13 +97,35 @@ pub fn make_private(cfg: &GatewayConfig) -> Result<(), StartError> {
             roots.push(name.into());
         }
     }
+    // The SMB bridge's folder holds Samba's own files, whose modes Samba
+    // and the bridge set; with SMB on, SMB users (smbd acts as them) must
+    // pass through the data folder to the FUSE view mounted below it.
+    let smb_dir = data.join("smb");
+    let except = cairn_chunkstore::private::Exceptions {
+        traverse: if cfg.smb.listen.is_some() {
+            vec![data.clone()]
+        } else {
+            Vec::new()
+        },
+        skip: vec![smb_dir],
+    };
     for root in &roots {
-        cairn_chunkstore::private::secure_and_log(&[root]).map_err(|source| {
+        cairn_chunkstore::private::secure_and_log(&[root], &except).map_err(|source| {
             StartError::Private {
                 path: root.clone(),
                 source,
             }
         })?;
+    }
+    if cfg.smb.listen.is_some() {
+        // Search only (0711): others can reach the view, list nothing.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o711)).map_err(
+            |source| StartError::Private {
+                path: data.clone(),
+                source,
+            },
+        )?;
     }
     Ok(())
 }

@@ -99,8 +99,17 @@ pub fn up(
     // Everything below DIR is for this user only (an older layout is fixed
     // here, with a message per change).
     crate::cli::init_logging("info");
-    if let Err(e) = cairn_chunkstore::private::secure_and_log(&[data]) {
+    if let Err(e) =
+        cairn_chunkstore::private::secure_and_log(&[data], &up_exceptions(data, smb.is_some()))
+    {
         return fail("cannot make the data folder private", e);
+    }
+    if smb.is_some() {
+        // Search only: SMB users pass through to the view, list nothing.
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o711)) {
+            return fail("cannot let SMB users reach the data folder", e);
+        }
     }
     let mut cfg = GatewayConfig::with_defaults(gateway_dir.clone(), nfs);
     cfg.repair.grace = grace;
@@ -169,6 +178,21 @@ pub fn up(
     let code = serve(cfg, Some(Box::new(banner)));
     drop(children);
     code
+}
+
+/// What `cairn up` leaves to others: the gateway's SMB folder (Samba sets
+/// its own modes), and with SMB on, search access through DIR and
+/// DIR/gateway so SMB users reach the FUSE view mounted below.
+fn up_exceptions(data: &Path, smb: bool) -> cairn_chunkstore::private::Exceptions {
+    let gateway = data.join("gateway");
+    cairn_chunkstore::private::Exceptions {
+        traverse: if smb {
+            vec![data.to_owned(), gateway.clone()]
+        } else {
+            Vec::new()
+        },
+        skip: vec![gateway.join("smb")],
+    }
 }
 
 /// Writes the store's config, initialises its folder once, and starts it.

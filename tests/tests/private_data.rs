@@ -7,15 +7,23 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use cairn_tests::{mount, random_bytes, Creds, Gateway};
+use cairn_tests::{mount, random_bytes, Creds, Gateway, GatewayOptions};
 use nfs3_types::nfs3::stable_how;
 
 /// Every path below `root` (and `root`) that other users can read, write
 /// or enter, with its mode.
 fn open_to_others(root: &Path) -> Vec<String> {
+    open_to_others_but(root, None)
+}
+
+/// As [`open_to_others`], leaving out the folder `skip` and what is below it.
+fn open_to_others_but(root: &Path, skip: Option<&Path>) -> Vec<String> {
     let mut out = Vec::new();
     let mut todo = vec![root.to_owned()];
     while let Some(path) = todo.pop() {
+        if Some(path.as_path()) == skip {
+            continue;
+        }
         let meta = std::fs::symlink_metadata(&path)
             .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
         if meta.file_type().is_symlink() {
@@ -101,4 +109,22 @@ async fn group_and_world_access_left_by_an_older_gateway_is_taken_away_at_start(
     );
     let open = open_to_others(&data);
     assert!(open.is_empty(), "still open to others: {open:#?}");
+}
+
+#[tokio::test]
+async fn with_smb_the_data_folder_only_lets_others_pass_through_to_the_view() {
+    let gw = Gateway::start_with(GatewayOptions {
+        smb: true,
+        ..GatewayOptions::default()
+    });
+    write_some(&gw).await;
+    let data = gw.data_dir();
+    let mode = std::fs::metadata(&data).expect("stat").mode() & 0o7777;
+    assert_eq!(mode, 0o711, "the data folder: search only for others");
+    // Samba's own folder (its modes are Samba's) aside, all is private.
+    let open: Vec<String> = open_to_others_but(&data, Some(&data.join("smb")))
+        .into_iter()
+        .filter(|p| *p != format!("{} 0711", data.display()))
+        .collect();
+    assert!(open.is_empty(), "other users can reach: {open:#?}");
 }
