@@ -215,7 +215,7 @@ impl StoreLock {
     /// if another process (or another open in this one) holds it.
     pub fn acquire(data_dir: &Path) -> Result<StoreLock, StoreError> {
         let path = data_dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
+        let file = crate::private::file_options()
             .create(true)
             .truncate(false)
             .write(true)

@@ -14,6 +14,7 @@ mod error;
 mod init;
 pub mod layout;
 pub mod log_limit;
+pub mod private;
 pub mod protocol;
 mod scrub;
 mod secret;

@@ -63,7 +63,8 @@ pub fn create_dirs(data_dir: &Path) -> Result<(), StoreError> {
     let mut created = false;
     for dir in [shards.clone(), data_dir.join(QUARANTINE_DIR)] {
         if !dir.is_dir() {
-            std::fs::create_dir(&dir).map_err(|e| StoreError::io("create folder", &dir, e))?;
+            crate::private::create_dir_all(&dir)
+                .map_err(|e| StoreError::io("create folder", &dir, e))?;
             created = true;
         }
     }
@@ -74,7 +75,8 @@ pub fn create_dirs(data_dir: &Path) -> Result<(), StoreError> {
     for bucket in 0..=255u32 {
         let dir = shards.join(format!("{bucket:02x}"));
         if !dir.is_dir() {
-            std::fs::create_dir(&dir).map_err(|e| StoreError::io("create folder", &dir, e))?;
+            crate::private::create_dir_all(&dir)
+                .map_err(|e| StoreError::io("create folder", &dir, e))?;
             created = true;
         }
     }
@@ -91,6 +93,8 @@ impl Store {
         let data_dir = cfg.data_dir.clone();
         let marker = Marker::check(&data_dir, secret)?;
         let lock = StoreLock::acquire(&data_dir)?;
+        crate::private::secure_and_log(&[&data_dir], &Default::default())
+            .map_err(|e| StoreError::io("make private", &data_dir, e))?;
         create_dirs(&data_dir)?;
         let removed = layout::remove_leftover_temps(&data_dir)?;
         if removed > 0 {

@@ -3,24 +3,29 @@
 //!
 //! The promise: bytes written here and then [`IngestCache::sync`]ed are on
 //! stable storage, including the directory entry of a newly created file.
-//! The cache never holds more than its configured size in allocated blocks;
-//! a write that would pass it is refused with [`FsError::NoSpace`] before a
-//! byte is written. After a crash, [`IngestCache::recover`] trims each file
+//! The cache never holds more than its size limit in allocated blocks (the
+//! configured size, capped at its disk's size less a reserve), and never
+//! writes into the last [`crate::disk::reserve_for`] bytes of its disk, so
+//! the metadata always has room; a write that would pass either is refused
+//! with [`FsError::NoSpace`] or [`FsError::DiskFull`] before a byte is
+//! written (the core evicts drained data first, see `core::evict`). Folders
+//! are created 0700 and files 0600. After a crash, [`IngestCache::recover`] trims each file
 //! back to the size the metadata recorded, so bytes of a write that was never
 //! acknowledged cannot reappear later inside the file.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_metadata::InodeId;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::core::FsError;
+use crate::disk;
 
 /// Folders the cache files are spread over (`<cache>/<xx>/`).
 const SHARDS: u64 = 256;
@@ -31,6 +36,8 @@ const OPEN_FILES: usize = 512;
 pub struct IngestCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Free space on the disk the cache never writes into.
+    reserve: u64,
     used: AtomicU64,
     open: Mutex<HashMap<InodeId, Arc<File>>>,
     /// Files created since their folder was last fsync'd.
@@ -45,7 +52,11 @@ pub struct IngestCache {
 
 fn io_err(path: &Path, source: std::io::Error) -> FsError {
     if source.raw_os_error() == Some(libc_enospc()) || source.kind() == ErrorKind::StorageFull {
-        return FsError::NoSpace;
+        let dir = path.parent().unwrap_or(path);
+        return FsError::DiskFull {
+            path: dir.to_owned(),
+            free: disk::space(dir).map_or(0, |s| s.avail),
+        };
     }
     FsError::Io {
         path: path.to_owned(),
@@ -58,16 +69,43 @@ const fn libc_enospc() -> i32 {
 }
 
 impl IngestCache {
-    /// Opens the cache in `dir` (created if missing) with a size limit.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, FsError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    /// Opens the cache in `dir` (created if missing) with a size limit of
+    /// `configured` bytes (`cache.max_size`), capped at the disk's size less
+    /// the reserve.
+    pub fn open(dir: &Path, configured: u64) -> Result<Self, FsError> {
+        cairn_chunkstore::private::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         for shard in 0..SHARDS {
             let sub = dir.join(format!("{shard:02x}"));
-            std::fs::create_dir_all(&sub).map_err(|e| io_err(&sub, e))?;
+            if !sub.is_dir() {
+                cairn_chunkstore::private::create_dir_all(&sub).map_err(|e| io_err(&sub, e))?;
+            }
+        }
+        let space = disk::space(dir).map_err(|e| io_err(dir, e))?;
+        let reserve = disk::reserve_for(space.total);
+        let max_bytes = disk::cap_limit(configured, space.total, reserve);
+        if max_bytes < configured {
+            warn!(
+                key = "cache.max_size",
+                configured,
+                used = max_bytes,
+                disk = space.total,
+                reserve,
+                dir = %dir.display(),
+                "cache.max_size ({}) is more than the disk holding the cache can take ({} in all); \
+                 using {} (the disk's size less {} kept free for the metadata); \
+                 set cache.max_size to at most that to silence this warning",
+                disk::human(configured),
+                disk::human(space.total),
+                disk::human(max_bytes),
+                disk::human(reserve),
+            );
+        } else {
+            info!(max_bytes, reserve, dir = %dir.display(), "ingest cache size limit");
         }
         Ok(IngestCache {
             dir: dir.to_owned(),
             max_bytes,
+            reserve,
             used: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             unsynced_dirs: Mutex::new(Vec::new()),
@@ -88,6 +126,38 @@ impl IngestCache {
 
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
+    }
+
+    /// The free space the cache leaves on its disk.
+    pub fn reserve(&self) -> u64 {
+        self.reserve
+    }
+
+    /// Bytes that must be freed before `need` more can be written: over the
+    /// size limit, or into the disk's reserve (0: there is room).
+    pub fn room_short(&self, need: u64) -> u64 {
+        let over_limit = self
+            .used_bytes()
+            .saturating_add(need)
+            .saturating_sub(self.max_bytes);
+        let avail = disk::space(&self.dir).map_or(u64::MAX, |s| s.avail);
+        let into_reserve = self.reserve.saturating_add(need).saturating_sub(avail);
+        over_limit.max(into_reserve)
+    }
+
+    /// Bytes of clean data worth evicting now: down to 70% of the limit once
+    /// past 90% of it, and back to twice the reserve once the disk's free
+    /// space falls under that.
+    pub fn pressure(&self) -> u64 {
+        let (used, max) = (self.used_bytes(), self.max_bytes);
+        let by_limit = if used > max / 10 * 9 {
+            used - max / 10 * 7
+        } else {
+            0
+        };
+        let avail = disk::space(&self.dir).map_or(u64::MAX, |s| s.avail);
+        let by_disk = self.reserve.saturating_mul(2).saturating_sub(avail);
+        by_limit.max(by_disk)
     }
 
     /// Trims every cache file to the size its inode records and deletes the
@@ -169,6 +239,7 @@ impl IngestCache {
             .read(true)
             .write(true)
             .create(create)
+            .mode(cairn_chunkstore::private::FILE_MODE)
             .open(&path);
         let file = match opened {
             Ok(f) => Arc::new(f),
@@ -258,13 +329,21 @@ impl IngestCache {
         Ok(())
     }
 
-    /// Writes `data` at `offset`. Refuses with `NoSpace`, writing nothing,
-    /// when the cache would pass its size limit.
+    /// Writes `data` at `offset`. Refuses, writing nothing, with `NoSpace`
+    /// when the cache would pass its size limit and with `DiskFull` when
+    /// the write would reach into the disk's reserve.
     pub fn write(&self, id: InodeId, offset: u64, data: &[u8]) -> Result<(), FsError> {
         self.check_poison()?;
         let len = data.len() as u64;
         if self.used.load(Ordering::Relaxed).saturating_add(len) > self.max_bytes {
             return Err(FsError::NoSpace);
+        }
+        let space = disk::space(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        if space.avail < self.reserve.saturating_add(len) {
+            return Err(FsError::DiskFull {
+                path: self.dir.clone(),
+                free: space.avail,
+            });
         }
         let file = self.file(id, true)?.ok_or(FsError::NoSpace)?;
         let path = self.path(id);

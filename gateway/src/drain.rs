@@ -236,17 +236,19 @@ impl Drainer {
         }
     }
 
-    /// Evicts clean data when the cache passes 90% of its size, down to 70%.
+    /// Evicts clean data when the cache passes 90% of its size (down to
+    /// 70%), or its disk's free space falls under twice the reserve.
     async fn keep_cache_room(&self) -> Result<(), FsError> {
-        let cache = self.fs.cache();
-        let (used, max) = (cache.used_bytes(), cache.max_bytes());
-        if used > max / 10 * 9 {
-            let want = used - max / 10 * 7;
+        let want = self.fs.cache().pressure();
+        if want > 0 {
             let done = self.fs.evict(Some(want)).await?;
+            if done.bytes == 0 {
+                return Ok(());
+            }
             info!(
                 freed = done.bytes,
                 slots = done.slots,
-                "cache above its high watermark; evicted clean data"
+                "cache above its high watermark or its disk nearly full; evicted clean data"
             );
         }
         Ok(())

@@ -7,6 +7,7 @@ pub mod class;
 pub mod cli;
 pub mod core;
 pub mod crypto;
+pub mod disk;
 pub mod drain;
 pub mod ec;
 pub mod fsck;

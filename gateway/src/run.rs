@@ -1,5 +1,6 @@
-//! Running a gateway: take the data folder's lock, open the core, bind the
-//! NFS port, serve until SIGINT or SIGTERM, then close the metadata cleanly.
+//! Running a gateway: make its data private, take the data folder's lock,
+//! open the core, bind the NFS port, serve until SIGINT or SIGTERM, then
+//! close the metadata cleanly.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -36,6 +37,13 @@ pub enum StartError {
     Locked { path: PathBuf },
     #[error("cannot open the gateway's state: {0}")]
     Fs(#[from] FsError),
+    #[error("cannot start: the disk holding {} is full: {free} bytes free; free space on it (or give the gateway a larger disk), then start again", path.display())]
+    DiskFull { path: PathBuf, free: u64 },
+    #[error("cannot make the gateway's data private to its user ({path}): {source}")]
+    Private {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}; is another NFS server using the port? choose another with nfs.listen")]
     Bind {
         addr: SocketAddr,
@@ -62,7 +70,7 @@ pub struct DataLock {
 /// Takes the exclusive lock on `<data_dir>/gateway.lock`.
 pub fn lock_data_dir(cfg: &GatewayConfig) -> Result<DataLock, StartError> {
     let path = cfg.data_dir.join("gateway.lock");
-    let file = File::options()
+    let file = cairn_chunkstore::private::file_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -76,10 +84,94 @@ pub fn lock_data_dir(cfg: &GatewayConfig) -> Result<DataLock, StartError> {
     Ok(DataLock { _file: file })
 }
 
+/// Takes group and world access away from the gateway's data folder, its
+/// cache folder and its metadata files, wherever they are, logging each
+/// change: they hold file names and contents.
+pub fn make_private(cfg: &GatewayConfig) -> Result<(), StartError> {
+    let (data, cache, meta) = (&cfg.data_dir, cfg.cache_dir(), cfg.metadata_path());
+    let mut roots: Vec<PathBuf> = vec![data.clone()];
+    if !cache.starts_with(data) {
+        roots.push(cache);
+    }
+    if !meta.starts_with(data) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = meta.as_os_str().to_owned();
+            name.push(suffix);
+            roots.push(name.into());
+        }
+    }
+    // The SMB bridge's folder holds Samba's own files, whose modes Samba
+    // and the bridge set; with SMB on, SMB users (smbd acts as them) must
+    // pass through the data folder to the FUSE view mounted below it.
+    let smb_dir = data.join("smb");
+    let except = cairn_chunkstore::private::Exceptions {
+        traverse: if cfg.smb.listen.is_some() {
+            vec![data.clone()]
+        } else {
+            Vec::new()
+        },
+        skip: vec![smb_dir],
+    };
+    for root in &roots {
+        cairn_chunkstore::private::secure_and_log(&[root], &except).map_err(|source| {
+            StartError::Private {
+                path: root.clone(),
+                source,
+            }
+        })?;
+    }
+    if cfg.smb.listen.is_some() {
+        // Search only (0711): others can reach the view, list nothing.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o711)).map_err(
+            |source| StartError::Private {
+                path: data.clone(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A start that failed for want of disk space says which disk and how full
+/// it is, rather than blaming the cache (SQLite reports a full disk while
+/// opening as an I/O error, so a failure on a disk with under 1 MiB free is
+/// taken for one too).
+fn explain_full(cfg: &GatewayConfig, e: StartError) -> StartError {
+    let meta_dir = cfg
+        .metadata_path()
+        .parent()
+        .map_or_else(|| cfg.data_dir.clone(), Into::into);
+    let named = match &e {
+        StartError::Fs(FsError::DiskFull { path, .. }) => Some(path.clone()),
+        StartError::Fs(FsError::MetadataFull) => Some(meta_dir.clone()),
+        StartError::Fs(FsError::NoSpace) => Some(cfg.cache_dir()),
+        StartError::Bind { .. } | StartError::Locked { .. } | StartError::DiskFull { .. } => {
+            return e
+        }
+        _ => None,
+    };
+    if let Some(path) = named {
+        let free = crate::disk::space(&path).map_or(0, |s| s.avail);
+        return StartError::DiskFull { path, free };
+    }
+    for path in [meta_dir, cfg.cache_dir(), cfg.data_dir.clone()] {
+        if let Ok(space) = crate::disk::space(&path) {
+            if space.avail < crate::disk::FULL {
+                return StartError::DiskFull {
+                    path,
+                    free: space.avail,
+                };
+            }
+        }
+    }
+    e
+}
+
 /// Opens the filesystem core as the config says.
 pub fn open_fs(cfg: &GatewayConfig) -> Result<Fs, StartError> {
     let cache_dir = cfg.cache_dir();
-    std::fs::create_dir_all(&cache_dir).map_err(|source| StartError::Create {
+    cairn_chunkstore::private::create_dir_all(&cache_dir).map_err(|source| StartError::Create {
         path: cache_dir.clone(),
         source,
     })?;
@@ -93,8 +185,27 @@ pub fn open_fs(cfg: &GatewayConfig) -> Result<Fs, StartError> {
 /// Runs the gateway until SIGINT or SIGTERM. `ready` is called once the
 /// port is bound, with its address.
 pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), StartError> {
-    let _lock = lock_data_dir(&cfg)?;
-    let mut fs = open_fs(&cfg)?;
+    let started = start(&cfg).await;
+    match started {
+        Ok(s) => serve(cfg, s, ready).await,
+        Err(e) => Err(explain_full(&cfg, e)),
+    }
+}
+
+/// What [`start`] opened, for [`serve`].
+struct Started {
+    _lock: DataLock,
+    fs: Arc<Fs>,
+    stores: Option<Arc<Stores>>,
+    cluster_secret: Option<Secret>,
+}
+
+/// Makes the data private, takes the lock, opens the core and registers
+/// the chunk stores.
+async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
+    make_private(cfg)?;
+    let lock = lock_data_dir(cfg)?;
+    let mut fs = open_fs(cfg)?;
     let mut cluster_secret = None;
     let stores = match &cfg.cluster.secret_file {
         Some(path) if !cfg.stores.is_empty() => {
@@ -147,6 +258,26 @@ pub async fn run(cfg: GatewayConfig, ready: impl FnOnce(SocketAddr)) -> Result<(
     }
     fs.reconcile_cache().await?;
     admin::default_class_id(&fs).await?;
+    Ok(Started {
+        _lock: lock,
+        fs,
+        stores,
+        cluster_secret,
+    })
+}
+
+/// Serves until SIGINT or SIGTERM.
+async fn serve(
+    cfg: GatewayConfig,
+    started: Started,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), StartError> {
+    let Started {
+        _lock,
+        fs,
+        stores,
+        cluster_secret,
+    } = started;
     // The SMB bridge first: once the NFS port accepts, SMB clients are
     // served too.
     let smb = if cfg.smb.listen.is_some() {

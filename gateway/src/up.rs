@@ -92,9 +92,24 @@ pub fn up(
     smb: Option<SocketAddr>,
 ) -> ExitCode {
     let gateway_dir = data.join("gateway");
-    if let Err(e) = std::fs::create_dir_all(&gateway_dir) {
+    if let Err(e) = cairn_chunkstore::private::create_dir_all(&gateway_dir) {
         eprintln!("cairn up: cannot create {}: {e}", gateway_dir.display());
         return ExitCode::from(2);
+    }
+    // Everything below DIR is for this user only (an older layout is fixed
+    // here, with a message per change).
+    crate::cli::init_logging("info");
+    if let Err(e) =
+        cairn_chunkstore::private::secure_and_log(&[data], &up_exceptions(data, smb.is_some()))
+    {
+        return fail("cannot make the data folder private", e);
+    }
+    if smb.is_some() {
+        // Search only: SMB users pass through to the view, list nothing.
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o711)) {
+            return fail("cannot let SMB users reach the data folder", e);
+        }
     }
     let mut cfg = GatewayConfig::with_defaults(gateway_dir.clone(), nfs);
     cfg.repair.grace = grace;
@@ -137,7 +152,7 @@ pub fn up(
     }
     let config_path = gateway_dir.join("gateway.toml");
     if let Ok(text) = toml::to_string(&cfg) {
-        let _ = std::fs::write(&config_path, text);
+        let _ = cairn_chunkstore::private::write_file(&config_path, text.as_bytes());
     }
     let shown = data.display().to_string();
     let pids: Vec<String> = children
@@ -165,6 +180,21 @@ pub fn up(
     code
 }
 
+/// What `cairn up` leaves to others: the gateway's SMB folder (Samba sets
+/// its own modes), and with SMB on, search access through DIR and
+/// DIR/gateway so SMB users reach the FUSE view mounted below.
+fn up_exceptions(data: &Path, smb: bool) -> cairn_chunkstore::private::Exceptions {
+    let gateway = data.join("gateway");
+    cairn_chunkstore::private::Exceptions {
+        traverse: if smb {
+            vec![data.to_owned(), gateway.clone()]
+        } else {
+            Vec::new()
+        },
+        skip: vec![gateway.join("smb")],
+    }
+}
+
 /// Writes the store's config, initialises its folder once, and starts it.
 fn start_store(
     exe: &Path,
@@ -175,7 +205,7 @@ fn start_store(
 ) -> Result<(SocketAddr, Child), String> {
     let dir = data.join("stores").join(name);
     let store_data: PathBuf = dir.join("data");
-    std::fs::create_dir_all(&store_data)
+    cairn_chunkstore::private::create_dir_all(&store_data)
         .map_err(|e| format!("cannot create {}: {e}", store_data.display()))?;
     let port = free_port(ip).map_err(|e| format!("no free port: {e}"))?;
     let addr = SocketAddr::new(ip, port);
@@ -186,7 +216,7 @@ fn start_store(
         abs(secret).display().to_string(),
     );
     let config_path = dir.join("store.toml");
-    std::fs::write(&config_path, config)
+    cairn_chunkstore::private::write_file(&config_path, config.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     if !store_data.join("cairn-store.marker").exists() {
         let out = Command::new(exe)
@@ -198,7 +228,12 @@ fn start_store(
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
     }
-    let log = std::fs::File::create(dir.join("store.log")).map_err(|e| e.to_string())?;
+    let log = cairn_chunkstore::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join("store.log"))
+        .map_err(|e| e.to_string())?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .env(PARENT_ENV, std::process::id().to_string())

@@ -54,6 +54,30 @@ fn connect(path: &Path) -> Result<Connection, MetaError> {
     Ok(conn)
 }
 
+/// The database and its WAL and shared-memory files are for the gateway's
+/// user only (they hold file names and small files' bytes): called once
+/// SQLite has opened (and so created) them, since SQLite gives a new
+/// database its own default mode; later WAL and `-shm` files take the
+/// database's mode.
+pub(crate) fn make_private(path: &Path) -> Result<(), MetaError> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(MetaError::Open {
+                    path: path.to_owned(),
+                    source: rusqlite::Error::ToSqlConversionFailure(Box::new(source)),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Metadata {
     /// Opens (creating if needed) the database at `path` and migrates it to
     /// the current schema. The folder holding it must exist.
@@ -72,6 +96,7 @@ impl Metadata {
                 })
             }
         }
+        make_private(path)?;
         let (tx, rx) = mpsc::channel();
         let unsynced = Arc::new(AtomicBool::new(false));
         let flag = unsynced.clone();

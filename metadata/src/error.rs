@@ -35,7 +35,9 @@ impl MetaError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             MetaError::Commit(code) => *code == rusqlite::ErrorCode::DiskFull,
-            MetaError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            MetaError::Sqlite(e) | MetaError::Open { source: e, .. } => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
             _ => false,
         }
     }

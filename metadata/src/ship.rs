@@ -42,7 +42,8 @@ pub(crate) fn serve<'c>(conn: &'c Connection, session: &mut Option<Session<'c>>,
         ShipCmd::Snapshot { dest, reply } => {
             let done = conn
                 .backup(MAIN_DB, &dest, None::<fn(rusqlite::backup::Progress)>)
-                .map_err(MetaError::from);
+                .map_err(MetaError::from)
+                .and_then(|()| crate::db::make_private(&dest));
             if done.is_ok() {
                 // A snapshot (re)starts recording, also after a Stop.
                 *session = new_session(conn);

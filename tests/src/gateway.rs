@@ -59,6 +59,8 @@ pub struct GatewayOptions {
     /// Run the SMB bridge (`[smb] listen` on 127.0.0.1 and a free port,
     /// one share `cairn` for the whole tree).
     pub smb: bool,
+    /// Mount a tmpfs of this many bytes as the data folder (a small disk).
+    pub data_disk: Option<u64>,
 }
 
 impl Default for GatewayOptions {
@@ -72,6 +74,7 @@ impl Default for GatewayOptions {
             log_level: "info".into(),
             nfs_max_connections: None,
             smb: false,
+            data_disk: None,
         }
     }
 }
@@ -87,7 +90,10 @@ enum Launch {
 
 /// A running (or stopped) `cairn gateway` owned by one test.
 pub struct Gateway {
-    // Declared first so that it is dropped last, after the child is killed.
+    /// The small disk mounted as the data folder; unmounted before `dir`
+    /// is removed.
+    disk: Option<crate::disk::SmallDisk>,
+    // Dropped after the child is killed (in `drop`).
     dir: tempfile::TempDir,
     launch: Launch,
     options: GatewayOptions,
@@ -126,7 +132,11 @@ impl Gateway {
         for sub in ["data", "logs", "scratch"] {
             std::fs::create_dir(dir.path().join(sub)).expect("create temp subdir");
         }
+        let disk = options
+            .data_disk
+            .map(|bytes| crate::disk::SmallDisk::mount(&dir.path().join("data"), bytes));
         let mut gw = Self {
+            disk,
             dir,
             launch,
             options,
@@ -258,6 +268,29 @@ impl Gateway {
         self.write_config();
         if let Err(e) = self.spawn_and_wait() {
             self.fail_start(e);
+        }
+    }
+
+    /// The small disk mounted as the data folder (`options.data_disk`).
+    pub fn disk(&self) -> &crate::disk::SmallDisk {
+        self.disk
+            .as_ref()
+            .expect("the gateway was started without data_disk")
+    }
+
+    /// Starts the (stopped) process again and returns its stderr if it
+    /// exits during startup; `Ok` once it accepts connections.
+    pub fn try_start(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "try_start wants the gateway stopped");
+        self.write_config();
+        match self.spawn_and_wait() {
+            Ok(()) => Ok(()),
+            Err(StartFailure::Exited(status)) => Err(format!(
+                "{status}: {}",
+                std::fs::read_to_string(self.log_path(self.generation, "stderr"))
+                    .unwrap_or_default()
+            )),
+            Err(e) => self.fail_start(e),
         }
     }
 

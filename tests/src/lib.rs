@@ -9,6 +9,7 @@
 pub mod client;
 pub mod cluster;
 pub mod command;
+pub mod disk;
 pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;

@@ -284,6 +284,10 @@ impl Fs {
         // this write's commit: hold the lock until then, so no other write,
         // eviction or redrain acts on the stale marks meanwhile.
         let hold = spill.is_some() || !refetched.is_empty();
+        let need = len
+            + spill.as_ref().map_or(0, |b| b.len() as u64)
+            + refetched.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        self.make_room(need).await?;
         {
             let cache = self.cache.clone();
             let spilling = spill.is_some();

@@ -23,8 +23,16 @@ pub enum FsError {
     Invalid(&'static str),
     #[error("file would pass the largest size cairn stores")]
     FileTooBig,
-    #[error("the ingest cache is full")]
+    #[error(
+        "the ingest cache is at its size limit (cache.max_size) and holds no drained data to evict"
+    )]
     NoSpace,
+    /// The disk holding `path` has no room (or only the reserve the cache
+    /// leaves for the metadata).
+    #[error("the disk holding {} is full: {free} bytes free", path.display())]
+    DiskFull { path: PathBuf, free: u64 },
+    #[error("the disk holding the metadata database is full")]
+    MetadataFull,
     #[error("inode {0} no longer exists")]
     Stale(InodeId),
     #[error("the file changed since the caller last looked (guard mismatch)")]
@@ -66,7 +74,7 @@ pub enum FsError {
 impl From<MetaError> for FsError {
     fn from(e: MetaError) -> Self {
         if e.is_disk_full() {
-            FsError::NoSpace
+            FsError::MetadataFull
         } else {
             FsError::Meta(e)
         }

@@ -3,6 +3,8 @@
 //! (its block holds its current bytes), no write to its file is in flight,
 //! and its version did not move between the check and the commit. Slots go
 //! least recently used first, as far as [`Fs::touch`] has seen them.
+//! [`Fs::make_room`] evicts before a cache write that would not fit, so
+//! drained data never stands in the way of new writes.
 
 use cairn_metadata::{InodeId, SLOT_SIZE};
 
@@ -69,6 +71,28 @@ impl Fs {
                 return Ok(done);
             }
         }
+    }
+
+    /// Before writing `need` bytes to the cache: if the cache is at its
+    /// limit or its disk at the reserve, evicts clean data to make room (and
+    /// a little more, so the next writes find room too). Whatever cannot be
+    /// freed, the cache write itself refuses.
+    pub(crate) async fn make_room(&self, need: u64) -> Result<(), FsError> {
+        let short = self.cache.room_short(need);
+        if short == 0 {
+            return Ok(());
+        }
+        let want = short.saturating_add(self.cache.max_bytes() / 20);
+        let done = self.evict(Some(want)).await?;
+        if done.bytes > 0 {
+            tracing::info!(
+                freed = done.bytes,
+                slots = done.slots,
+                need,
+                "the cache had no room for a write; evicted drained data"
+            );
+        }
+        Ok(())
     }
 
     /// Frees the cache file's bytes of one slot; returns the bytes freed.

@@ -15,7 +15,7 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::NameTooLong => Errno::ENAMETOOLONG,
         FsError::Invalid(_) => Errno::EINVAL,
         FsError::FileTooBig => Errno::EFBIG,
-        FsError::NoSpace => Errno::ENOSPC,
+        FsError::NoSpace | FsError::DiskFull { .. } | FsError::MetadataFull => Errno::ENOSPC,
         // The inode went away under a cached handle: tell the kernel to look again.
         FsError::Stale(_) => Errno::ESTALE,
         FsError::GuardMismatch => Errno::EAGAIN,

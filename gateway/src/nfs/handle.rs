@@ -35,7 +35,7 @@ pub fn encode(inode: &Inode) -> nfs_fh3 {
 /// The inode id and generation a handle names, or `None` if it is not ours.
 pub fn decode(fh: &nfs_fh3) -> Option<(InodeId, u64)> {
     let b: &[u8] = fh.data.as_ref();
-    if b.len() != LEN || b[0..2] != MAGIC || b[2] != VERSION {
+    if b.len() != LEN || b[0..2] != MAGIC || b[2] != VERSION || b[3] != 0 {
         return None;
     }
     let id = u64::from_le_bytes(b[4..12].try_into().ok()?);

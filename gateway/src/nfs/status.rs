@@ -15,7 +15,9 @@ pub fn nfs_status(e: &FsError) -> nfsstat3 {
         FsError::NameTooLong => nfsstat3::NFS3ERR_NAMETOOLONG,
         FsError::Invalid(_) => nfsstat3::NFS3ERR_INVAL,
         FsError::FileTooBig => nfsstat3::NFS3ERR_FBIG,
-        FsError::NoSpace => nfsstat3::NFS3ERR_NOSPC,
+        FsError::NoSpace | FsError::DiskFull { .. } | FsError::MetadataFull => {
+            nfsstat3::NFS3ERR_NOSPC
+        }
         FsError::Stale(_) => nfsstat3::NFS3ERR_STALE,
         FsError::GuardMismatch => nfsstat3::NFS3ERR_NOT_SYNC,
         FsError::Access => nfsstat3::NFS3ERR_ACCES,

@@ -107,6 +107,8 @@ pub struct ClusterOptions {
     pub repair: String,
     /// Lines of the gateway's `[backup]` section (empty: the defaults).
     pub backup: String,
+    /// Mount a tmpfs of this many bytes as the gateway's data folder.
+    pub gateway_disk: Option<u64>,
 }
 
 impl ClusterOptions {
@@ -120,6 +122,7 @@ impl ClusterOptions {
             proxied_store: None,
             repair: String::new(),
             backup: String::new(),
+            gateway_disk: None,
         }
     }
 }
@@ -140,6 +143,8 @@ pub struct ChunkInfo {
 
 /// Chunk stores and one gateway, all real processes, in one temp dir.
 pub struct Cluster {
+    /// Unmounted (after `drop` killed the processes) before `root` goes.
+    _disk: Option<crate::disk::SmallDisk>,
     root: tempfile::TempDir,
     options: ClusterOptions,
     secret_path: PathBuf,
@@ -162,6 +167,9 @@ impl Cluster {
         for sub in ["gateway/data", "gateway/logs", "scratch"] {
             std::fs::create_dir_all(root.path().join(sub)).expect("create cluster folder");
         }
+        let disk = options
+            .gateway_disk
+            .map(|bytes| crate::disk::SmallDisk::mount(&root.path().join("gateway/data"), bytes));
         let config = root.path().join("gateway/gateway.toml");
         let gateway = Proc::new(
             vec!["gateway".into(), "--config".into(), config.into()],
@@ -169,6 +177,7 @@ impl Cluster {
             "gateway",
         );
         let mut cluster = Cluster {
+            _disk: disk,
             root,
             options: options.clone(),
             secret_path,
