@@ -220,3 +220,41 @@ async fn metadata_backups_keep_shipping_while_a_backup_store_is_down() {
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "restored from s1 and s2").await;
 }
+
+#[tokio::test]
+async fn an_erasure_coded_read_rebuilds_around_a_silent_data_shard() {
+    let seed = test_seed("an_erasure_coded_read_rebuilds_around");
+    let mut options = ClusterOptions::new(hosts(3));
+    options.proxied_store = Some("s1".into());
+    options.also_proxied = vec!["s2".into(), "s3".into()];
+    let cluster = Cluster::start(options);
+    let mut nfs = cluster.mount().await;
+    cluster.class_create("ec", &["--ec", "2+1", "--spread", "host"]);
+    let dir = mkdir(&mut nfs, "ec").await;
+    cluster.class_set("/ec", "ec");
+    let file = write_file(&mut nfs, &dir, "/ec", "f", random_bytes(seed, 1 << 20)).await;
+    cluster.wait_drained(DRAIN_DEADLINE);
+    let chunks = wait_stores_match_gateway(&cluster);
+    let chunk = chunks
+        .iter()
+        .find(|c| c.class == "ec")
+        .unwrap_or_else(|| panic!("no chunk of class ec: {chunks:?}"));
+    // The store holding data shard 0, where the file's first bytes are.
+    let (silent, _) = chunk
+        .objects
+        .iter()
+        .find(|(_, key)| key.ends_with(".s00"))
+        .unwrap_or_else(|| panic!("no shard 0 in {chunk:?}"))
+        .clone();
+    drop_cache(&cluster);
+
+    cluster.proxy_of(&silent).set_silent(true);
+    let (took, got) = timed_read(&mut nfs, &file.path, 0).await;
+    let got = got.unwrap_or_else(|e| panic!("read {} with {silent} silent: {e}", file.path));
+    assert_eq!(got, file.data[..64 * 1024], "bytes of {}", file.path);
+    eprintln!("64 KiB erasure-coded read with {silent} (data shard 0) silent: {took:?}");
+    assert!(
+        took < READ_WITH_ONE_SILENT,
+        "a 64 KiB read with data shard 0's store silent took {took:?} (more than {READ_WITH_ONE_SILENT:?})"
+    );
+}
