@@ -219,6 +219,42 @@ async fn metadata_backups_keep_shipping_while_a_backup_store_is_down() {
     let mut nfs = cluster.mount().await;
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "restored from s1 and s2").await;
+
+    // Catching up: with all three back, a store that missed objects while
+    // it was down gets a new snapshot once it answers again.
+    cluster.store_mut("s3").restart();
+    wait_shipped(&cluster, Instant::now());
+    let before = newest_snapshot(&cluster, "s1");
+    cluster.store_mut("s1").kill9();
+    let root = nfs.root.clone();
+    let late = write_file(&mut nfs, &root, "", "late", random_bytes(seed, 5000)).await;
+    wait_shipped(&cluster, Instant::now());
+    assert_eq!(
+        newest_snapshot(&cluster, "s1"),
+        before,
+        "s1 is down, nothing reaches it"
+    );
+    cluster.store_mut("s1").restart();
+    poll_until(
+        "s1 gets a new snapshot once it answers again",
+        Duration::from_secs(60),
+        || match newest_snapshot(&cluster, "s1") {
+            now if now > before => Ok(()),
+            now => Err(format!("newest snapshot on s1: {now:?}")),
+        },
+    );
+    read_back(&mut nfs, &[late], "after s1 came back").await;
+}
+
+/// The newest generation (16 hex digits) with a snapshot part on `store`.
+fn newest_snapshot(cluster: &Cluster, store: &str) -> Option<String> {
+    cluster
+        .store(store)
+        .backup_keys()
+        .into_iter()
+        .filter(|k| k.get(17..19) == Some("-s"))
+        .map(|k| k[1..17].to_owned())
+        .max()
 }
 
 #[tokio::test]
