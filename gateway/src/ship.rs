@@ -164,6 +164,22 @@ impl ShipState {
     }
 }
 
+/// How many stores must take a backup object, and how many it has when
+/// nothing is missing, with `expected` stores expected to answer (online or
+/// within the grace period). The first snapshot (`first`) waits for them
+/// all, up to `copies`, so it is not left on one store; after it a majority
+/// of `copies` is enough, and a store that is down catches up later.
+fn copies_needed(copies: usize, expected: usize, first: bool) -> (usize, usize) {
+    let copies = copies.clamp(1, 8);
+    let full = copies.min(expected).max(1);
+    let need = if first {
+        full
+    } else {
+        (copies / 2 + 1).min(full)
+    };
+    (need, full)
+}
+
 /// The background worker.
 pub struct Shipper {
     fs: Arc<Fs>,
@@ -330,22 +346,13 @@ impl Shipper {
                 reach != crate::remote::Reach::Offline && life == cairn_metadata::StoreState::Active
             })
             .count();
-        let copies = self.cfg.copies.clamp(1, 8);
-        let full = copies.min(expected).max(1);
-        // The first snapshot waits for them all, so it is not left on one
-        // store; after it, a majority of `copies` is enough, and a store
-        // that is down catches up later.
         let first = self
             .state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .shipped_until
             .is_none();
-        let need = if first {
-            full
-        } else {
-            (copies / 2 + 1).min(full)
-        };
+        let (need, full) = copies_needed(self.cfg.copies, expected, first);
         if placed.len() < need {
             return Err(format!(
                 "{} of the {need} stores a metadata backup goes to are online; waiting",
@@ -520,5 +527,24 @@ impl Shipper {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copies_needed;
+
+    #[test]
+    fn the_first_snapshot_waits_for_every_expected_store_and_later_ones_for_a_majority() {
+        // (copies, expected, first) -> (need, full)
+        assert_eq!(copies_needed(3, 3, true), (3, 3));
+        assert_eq!(copies_needed(3, 3, false), (2, 3));
+        assert_eq!(copies_needed(5, 5, false), (3, 5));
+        assert_eq!(copies_needed(2, 2, false), (2, 2));
+        assert_eq!(copies_needed(1, 3, false), (1, 1));
+        // Stores gone past the grace period are not waited for.
+        assert_eq!(copies_needed(3, 1, true), (1, 1));
+        assert_eq!(copies_needed(3, 1, false), (1, 1));
+        assert_eq!(copies_needed(3, 0, false), (1, 1));
     }
 }
