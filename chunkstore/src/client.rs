@@ -5,13 +5,14 @@
 
 use std::fmt::Display;
 use std::io;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 use crate::error::StoreError;
 use crate::protocol::{
     check_key, decode_response, encode_request, Capacity, ListEntry, Request, Response, ShardStat,
-    HANDSHAKE_TIMEOUT, MAX_LIST, MAX_PAYLOAD,
+    HANDSHAKE_TIMEOUT, MAX_LIST, MAX_PAYLOAD, MESSAGE_TIMEOUT,
 };
 use crate::secret::Secret;
 use crate::transport::NoiseStream;
@@ -119,6 +120,20 @@ impl StoreClient {
     /// Reads `len` bytes at `offset` of a shard; the store verifies the whole
     /// shard's checksum first.
     pub async fn get(&mut self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        self.get_within(key, offset, len, MESSAGE_TIMEOUT).await
+    }
+
+    /// [`get`](Self::get), failing with [`StoreError::Timeout`] once the store
+    /// sends nothing for `stall` (before its answer or between two messages
+    /// of the data): a silent link is given up on quickly, while a slow one
+    /// that keeps sending is never cut.
+    pub async fn get_within(
+        &mut self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        stall: Duration,
+    ) -> Result<Vec<u8>, StoreError> {
         check_key(key)?;
         if len > MAX_PAYLOAD {
             return Err(StoreError::TooLarge {
@@ -132,12 +147,12 @@ impl StoreClient {
             offset,
             len,
         };
-        match self.call(&req, &[]).await? {
+        match self.call_within(&req, &[], stall).await? {
             Response::Get { len: got } if got == len => {
                 let mut data = vec![0u8; len as usize];
                 let stream = self.stream.as_mut().expect("connected after call");
-                if let Err(err) = stream.read_exact(&mut data).await {
-                    return Err(self.broken("get", err));
+                if let Err(err) = stream.read_exact_within(&mut data, stall).await {
+                    return Err(self.broken("get", err, stall));
                 }
                 Ok(data)
             }
@@ -212,6 +227,17 @@ impl StoreClient {
 
     /// Sends a request (and a put's data) and reads the response frame.
     async fn call(&mut self, req: &Request, data: &[u8]) -> Result<Response, StoreError> {
+        self.call_within(req, data, MESSAGE_TIMEOUT).await
+    }
+
+    /// [`call`](Self::call), waiting at most `stall` for each message of the
+    /// response.
+    async fn call_within(
+        &mut self,
+        req: &Request,
+        data: &[u8],
+        stall: Duration,
+    ) -> Result<Response, StoreError> {
         let op = req.op();
         let Some(stream) = self.stream.as_mut() else {
             return Err(StoreError::Transport {
@@ -227,12 +253,12 @@ impl StoreClient {
             stream.write_frame(&encode_request(req)).await?;
             stream.write(data).await?;
             stream.flush().await?;
-            stream.read_frame().await
+            stream.read_frame_within(stall).await
         }
         .await;
         let body = match sent {
             Ok(body) => body,
-            Err(err) => return Err(self.broken(op, err)),
+            Err(err) => return Err(self.broken(op, err, stall)),
         };
         match decode_response(&body) {
             Ok(Response::Error { status, detail }) => Err(StoreError::Remote {
@@ -250,14 +276,15 @@ impl StoreClient {
         }
     }
 
-    /// A transport error: the connection is dropped.
-    fn broken(&mut self, op: &'static str, err: io::Error) -> StoreError {
+    /// A transport error (`stall` was the wait for each message): the
+    /// connection is dropped.
+    fn broken(&mut self, op: &'static str, err: io::Error, stall: Duration) -> StoreError {
         self.stream = None;
         match err.kind() {
             io::ErrorKind::TimedOut => StoreError::Timeout {
                 addr: self.addr.clone(),
                 op,
-                after: crate::protocol::MESSAGE_TIMEOUT,
+                after: stall,
             },
             _ => StoreError::Transport {
                 addr: self.addr.clone(),

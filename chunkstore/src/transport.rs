@@ -257,9 +257,20 @@ impl NoiseStream {
     }
 
     /// Fills `out` from the stream; each message has [`MESSAGE_TIMEOUT`].
-    pub async fn read_exact(&mut self, mut out: &mut [u8]) -> io::Result<()> {
+    pub async fn read_exact(&mut self, out: &mut [u8]) -> io::Result<()> {
+        self.read_exact_within(out, MESSAGE_TIMEOUT).await
+    }
+
+    /// Fills `out` from the stream, failing with `TimedOut` when no message
+    /// arrives for `stall`: a bound on a silent peer, not on a slow transfer
+    /// (each message carries at most 64 KiB).
+    pub async fn read_exact_within(
+        &mut self,
+        mut out: &mut [u8],
+        stall: Duration,
+    ) -> io::Result<()> {
         while !out.is_empty() {
-            if self.rpos == self.rbuf.len() && !self.recv(MESSAGE_TIMEOUT).await? {
+            if self.rpos == self.rbuf.len() && !self.recv(stall).await? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed mid-message",
@@ -275,14 +286,20 @@ impl NoiseStream {
 
     /// Reads one frame: u32 LE length (≤ [`MAX_FRAME`]) and the body.
     pub async fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        self.read_frame_within(MESSAGE_TIMEOUT).await
+    }
+
+    /// [`read_frame`](Self::read_frame), with `stall` as the longest wait
+    /// for each message.
+    pub async fn read_frame_within(&mut self, stall: Duration) -> io::Result<Vec<u8>> {
         let mut len = [0u8; 4];
-        self.read_exact(&mut len).await?;
+        self.read_exact_within(&mut len, stall).await?;
         let len = u32::from_le_bytes(len);
         if len == 0 || len > MAX_FRAME {
             return Err(invalid("frame length out of bounds"));
         }
         let mut body = vec![0u8; len as usize];
-        self.read_exact(&mut body).await?;
+        self.read_exact_within(&mut body, stall).await?;
         Ok(body)
     }
 

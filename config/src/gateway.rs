@@ -48,6 +48,8 @@ pub struct GatewayConfig {
     pub repair: RepairConfig,
     #[serde(default)]
     pub backup: BackupConfig,
+    #[serde(default)]
+    pub read: ReadConfig,
     /// The SMB bridge; off unless `listen` is set.
     #[serde(default, skip_serializing_if = "SmbConfig::is_off")]
     pub smb: SmbConfig,
@@ -153,6 +155,28 @@ impl Default for BackupConfig {
             copies: 3,
             keep: 3,
             warn_after: Duration::secs(60),
+        }
+    }
+}
+
+/// `[read]`: reading drained data back from the chunk stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadConfig {
+    /// A store that sends nothing for this long (before its answer, or
+    /// between two pieces of it) is given up on for this read, which moves to
+    /// the next copy or shard. A slow link that keeps sending is never cut.
+    pub stall: Duration,
+    /// A read of one block from the stores that has found no copy by then
+    /// fails with an I/O error (NFS3ERR_IO, EIO).
+    pub timeout: Duration,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        Self {
+            stall: Duration::secs(2),
+            timeout: Duration::secs(30),
         }
     }
 }
@@ -301,6 +325,7 @@ impl GatewayConfig {
             drain: DrainConfig::default(),
             repair: RepairConfig::default(),
             backup: BackupConfig::default(),
+            read: ReadConfig::default(),
             smb: SmbConfig::default(),
             stores: Vec::new(),
         }

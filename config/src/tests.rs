@@ -200,6 +200,40 @@ fn port_zero_is_invalid() {
 }
 
 #[test]
+fn read_limits_are_checked_against_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[read]\nstall = \"5s\"\ntimeout = \"1s\"\n",
+        minimal(tmp.path())
+    );
+    let (err, message) = load_err(tmp.path(), &text);
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("{message}")
+    };
+    assert_eq!(problems.len(), 1, "{message}");
+    assert_eq!(problems[0].field, "read.timeout");
+    assert!(message.contains("at least read.stall"), "{message}");
+
+    let text = format!("{}[read]\nstall = \"0s\"\n", minimal(tmp.path()));
+    let (_, message) = load_err(tmp.path(), &text);
+    assert!(message.contains("read.stall"), "{message}");
+
+    let text = format!(
+        "{}[read]\nstall = \"500ms\"\ntimeout = \"10s\"\n",
+        minimal(tmp.path())
+    );
+    let config = GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap();
+    assert_eq!(
+        config.read.stall.get(),
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(
+        config.read.timeout.get(),
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
 fn missing_data_dir_key_is_rejected_naming_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let (err, message) = load_err(tmp.path(), "[log]\nlevel = \"info\"\n");

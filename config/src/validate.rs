@@ -99,6 +99,25 @@ impl GatewayConfig {
                 );
             }
         }
+        if self.read.stall.get().is_zero() {
+            report(
+                "read.stall",
+                quoted(&self.read.stall),
+                "must be more than 0".to_owned(),
+                "use \"2s\", or more on links that pause for longer",
+            );
+        }
+        if self.read.timeout.get() < self.read.stall.get() || self.read.timeout.get().is_zero() {
+            report(
+                "read.timeout",
+                quoted(&self.read.timeout),
+                format!(
+                    "must be at least read.stall ({}), or no second copy is ever tried",
+                    self.read.stall
+                ),
+                "use \"30s\", or a few times read.stall",
+            );
+        }
         if self.drain.store_concurrency == 0 {
             report(
                 "drain.store_concurrency",

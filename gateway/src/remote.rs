@@ -1,6 +1,9 @@
 //! The gateway's view of its chunk stores: a small pool of authenticated
 //! connections per store, their identity and fill as last reported, and
 //! reading drained blocks back (any live replica, verified and decrypted).
+//! A read never waits on a silent store for long: a store that sends nothing
+//! for `[read] stall` is given up on for the next copy or shard, and a block
+//! read that has found no copy within `[read] timeout` fails.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +42,10 @@ impl Reach {
 const POOL: usize = 8;
 /// Decrypted blocks kept in memory for repeated reads (at most 4 MiB each).
 const HOT_BLOCKS: usize = 64;
+/// `[read] stall` and `[read] timeout` unless [`Stores::with_read_limits`]
+/// says otherwise.
+const READ_STALL: Duration = Duration::from_secs(2);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Paces uploads to one store: at most `concurrency` at once and, when a
 /// bandwidth is set, no faster than it on average.
@@ -96,6 +103,10 @@ pub struct Stores {
     hot: Mutex<lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>>,
     concurrency: usize,
     bandwidth: u64,
+    /// A read gives a store up after this long without a byte.
+    read_stall: Duration,
+    /// A block read fails after this long.
+    read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Stores {
@@ -147,7 +158,17 @@ impl Stores {
             )),
             concurrency,
             bandwidth,
+            read_stall: READ_STALL,
+            read_timeout: READ_TIMEOUT,
         }
+    }
+
+    /// Reads give a store up after `stall` without a byte (connecting
+    /// included) and fail after `timeout` in all (`[read]`).
+    pub fn with_read_limits(mut self, stall: Duration, timeout: Duration) -> Self {
+        self.read_stall = stall;
+        self.read_timeout = timeout;
+        self
     }
 
     pub fn key(&self) -> &BlockKey {
@@ -280,8 +301,22 @@ impl Stores {
     /// fails at the connection level may just be stale (the store restarted
     /// since): the pool is emptied and `op` runs once more on a fresh
     /// connection (every store operation is idempotent). A store that cannot
-    /// be reached then is marked offline.
+    /// be reached then, or that went silent (a timeout), is marked offline.
     async fn with<T, F, Fut>(&self, id: StoreId, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(StoreClient) -> Fut,
+        Fut: Future<Output = (StoreClient, Result<T, StoreError>)>,
+    {
+        self.with_within(id, None, op).await
+    }
+
+    /// [`with`](Self::with), connecting within `connect` when given.
+    async fn with_within<T, F, Fut>(
+        &self,
+        id: StoreId,
+        connect: Option<Duration>,
+        op: F,
+    ) -> Result<T, StoreError>
     where
         F: Fn(StoreClient) -> Fut,
         Fut: Future<Output = (StoreClient, Result<T, StoreError>)>,
@@ -296,6 +331,11 @@ impl Stores {
         if let Some(client) = pooled {
             let (client, result) = op(client).await;
             match &result {
+                // Silence is no stale connection: a fresh one would wait as long.
+                Err(e @ StoreError::Timeout { .. }) => {
+                    self.mark(id, Some(e));
+                    return result;
+                }
                 Err(e) if e.retryable() => {
                     if let Some(e) = self.lock().get_mut(&id) {
                         e.pool.clear();
@@ -307,7 +347,20 @@ impl Stores {
                 }
             }
         }
-        let client = match StoreClient::connect(&address, &self.secret).await {
+        let connecting = StoreClient::connect(&address, &self.secret);
+        let connected = match connect {
+            Some(limit) => tokio::time::timeout(limit, connecting)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Timeout {
+                        addr: address.clone(),
+                        op: "connect",
+                        after: limit,
+                    })
+                }),
+            None => connecting.await,
+        };
+        let client = match connected {
             Ok(c) => c,
             Err(e) => {
                 self.mark(id, Some(&e));
@@ -345,6 +398,8 @@ impl Stores {
         stored
     }
 
+    /// `len` bytes at `offset` of object `key` on store `id`; gives up with
+    /// [`StoreError::Timeout`] once the store sends nothing for `[read] stall`.
     pub async fn get(
         &self,
         id: StoreId,
@@ -352,8 +407,9 @@ impl Stores {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, StoreError> {
-        self.with(id, |mut c| async move {
-            let r = c.get(key, offset, len).await;
+        let stall = self.read_stall;
+        self.with_within(id, Some(stall), |mut c| async move {
+            let r = c.get_within(key, offset, len, stall).await;
             (c, r)
         })
         .await
@@ -480,23 +536,15 @@ impl BlockSource for Stores {
             if let Some(hit) = self.hot().get(&loc.block) {
                 return Ok(hit.as_ref().clone());
             }
-            let plain = match loc.layout {
-                ChunkLayout::Replicas => self.read_replica(loc).await?,
-                ChunkLayout::Ec { k, m, shard_len } => {
-                    let (sealed, from) = self
-                        .read_shards(loc, k as usize, m as usize, shard_len)
-                        .await?;
-                    self.key
-                        .open(&sealed, &block_aad(loc.chunk, loc.offset))
-                        .map_err(|e| {
-                            warn!(chunk = %loc.chunk, from = %from, cause = %e, "a block failed verification");
-                            FsError::Unavailable {
-                                chunk: loc.chunk,
-                                why: format!("{from}: {e}"),
-                            }
-                        })?
-                }
-            };
+            let plain = tokio::time::timeout(self.read_timeout, self.fetch_remote(loc))
+                .await
+                .unwrap_or_else(|_| {
+                    warn!(chunk = %loc.chunk, timeout = ?self.read_timeout, "no copy of a block could be read within [read] timeout");
+                    Err(FsError::Unavailable {
+                        chunk: loc.chunk,
+                        why: format!("no copy answered within [read] timeout ({:?})", self.read_timeout),
+                    })
+                })?;
             let plain = Arc::new(plain);
             self.hot().put(loc.block, plain.clone());
             Ok(plain.as_ref().clone())
@@ -505,6 +553,28 @@ impl BlockSource for Stores {
 }
 
 impl Stores {
+    /// A block's plain bytes from the stores: a replica, or the data shards
+    /// (rebuilt from parity where one cannot be read).
+    async fn fetch_remote(&self, loc: &BlockLocation) -> Result<Vec<u8>, FsError> {
+        match loc.layout {
+            ChunkLayout::Replicas => self.read_replica(loc).await,
+            ChunkLayout::Ec { k, m, shard_len } => {
+                let (sealed, from) = self
+                    .read_shards(loc, k as usize, m as usize, shard_len)
+                    .await?;
+                self.key
+                    .open(&sealed, &block_aad(loc.chunk, loc.offset))
+                    .map_err(|e| {
+                        warn!(chunk = %loc.chunk, from = %from, cause = %e, "a block failed verification");
+                        FsError::Unavailable {
+                            chunk: loc.chunk,
+                            why: format!("{from}: {e}"),
+                        }
+                    })
+            }
+        }
+    }
+
     fn hot(
         &self,
     ) -> std::sync::MutexGuard<'_, lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>> {
@@ -541,7 +611,10 @@ impl Stores {
                         why = format!("{}: {e}", self.name(store));
                     }
                 },
-                Err(e) => why = format!("{}: {e}", self.name(store)),
+                Err(e) => {
+                    warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica could not be read; trying the next");
+                    why = format!("{}: {e}", self.name(store));
+                }
             }
         }
         Err(FsError::Unavailable {

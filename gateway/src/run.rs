@@ -211,11 +211,14 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
         Some(path) if !cfg.stores.is_empty() => {
             let secret = Secret::load(path)?;
             cluster_secret = Some(secret.clone());
-            let stores = Arc::new(Stores::new(
-                secret,
-                cfg.drain.store_concurrency,
-                cfg.drain.store_bandwidth.bytes(),
-            ));
+            let stores = Arc::new(
+                Stores::new(
+                    secret,
+                    cfg.drain.store_concurrency,
+                    cfg.drain.store_bandwidth.bytes(),
+                )
+                .with_read_limits(cfg.read.stall.get(), cfg.read.timeout.get()),
+            );
             for s in &cfg.stores {
                 let (name, address) = (s.name.clone(), s.address.clone());
                 let id = fs

@@ -3,7 +3,11 @@
 //! changes committed since are shipped every `[backup] ship_every`. Every
 //! object is sealed (AES-256-GCM, a key derived from the cluster secret, its
 //! object key as associated data) and written to `[backup] copies` stores on
-//! distinct hosts. What a rebuild needs besides the secret (class
+//! distinct hosts. Once a first snapshot is out, an object counts as shipped
+//! when a majority of `copies` took it: a store that is down or silent never
+//! holds shipping up, and misses what was shipped meanwhile until a new
+//! snapshot, taken as soon as it answers again, covers it. What a rebuild
+//! needs besides the secret (class
 //! definitions, store names and addresses, the block key's derivation)
 //! is in the metadata itself, so the secret and the stores' addresses
 //! suffice: see `restore.rs`.
@@ -34,6 +38,19 @@ use crate::remote::Stores;
 
 /// Snapshot bytes per object.
 pub const PART: usize = 32 << 20;
+
+/// How long the slower stores may still take an object once a majority has
+/// it; past that they are left to catch up with the next snapshot.
+const STRAGGLERS: Duration = Duration::from_secs(2);
+
+/// Where an object must go: `targets` (the online stores placement chose)
+/// and how many of them must take it.
+struct Targets {
+    stores: Vec<StoreId>,
+    need: usize,
+    /// Copies a generation has when nothing is missing.
+    full: usize,
+}
 
 /// The key that seals backup objects.
 pub fn backup_key(secret: &Secret) -> BlockKey {
@@ -147,6 +164,22 @@ impl ShipState {
     }
 }
 
+/// How many stores must take a backup object, and how many it has when
+/// nothing is missing, with `expected` stores expected to answer (online or
+/// within the grace period). The first snapshot (`first`) waits for them
+/// all, up to `copies`, so it is not left on one store; after it a majority
+/// of `copies` is enough, and a store that is down catches up later.
+fn copies_needed(copies: usize, expected: usize, first: bool) -> (usize, usize) {
+    let copies = copies.clamp(1, 8);
+    let full = copies.min(expected).max(1);
+    let need = if first {
+        full
+    } else {
+        (copies / 2 + 1).min(full)
+    };
+    (need, full)
+}
+
 /// The background worker.
 pub struct Shipper {
     fs: Arc<Fs>,
@@ -160,6 +193,9 @@ pub struct Shipper {
     /// `[repair] grace`: a store silent for longer no longer counts as one
     /// a backup must wait for.
     grace: Duration,
+    /// Some object of the current generation is on fewer stores than it
+    /// should be: a snapshot follows as soon as enough answer.
+    short: std::sync::atomic::AtomicBool,
 }
 
 impl Shipper {
@@ -180,6 +216,7 @@ impl Shipper {
             state: Arc::new(Mutex::new(ShipState::default())),
             busy: tokio::sync::Mutex::new(()),
             grace,
+            short: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -242,7 +279,15 @@ impl Shipper {
                 .unwrap_or_else(|p| p.into_inner())
                 .generation
                 == 0;
+            // A generation some store missed objects of is taken again once
+            // every store expected back answers.
+            let catch_up = self.short.load(std::sync::atomic::Ordering::SeqCst)
+                && self.targets().is_ok_and(|t| t.stores.len() >= t.full);
+            if catch_up {
+                info!("every backup store answers again; a new snapshot catches up the ones that missed objects");
+            }
             let due = broken
+                || catch_up
                 || last_snapshot.is_none_or(|t| t.elapsed() >= self.cfg.snapshot_every.get());
             // One ship at a time with `ship_now` and `ship_last`, which may
             // end this task only while it does not hold this.
@@ -289,9 +334,9 @@ impl Shipper {
         }
     }
 
-    /// Stores for this generation's objects: `copies` online stores, on
-    /// distinct hosts where there are enough.
-    fn targets(&self) -> Result<Vec<StoreId>, String> {
+    /// Stores for the next object: `copies` online stores, on distinct hosts
+    /// where there are enough, and how many of them must take it.
+    fn targets(&self) -> Result<Targets, String> {
         let spec = ClassSpec {
             name: "backup".into(),
             layout: Layout::Replicas {
@@ -320,30 +365,86 @@ impl Shipper {
                 reach != crate::remote::Reach::Offline && life == cairn_metadata::StoreState::Active
             })
             .count();
-        let need = self.cfg.copies.clamp(1, 8).min(expected).max(1);
+        let first = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shipped_until
+            .is_none();
+        let (need, full) = copies_needed(self.cfg.copies, expected, first);
         if placed.len() < need {
             return Err(format!(
                 "{} of the {need} stores a metadata backup goes to are online; waiting",
                 placed.len()
             ));
         }
-        Ok(placed)
+        Ok(Targets {
+            stores: placed,
+            need,
+            full,
+        })
     }
 
+    /// Stores `sealed` on every target at once; succeeds once `need` have
+    /// it. The others get [`STRAGGLERS`] more, then are left out (and the
+    /// generation counted short).
     async fn put_everywhere(
         &self,
-        targets: &[StoreId],
+        targets: &Targets,
         key: &str,
         sealed: Vec<u8>,
     ) -> Result<(), String> {
         let sealed = Arc::new(sealed);
-        for &store in targets {
-            self.stores
-                .put(store, key, sealed.clone())
-                .await
-                .map_err(|e| format!("storing {key} on {}: {e}", self.stores.name(store)))?;
+        let mut puts = tokio::task::JoinSet::new();
+        for &store in &targets.stores {
+            let (stores, key, sealed) = (self.stores.clone(), key.to_owned(), sealed.clone());
+            puts.spawn(async move {
+                let r = stores.put(store, &key, sealed).await;
+                (store, r)
+            });
         }
-        self.update(|s| s.shipped_bytes += (sealed.len() * targets.len()) as u64);
+        let mut stored = 0;
+        let mut failures = Vec::new();
+        let mut cutoff: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match cutoff {
+                Some(at) => match tokio::time::timeout_at(at, puts.join_next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => puts.join_next().await,
+            };
+            let Some(joined) = next else { break };
+            match joined {
+                Ok((_, Ok(()))) => stored += 1,
+                Ok((store, Err(e))) => {
+                    failures.push(format!("{}: {e}", self.stores.name(store)));
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+            if stored >= targets.need && cutoff.is_none() {
+                cutoff = Some(tokio::time::Instant::now() + STRAGGLERS);
+            }
+        }
+        let left_out = puts.len();
+        puts.abort_all();
+        if left_out > 0 {
+            failures.push(format!("{left_out} store(s) too slow"));
+        }
+        self.update(|s| s.shipped_bytes += (sealed.len() * stored) as u64);
+        if stored < targets.full {
+            let was = self.short.swap(true, std::sync::atomic::Ordering::SeqCst);
+            if stored >= targets.need && !was {
+                warn!(key, stored, copies = targets.full, missed = %failures.join("; "), "a metadata backup object is on fewer stores than it should be; a snapshot catches them up when they answer");
+            }
+        }
+        if stored < targets.need {
+            return Err(format!(
+                "storing {key}: {stored} of the {} stores needed took it ({})",
+                targets.need,
+                failures.join("; ")
+            ));
+        }
         Ok(())
     }
 
@@ -351,6 +452,8 @@ impl Shipper {
         let targets = self.targets()?;
         let taken = Timestamp::now();
         let generation = taken.0 as u64;
+        // A new generation: whatever the last one missed no longer matters.
+        self.short.store(false, std::sync::atomic::Ordering::SeqCst);
         let (fs, path) = (self.fs.clone(), self.scratch.clone());
         let bytes = tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_file(&path);
@@ -369,7 +472,11 @@ impl Shipper {
             let sealed = seal(&self.key, &key, taken, part)?;
             self.put_everywhere(&targets, &key, sealed).await?;
         }
-        let names: Vec<String> = targets.iter().map(|s| self.stores.name(*s)).collect();
+        let names: Vec<String> = targets
+            .stores
+            .iter()
+            .map(|s| self.stores.name(*s))
+            .collect();
         info!(generation = %format!("{generation:016x}"), bytes = bytes.len(), stores = ?names, "shipped a metadata snapshot");
         self.update(|s| {
             s.generation = generation;
@@ -439,5 +546,24 @@ impl Shipper {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copies_needed;
+
+    #[test]
+    fn the_first_snapshot_waits_for_every_expected_store_and_later_ones_for_a_majority() {
+        // (copies, expected, first) -> (need, full)
+        assert_eq!(copies_needed(3, 3, true), (3, 3));
+        assert_eq!(copies_needed(3, 3, false), (2, 3));
+        assert_eq!(copies_needed(5, 5, false), (3, 5));
+        assert_eq!(copies_needed(2, 2, false), (2, 2));
+        assert_eq!(copies_needed(1, 3, false), (1, 1));
+        // Stores gone past the grace period are not waited for.
+        assert_eq!(copies_needed(3, 1, true), (1, 1));
+        assert_eq!(copies_needed(3, 1, false), (1, 1));
+        assert_eq!(copies_needed(3, 0, false), (1, 1));
     }
 }

@@ -103,12 +103,16 @@ pub struct ClusterOptions {
     pub log_level: String,
     /// A store the gateway reaches through a [`RecordingProxy`].
     pub proxied_store: Option<String>,
+    /// More stores reached through a proxy each (see [`Cluster::proxy_of`]).
+    pub also_proxied: Vec<String>,
     /// Lines of the gateway's `[repair]` section (empty: the defaults).
     pub repair: String,
     /// Lines of the gateway's `[backup]` section (empty: the defaults).
     pub backup: String,
     /// Mount a tmpfs of this many bytes as the gateway's data folder.
     pub gateway_disk: Option<u64>,
+    /// Lines of the gateway's `[read]` section (empty: the defaults).
+    pub read: String,
 }
 
 impl ClusterOptions {
@@ -120,9 +124,11 @@ impl ClusterOptions {
             chunk_size: "32 MiB".into(),
             log_level: "info".into(),
             proxied_store: None,
+            also_proxied: Vec::new(),
             repair: String::new(),
             backup: String::new(),
             gateway_disk: None,
+            read: String::new(),
         }
     }
 }
@@ -150,6 +156,8 @@ pub struct Cluster {
     secret_path: PathBuf,
     stores: Vec<Store>,
     proxy: Option<RecordingProxy>,
+    /// The proxies of [`ClusterOptions::also_proxied`], by store name.
+    more_proxies: BTreeMap<String, RecordingProxy>,
     gateway: Proc,
     gateway_port: u16,
 }
@@ -183,6 +191,7 @@ impl Cluster {
             secret_path,
             stores: Vec::new(),
             proxy: None,
+            more_proxies: BTreeMap::new(),
             gateway,
             gateway_port: 0,
         };
@@ -193,6 +202,12 @@ impl Cluster {
         if let Some(name) = &options.proxied_store {
             let target = cluster.store(name).addr();
             cluster.proxy = Some(RecordingProxy::start(target));
+        }
+        for name in &options.also_proxied {
+            let target = cluster.store(name).addr();
+            cluster
+                .more_proxies
+                .insert(name.clone(), RecordingProxy::start(target));
         }
         for attempt in 1..=5 {
             cluster.gateway_port = allocate_port();
@@ -240,10 +255,16 @@ impl Cluster {
         if !self.options.backup.is_empty() {
             let _ = writeln!(t, "\n[backup]\n{}", self.options.backup);
         }
+        if !self.options.read.is_empty() {
+            let _ = writeln!(t, "\n[read]\n{}", self.options.read);
+        }
         for s in &self.stores {
             let address = match (&self.proxy, &self.options.proxied_store) {
                 (Some(p), Some(n)) if *n == s.spec.name => p.addr(),
-                _ => s.addr(),
+                _ => self
+                    .more_proxies
+                    .get(&s.spec.name)
+                    .map_or_else(|| s.addr(), RecordingProxy::addr),
             };
             let _ = writeln!(
                 t,
@@ -345,6 +366,18 @@ impl Cluster {
 
     pub fn proxy(&self) -> &RecordingProxy {
         self.proxy.as_ref().expect("the cluster has no proxy")
+    }
+
+    /// The proxy in front of store `name` ([`ClusterOptions::proxied_store`]
+    /// or one of [`ClusterOptions::also_proxied`]).
+    pub fn proxy_of(&self, name: &str) -> &RecordingProxy {
+        match (&self.proxy, &self.options.proxied_store) {
+            (Some(p), Some(n)) if n == name => p,
+            _ => self
+                .more_proxies
+                .get(name)
+                .unwrap_or_else(|| panic!("store {name} is not behind a proxy")),
+        }
     }
 
     /// Mounts the export as root.
@@ -582,6 +615,7 @@ impl Drop for Cluster {
             s.proc.kill9();
         }
         self.proxy = None;
+        self.more_proxies.clear();
         if std::thread::panicking() {
             eprintln!(
                 "===== cairn cluster (dir {}, gateway port {}) =====\nconfig:\n{}\n{}",

@@ -1,5 +1,6 @@
 //! A TCP proxy that keeps every byte it relays, to check what crosses the
-//! wire between the gateway and a store.
+//! wire between the gateway and a store, and that can go silent on demand
+//! (a black-holed link: connections stay open, nothing gets through).
 
 use super::*;
 
@@ -14,6 +15,9 @@ pub struct Relayed {
 
 pub(super) type Recording = Arc<Mutex<Vec<Relayed>>>;
 
+/// Set while the proxy relays nothing.
+type Silence = Arc<std::sync::atomic::AtomicBool>;
+
 /// A TCP proxy on its own thread and runtime: every connection accepted on
 /// [`addr`](Self::addr) is relayed to the target, and every byte is kept, per
 /// connection and direction (so a pattern split across reads of one stream
@@ -21,6 +25,7 @@ pub(super) type Recording = Arc<Mutex<Vec<Relayed>>>;
 pub struct RecordingProxy {
     addr: SocketAddr,
     recording: Recording,
+    silence: Silence,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -35,8 +40,10 @@ impl RecordingProxy {
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let recording: Recording = Arc::default();
+        let silence: Silence = Arc::default();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let rec = recording.clone();
+        let quiet = silence.clone();
         let thread = std::thread::Builder::new()
             .name("recording-proxy".into())
             .spawn(move || {
@@ -44,12 +51,13 @@ impl RecordingProxy {
                     .enable_all()
                     .build()
                     .expect("proxy runtime");
-                rt.block_on(proxy_main(listener, target, rec, rx));
+                rt.block_on(proxy_main(listener, target, rec, quiet, rx));
             })
             .expect("spawn the proxy thread");
         Self {
             addr,
             recording,
+            silence,
             shutdown: Some(tx),
             thread: Some(thread),
         }
@@ -57,6 +65,15 @@ impl RecordingProxy {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Silences the link (`true`): connections are still accepted and stay
+    /// open, but every byte in either direction is swallowed, as on a link
+    /// that black-holes its packets. `false` relays again (connections that
+    /// lost bytes meanwhile are out of step and get dropped by their ends).
+    pub fn set_silent(&self, silent: bool) {
+        self.silence
+            .store(silent, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Everything relayed so far, one entry per connection.
@@ -91,6 +108,7 @@ pub(super) async fn proxy_main(
     listener: std::net::TcpListener,
     target: SocketAddr,
     recording: Recording,
+    silence: Silence,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
@@ -105,14 +123,15 @@ pub(super) async fn proxy_main(
                     rec.len() - 1
                 };
                 let rec = recording.clone();
+                let silence = silence.clone();
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    let up = relay(cr, sw, rec.clone(), index, true);
-                    let down = relay(sr, cw, rec, index, false);
+                    let up = relay(cr, sw, rec.clone(), silence.clone(), index, true);
+                    let down = relay(sr, cw, rec, silence, index, false);
                     tokio::join!(up, down);
                 });
             }
@@ -124,6 +143,7 @@ pub(super) async fn relay(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     recording: Recording,
+    silence: Silence,
     index: usize,
     upstream: bool,
 ) {
@@ -134,6 +154,9 @@ pub(super) async fn relay(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if silence.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
         {
             let mut rec = recording.lock().unwrap_or_else(|e| e.into_inner());
             let entry = &mut rec[index];
