@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;
 pub mod smb;
+pub mod view;
 
 pub use client::{Creds, Nfs, NfsError};
 pub use cluster::{

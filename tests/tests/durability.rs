@@ -334,3 +334,39 @@ fn poll_until_backlog(cluster: &Cluster, ok: impl Fn(u64) -> bool, what: &str) {
         }
     });
 }
+
+#[tokio::test]
+async fn chunks_no_store_can_take_are_left_out_of_the_repair_eta() {
+    let seed = test_seed("chunks_no_store_can_take");
+    let mut options = ClusterOptions::new(three_hosts());
+    options.repair = "grace = \"2s\"\naudit_every = \"2s\"\nbandwidth = \"0\"".into();
+    let mut cluster = Cluster::start(options);
+    cluster.class_create("three", &["--replicas", "3"]);
+    let mut nfs = cluster.mount().await;
+    let dir = mkdir(&mut nfs, "three").await;
+    cluster.class_set("/three", "three");
+    write_file(&mut nfs, &dir, "/three", "f", random_bytes(seed, 300_000)).await;
+    cluster.wait_drained(DRAIN_DEADLINE);
+    // Three copies on three hosts; one host gone leaves nowhere to put the
+    // third copy back.
+    cluster.store_mut("s3").kill9();
+    let repair = cairn_tests::poll_until(
+        "the repairer sees the chunk it cannot place",
+        DRAIN_DEADLINE,
+        || {
+            let r = cluster.try_cairn_json(&["status"])?["repair"].clone();
+            match r["unplaceable_chunks"].as_u64() {
+                Some(n) if n >= 1 => Ok(r),
+                _ => Err(r.to_string()),
+            }
+        },
+    );
+    assert_eq!(repair["waiting_chunks"], 0, "{repair}");
+    assert_eq!(repair["waiting_bytes"], 0, "{repair}");
+    assert!(
+        repair["eta_seconds"].is_null(),
+        "no ETA for work that cannot be done: {repair}"
+    );
+    let text = cluster.cairn(&["status"]);
+    assert!(text.contains("1 have no store to go to"), "{text}");
+}

@@ -8,10 +8,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use cairn_tests::gateway::run_cairn;
+use cairn_tests::view::mount_view;
 use cairn_tests::{mount, poll_until, random_bytes, Creds, Gateway};
 use nfs3_types::nfs3::{nfstime3, sattr3, set_atime, set_mtime, stable_how};
 use rustix::fs::{FallocateFlags, SeekFrom, Timespec, Timestamps};
@@ -19,47 +19,6 @@ use rustix::fs::{FallocateFlags, SeekFrom, Timespec, Timestamps};
 const MIB: u64 = 1 << 20;
 /// The core's data unit: allocation is counted per slot of this size.
 const SLOT: u64 = 4 * MIB;
-
-/// A view mounted with `cairn mount`, taken away with `cairn umount` when
-/// dropped (before its gateway, which is declared first), so no test
-/// leaves a dead mount behind.
-struct View {
-    dir: PathBuf,
-    config: String,
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        let dir = self.dir.to_string_lossy().into_owned();
-        let _ = run_cairn(
-            &["umount", &dir, "--config", &self.config],
-            Duration::from_secs(60),
-        );
-        let mounted = std::process::Command::new("mountpoint")
-            .args(["-q", &dir])
-            .status()
-            .is_ok_and(|s| s.success());
-        if mounted {
-            let _ = std::process::Command::new("umount")
-                .args(["-l", &dir])
-                .status();
-        }
-    }
-}
-
-/// Mounts the view of `gw` on `scratch/view` with `cairn mount`.
-fn mount_view(gw: &Gateway) -> View {
-    let dir = gw.scratch().join("view");
-    // The gateway makes the folder (and clears a dead mount left there).
-    let config = gw.config_path().to_string_lossy().into_owned();
-    let out = run_cairn(
-        &["mount", &dir.to_string_lossy(), "--config", &config],
-        Duration::from_secs(60),
-    )
-    .expect("run cairn mount");
-    assert!(out.status.success(), "cairn mount: {out:?}");
-    View { dir, config }
-}
 
 /// Inodes in use, from statfs (files - free files).
 fn inodes_in_use(dir: &Path) -> u64 {
