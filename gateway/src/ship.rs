@@ -3,8 +3,8 @@
 //! changes committed since are shipped every `[backup] ship_every`. Every
 //! object is sealed (AES-256-GCM, a key derived from the cluster secret, its
 //! object key as associated data) and written to `[backup] copies` stores on
-//! distinct hosts. Once a first snapshot is out, an object counts as shipped
-//! when a majority of `copies` took it: a store that is down or silent never
+//! distinct hosts. An object counts as shipped when a majority of `copies`
+//! took it: a store that is down or silent never
 //! holds shipping up, and misses what was shipped meanwhile until a new
 //! snapshot, taken as soon as it answers again, covers it. What a rebuild
 //! needs besides the secret (class
@@ -166,18 +166,14 @@ impl ShipState {
 
 /// How many stores must take a backup object, and how many it has when
 /// nothing is missing, with `expected` stores expected to answer (online or
-/// within the grace period). The first snapshot (`first`) waits for them
-/// all, up to `copies`, so it is not left on one store; after it a majority
-/// of `copies` is enough, and a store that is down catches up later.
-fn copies_needed(copies: usize, expected: usize, first: bool) -> (usize, usize) {
+/// within the grace period): a majority of `copies`, so no object (the
+/// first snapshot of a start included) is left on one store, and a gateway
+/// started while a store is down still ships; the stores that missed an
+/// object catch up with the next snapshot once they answer.
+fn copies_needed(copies: usize, expected: usize) -> (usize, usize) {
     let copies = copies.clamp(1, 8);
     let full = copies.min(expected).max(1);
-    let need = if first {
-        full
-    } else {
-        (copies / 2 + 1).min(full)
-    };
-    (need, full)
+    ((copies / 2 + 1).min(full), full)
 }
 
 /// The background worker.
@@ -354,9 +350,8 @@ impl Shipper {
             .flatten()
             .map(StoreId)
             .collect();
-        // Wait for as many stores as are expected back (all but those
-        // silent past the grace period), up to `copies`: at start, before the
-        // first probes, that is every store.
+        // The stores expected back (all but those silent past the grace
+        // period), up to `copies`, are what a full object has.
         let views = self.stores.views();
         let expected = views
             .iter()
@@ -365,13 +360,7 @@ impl Shipper {
                 reach != crate::remote::Reach::Offline && life == cairn_metadata::StoreState::Active
             })
             .count();
-        let first = self
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .shipped_until
-            .is_none();
-        let (need, full) = copies_needed(self.cfg.copies, expected, first);
+        let (need, full) = copies_needed(self.cfg.copies, expected);
         if placed.len() < need {
             return Err(format!(
                 "{} of the {need} stores a metadata backup goes to are online; waiting",
@@ -554,16 +543,14 @@ mod tests {
     use super::copies_needed;
 
     #[test]
-    fn the_first_snapshot_waits_for_every_expected_store_and_later_ones_for_a_majority() {
-        // (copies, expected, first) -> (need, full)
-        assert_eq!(copies_needed(3, 3, true), (3, 3));
-        assert_eq!(copies_needed(3, 3, false), (2, 3));
-        assert_eq!(copies_needed(5, 5, false), (3, 5));
-        assert_eq!(copies_needed(2, 2, false), (2, 2));
-        assert_eq!(copies_needed(1, 3, false), (1, 1));
+    fn a_majority_of_copies_is_enough_and_gone_stores_are_not_waited_for() {
+        // (copies, expected) -> (need, full)
+        assert_eq!(copies_needed(3, 3), (2, 3));
+        assert_eq!(copies_needed(5, 5), (3, 5));
+        assert_eq!(copies_needed(2, 2), (2, 2));
+        assert_eq!(copies_needed(1, 3), (1, 1));
         // Stores gone past the grace period are not waited for.
-        assert_eq!(copies_needed(3, 1, true), (1, 1));
-        assert_eq!(copies_needed(3, 1, false), (1, 1));
-        assert_eq!(copies_needed(3, 0, false), (1, 1));
+        assert_eq!(copies_needed(3, 1), (1, 1));
+        assert_eq!(copies_needed(3, 0), (1, 1));
     }
 }

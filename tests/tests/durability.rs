@@ -370,3 +370,28 @@ async fn chunks_no_store_can_take_are_left_out_of_the_repair_eta() {
     let text = cluster.cairn(&["status"]);
     assert!(text.contains("1 have no store to go to"), "{text}");
 }
+
+#[tokio::test]
+async fn a_gateway_started_while_a_store_is_down_still_ships() {
+    let seed = test_seed("a_gateway_started_while_a_store_is_down");
+    let mut options = ClusterOptions::new(three_hosts());
+    options.backup = "ship_every = \"300ms\"".into();
+    let mut cluster = Cluster::start(options);
+    wait_shipped(&cluster, Instant::now());
+    cluster.store_mut("s3").kill9();
+    cluster.stop_gateway();
+    cluster.start_gateway();
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let file = write_file(&mut nfs, &root, "", "after", random_bytes(seed, 100_000)).await;
+    cluster.wait_drained(DRAIN_DEADLINE);
+    // Well inside `repair.grace` (10 min): s3 still counts as expected back.
+    let backup = wait_shipped(&cluster, Instant::now());
+    eprintln!("shipped with s3 down: {backup}");
+
+    lose_the_gateway(&mut cluster);
+    restore(&cluster, &["s1", "s2"], &[]).expect("restore from the two left");
+    cluster.start_gateway();
+    let mut nfs = cluster.mount().await;
+    read_back(&mut nfs, &[file], "restored from s1 and s2").await;
+}
