@@ -288,10 +288,26 @@ async fn serve(
     } else {
         None
     };
+    // The admin socket before the NFS port: a client that sees the port
+    // open finds the CLI working and the socket private (0600) already.
+    let admin_path = admin::socket_path(&cfg.data_dir);
+    let admin_listener = match admin::bind(&admin_path) {
+        Ok(l) => l,
+        Err(source) => {
+            if let Some(bridge) = &smb {
+                bridge.stop().await;
+            }
+            return Err(StartError::Admin {
+                path: admin_path,
+                source,
+            });
+        }
+    };
     let addr = cfg.nfs.listen;
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(source) => {
+            let _ = std::fs::remove_file(&admin_path);
             if let Some(bridge) = &smb {
                 bridge.stop().await;
             }
@@ -306,7 +322,6 @@ async fn serve(
         anon_gid: cfg.nfs.anon_gid,
         max_connections: cfg.nfs.max_connections as usize,
     });
-    let admin_path = admin::socket_path(&cfg.data_dir);
     let mounts = Arc::new(crate::mounts::Mounts::default());
     let repairer = stores
         .as_ref()
@@ -341,11 +356,6 @@ async fn serve(
         mounts: mounts.clone(),
         smb: smb.clone(),
     });
-    // Bound before readiness is announced, so the CLI works at once.
-    let admin_listener = admin::bind(&admin_path).map_err(|source| StartError::Admin {
-        path: admin_path.clone(),
-        source,
-    })?;
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = admin.serve(admin_listener).await {
             admin::log_failure(&e);
