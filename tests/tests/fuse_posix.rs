@@ -34,6 +34,16 @@ fn open_rw(path: &Path) -> File {
         .unwrap()
 }
 
+/// A new file, open for reading and writing.
+fn create_rw(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap()
+}
+
 fn read_at(f: &File, offset: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     f.read_exact_at(&mut buf, offset).unwrap();
@@ -149,12 +159,7 @@ fn fallocate_reserves_extends_and_punches_holes() {
     let view = mount_view(&gw);
     let dir = &view.dir;
     let path = dir.join("space");
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .unwrap();
+    let f = create_rw(&path);
     assert_eq!(f.metadata().unwrap().blocks(), 0);
 
     // Mode 0 grows the file and its allocation.
@@ -254,12 +259,7 @@ fn sparse_files_report_only_their_data() {
     let view = mount_view(&gw);
     let dir = &view.dir;
     let path = dir.join("sparse");
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .unwrap();
+    let f = create_rw(&path);
     f.set_len(1 << 30).unwrap();
     let st = f.metadata().unwrap();
     assert_eq!(st.len(), 1 << 30);

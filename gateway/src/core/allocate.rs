@@ -5,7 +5,7 @@
 
 use cairn_metadata::{FileKind, FileTime, Inode, InodeId, SLOT_SIZE};
 
-use super::data::MAX_IO;
+use super::data::{check_file, MAX_IO};
 use super::perm::{self, WRITE};
 use super::{Credentials, Fs, FsError, Stability, MAX_FILE_SIZE};
 
@@ -22,14 +22,6 @@ pub enum Allocate {
     /// Make the range a hole that reads as zeros; the size stays
     /// (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE).
     PunchHole,
-}
-
-fn check_file(inode: &Inode) -> Result<(), FsError> {
-    match inode.kind {
-        FileKind::File => Ok(()),
-        FileKind::Dir => Err(FsError::IsDir),
-        _ => Err(FsError::Invalid("not a regular file")),
-    }
 }
 
 impl Fs {

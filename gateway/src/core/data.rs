@@ -34,7 +34,8 @@ fn stamp_write(inode: &mut Inode, end: u64, by_owner: bool) {
     }
 }
 
-fn check_file(inode: &Inode) -> Result<(), FsError> {
+/// Data calls take regular files only.
+pub(super) fn check_file(inode: &Inode) -> Result<(), FsError> {
     match inode.kind {
         FileKind::File => Ok(()),
         FileKind::Dir => Err(FsError::IsDir),
