@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 
 use crate::class::ClassSpec;
 use crate::core::{Credentials, Fs, FsError};
-use crate::placement::{domain_count, StoreView};
-use crate::remote::Stores;
+use crate::store::placement::{domain_count, StoreView};
+use crate::store::Stores;
 
 /// Where a gateway's admin socket lives.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
@@ -189,9 +189,9 @@ impl Admin {
                         let class = classes.iter().find(|(id, _, _)| *id == c.class).map(|(_, n, _)| n.clone()).unwrap_or_default();
                         let names: Vec<String> = c.placements.iter().map(|&(_, s)| name(s)).collect();
                         let shards: Vec<Value> = c.placements.iter().map(|&(shard, s)| {
-                            json!({"shard": shard, "store": name(s), "key": crate::remote::object_key(c.id, c.layout, shard)})
+                            json!({"shard": shard, "store": name(s), "key": crate::store::ObjectKey::of(c.id, c.layout, shard).to_string()})
                         }).collect();
-                        json!({"key": crate::remote::chunk_key(c.id), "class": class, "layout": layout_name(c.layout),
+                        json!({"key": crate::store::ObjectKey::Chunk(c.id).to_string(), "class": class, "layout": layout_name(c.layout),
                                "size": c.size, "logical_bytes": c.logical, "stored_bytes": c.stored_bytes(),
                                "stores": names, "shards": shards})
                     })
@@ -414,13 +414,13 @@ impl Admin {
             .into_iter()
             .map(|v| {
                 let fill = if v.capacity > 0 { v.used as f64 * 100.0 / v.capacity as f64 } else { 0.0 };
-                let (reach, life) = stores.health(StoreId(v.id), self.grace);
+                let (reach, life) = stores.health(v.id, self.grace);
                 let state = match life {
                     StoreState::Active => reach.name(),
                     StoreState::Draining => "draining",
                     StoreState::Removed => "removed",
                 };
-                json!({"id": v.id, "name": v.name, "online": v.online, "state": state, "zone": v.zone, "host": v.host,
+                json!({"id": v.id.0, "name": v.name, "online": v.online, "state": state, "zone": v.zone, "host": v.host,
                        "labels": v.labels, "capacity": v.capacity, "used": v.used,
                        "free": v.capacity.saturating_sub(v.used), "fill_percent": (fill * 10.0).round() / 10.0})
             })
@@ -569,7 +569,7 @@ fn chunk_health(c: &ChunkInfo, spec: &ClassSpec, views: &[StoreView]) -> Health 
     let live: Vec<&StoreView> = c
         .placements
         .iter()
-        .filter_map(|&(_, s)| views.iter().find(|v| v.id == s.0 && v.online))
+        .filter_map(|&(_, s)| views.iter().find(|v| v.id == s && v.online))
         .collect();
     let mut domains: Vec<_> = live.iter().map(|v| v.domain(spec.spread)).collect();
     domains.sort_unstable();

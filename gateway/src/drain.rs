@@ -18,9 +18,10 @@ use tracing::{debug, info, warn};
 
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
-use crate::placement::{place, PlacementHealth};
-use crate::remote::{block_aad, chunk_key, object_key, Stores};
 use crate::ship::ShipState;
+use crate::store::crypto::block_aad;
+use crate::store::placement::{place, PlacementHealth};
+use crate::store::{ObjectKey, Stores};
 
 /// Dirty slots looked at per pass.
 const PASS: usize = 4096;
@@ -265,7 +266,7 @@ impl Drainer {
         for (chunk, layout, placements) in dead {
             let objects: Vec<(StoreId, String)> = placements
                 .into_iter()
-                .map(|(shard, store)| (store, object_key(chunk, layout, shard)))
+                .map(|(shard, store)| (store, ObjectKey::of(chunk, layout, shard).to_string()))
                 .collect();
             self.fs
                 .metadata()
@@ -397,7 +398,7 @@ impl Drainer {
         if info.layout != ChunkLayout::Replicas {
             return Ok(0);
         }
-        let key = chunk_key(chunk);
+        let key = ObjectKey::Chunk(chunk).to_string();
         let mut body = None;
         let mut why = String::from("no replica is recorded");
         for (_, store) in &info.placements {
@@ -425,7 +426,7 @@ impl Drainer {
         let placements = laid.placements();
         let new: Vec<(StoreId, String)> = placements
             .iter()
-            .map(|&(shard, store)| (store, object_key(chunk, laid.layout, shard)))
+            .map(|&(shard, store)| (store, ObjectKey::of(chunk, laid.layout, shard).to_string()))
             .collect();
         let old: Vec<(StoreId, String)> = info
             .placements
@@ -564,7 +565,7 @@ impl Upload {
         } = self;
         let estimate: u64 = items
             .iter()
-            .map(|(_, b)| (b.len() + crate::crypto::OVERHEAD) as u64)
+            .map(|(_, b)| (b.len() + crate::store::crypto::OVERHEAD) as u64)
             .sum();
         let chunk = fs
             .metadata()
@@ -581,7 +582,7 @@ impl Upload {
                 .key()
                 .seal(plain, &block_aad(chunk, offset))
                 .map_err(|e| {
-                    FsError::Invalid(if matches!(e, crate::crypto::CryptoError::Random) {
+                    FsError::Invalid(if matches!(e, crate::store::crypto::CryptoError::Random) {
                         "random"
                     } else {
                         "seal"
@@ -681,7 +682,7 @@ async fn lay_out(
         Layout::Replicas { .. } => (ChunkLayout::Replicas, vec![Arc::new(body)], 1),
         Layout::ErasureCoded { k, m } => {
             let (k, m) = (usize::from(k), usize::from(m));
-            let shards = tokio::task::spawn_blocking(move || crate::ec::encode(&body, k, m))
+            let shards = tokio::task::spawn_blocking(move || crate::store::ec::encode(&body, k, m))
                 .await
                 .map_err(FsError::from)?
                 .map_err(|e| DrainError::Encode {
@@ -726,7 +727,7 @@ async fn lay_out(
         .enumerate()
         .filter_map(|(i, t)| {
             let part = parts.get(i).unwrap_or(&parts[0]).clone();
-            t.map(|store| (i as u32, StoreId(store), part))
+            t.map(|store| (i as u32, store, part))
         })
         .collect();
     Ok(Laid { layout, objects })
@@ -742,7 +743,12 @@ async fn put_objects(
     let tried: Vec<(StoreId, String)> = laid
         .objects
         .iter()
-        .map(|(shard, store, _)| (*store, object_key(chunk, laid.layout, *shard)))
+        .map(|(shard, store, _)| {
+            (
+                *store,
+                ObjectKey::of(chunk, laid.layout, *shard).to_string(),
+            )
+        })
         .collect();
     let mut puts = JoinSet::new();
     for ((_, store, bytes), (_, key)) in laid.objects.iter().zip(&tried) {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cache::IngestCache;
 use crate::core::{Fs, FsError};
-use crate::remote::{object_key, Stores};
+use crate::store::{ObjectKey, Stores};
 
 /// What fsck found.
 #[derive(Debug, Default)]
@@ -72,7 +72,7 @@ pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<Value>), F
     let mut problems = Vec::new();
     let mut checked = 0;
     for pc in checks {
-        let key = object_key(pc.chunk, pc.layout, pc.shard);
+        let key = ObjectKey::of(pc.chunk, pc.layout, pc.shard).to_string();
         let name = stores.name(pc.store);
         let problem = if !stores.is_online(pc.store) {
             Some("its store is offline: not checked".to_owned())

@@ -11,7 +11,7 @@
 //! dirty, and dirty data is never evicted.
 
 use crate::class::{ClassSpec, Layout};
-use crate::placement::{place, PlacementHealth, StoreView};
+use crate::store::placement::{place, PlacementHealth, StoreView};
 
 /// The words every report uses for data that cannot be placed.
 pub const PINNED: &str = "its data stays pinned in the gateway's cache (never evicted) until stores that can hold it are added";
@@ -150,7 +150,7 @@ mod tests {
 
     fn store(id: u64, host: &str, zone: &str) -> StoreView {
         StoreView {
-            id,
+            id: cairn_metadata::StoreId(id),
             name: format!("s{id}"),
             zone: zone.to_owned(),
             host: host.to_owned(),

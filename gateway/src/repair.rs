@@ -31,9 +31,9 @@ use tracing::{debug, info, warn};
 
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
-use crate::ec;
-use crate::placement::place;
-use crate::remote::{object_key, Reach, Stores};
+use crate::store::ec;
+use crate::store::placement::place;
+use crate::store::{ObjectKey, Reach, Stores};
 
 /// Chunks repaired at once (the `tokio::join!` in `repair_one` has this many arms).
 const REPAIR_PARALLEL: usize = 4;
@@ -218,13 +218,13 @@ impl Repairer {
         let mut referenced: HashSet<(StoreId, String)> = HashSet::new();
         for c in &chunks {
             for &(shard, store) in &c.placements {
-                referenced.insert((store, object_key(c.id, c.layout, shard)));
+                referenced.insert((store, ObjectKey::of(c.id, c.layout, shard).to_string()));
             }
         }
         let mut missing = HashSet::new();
         let mut seen_unreferenced = HashMap::new();
         for view in self.stores.views() {
-            let store = StoreId(view.id);
+            let store = view.id;
             if !view.online {
                 continue;
             }
@@ -234,11 +234,11 @@ impl Repairer {
             for key in &listed {
                 // Only chunk objects: metadata backups (`m…`) have their own
                 // pruning (ship.rs).
-                let Some(chunk) = chunk_of_key(key) else {
+                let Some(chunk) = key.parse::<ObjectKey>().ok().and_then(|k| k.chunk()) else {
                     continue;
                 };
                 let id = (store, key.clone());
-                if !referenced.contains(&id) && !pending.contains(&chunk) {
+                if !referenced.contains(&id) && !pending.contains(&chunk.0) {
                     let since = self
                         .unreferenced
                         .get(&id)
@@ -395,7 +395,10 @@ impl Repairer {
             let mut readable = 0i64;
             for &(shard, store) in &info.placements {
                 let (reach, life) = self.stores.health(store, grace);
-                let missing = self.is_bad(&(store, object_key(info.id, info.layout, shard)));
+                let missing = self.is_bad(&(
+                    store,
+                    ObjectKey::of(info.id, info.layout, shard).to_string(),
+                ));
                 let lost = missing || reach == Reach::Offline || life == StoreState::Removed;
                 if !lost {
                     readable += 1;
@@ -450,14 +453,14 @@ impl Repairer {
             }
         }
         let fill = |id: u64, extra: i64| {
-            let v = views.iter().find(|v| v.id == id);
+            let v = views.iter().find(|v| v.id.0 == id);
             let cap = v.map_or(0, |v| v.capacity).max(1);
             (load.get(&id).copied().unwrap_or(0) as i64 + extra) as f64 / cap as f64
         };
         let active: Vec<u64> = views
             .iter()
             .filter(|v| v.online && v.capacity > 0)
-            .map(|v| v.id)
+            .map(|v| v.id.0)
             .collect();
         let by_fill = |a: &&u64, b: &&u64| fill(**a, 0).total_cmp(&fill(**b, 0));
         let (Some(&full), Some(&empty)) =
@@ -534,7 +537,8 @@ impl Repairer {
             .iter()
             .copied()
             .filter(|&(shard, store)| {
-                let missing = self.is_bad(&(store, object_key(chunk, info.layout, shard)));
+                let missing =
+                    self.is_bad(&(store, ObjectKey::of(chunk, info.layout, shard).to_string()));
                 !missing && self.stores.health(store, self.cfg.grace.get()).0 != Reach::Offline
             })
             .collect();
@@ -558,7 +562,7 @@ impl Repairer {
         let mut written = 0u64;
         let mut tried = Vec::new();
         for (shard, store, bytes) in &objects {
-            let key = object_key(chunk, info.layout, *shard);
+            let key = ObjectKey::of(chunk, info.layout, *shard).to_string();
             tried.push((*store, key.clone()));
             if let Err(e) = self.stores.put(*store, &key, bytes.clone()).await {
                 let meta = self.fs.metadata();
@@ -581,7 +585,7 @@ impl Repairer {
             .collect();
         let trash: Vec<(StoreId, String)> = removed
             .iter()
-            .map(|&(shard, store)| (store, object_key(chunk, info.layout, shard)))
+            .map(|&(shard, store)| (store, ObjectKey::of(chunk, info.layout, shard).to_string()))
             .collect();
         let added = targets.clone();
         let layout = info.layout;
@@ -632,13 +636,13 @@ impl Repairer {
         size: u64,
     ) -> Result<Vec<(u32, StoreId)>, RepairError> {
         let views = self.stores.placeable();
-        let holders: Vec<u64> = info.placements.iter().map(|p| p.1 .0).collect();
+        let holders: Vec<StoreId> = info.placements.iter().map(|p| p.1).collect();
         let kept_domains: Vec<String> = keep
             .iter()
-            .filter_map(|&(_, s)| views.iter().find(|v| v.id == s.0))
+            .filter_map(|&(_, s)| views.iter().find(|v| v.id == s))
             .map(|v| format!("{:?}", v.domain(spec.spread)))
             .collect();
-        let same_domain: Vec<u64> = views
+        let same_domain: Vec<StoreId> = views
             .iter()
             .filter(|v| kept_domains.contains(&format!("{:?}", v.domain(spec.spread))))
             .map(|v| v.id)
@@ -657,7 +661,7 @@ impl Repairer {
             archive: None,
             durability: crate::class::Durability::Local,
         };
-        let wide: Vec<u64> = holders.iter().chain(&same_domain).copied().collect();
+        let wide: Vec<StoreId> = holders.iter().chain(&same_domain).copied().collect();
         let mut placement = place(&sub, &views, size, &wide);
         if !spec.strict && placement.targets.iter().any(Option::is_none) {
             let narrow = place(&sub, &views, size, &holders);
@@ -670,7 +674,7 @@ impl Repairer {
             .targets
             .iter()
             .zip(make)
-            .filter_map(|(t, &i)| t.map(|s| (i, StoreId(s))))
+            .filter_map(|(t, &i)| t.map(|s| (i, s)))
             .collect())
     }
 
@@ -679,7 +683,7 @@ impl Repairer {
         info: &ChunkInfo,
         sources: &[(u32, StoreId)],
     ) -> Result<Vec<u8>, String> {
-        let key = object_key(info.id, info.layout, 0);
+        let key = ObjectKey::of(info.id, info.layout, 0).to_string();
         let mut why = String::from("no readable replica");
         for &(_, store) in sources {
             match self.stores.get(store, &key, 0, info.size).await {
@@ -708,7 +712,12 @@ impl Repairer {
             }
             match self
                 .stores
-                .get(store, &crate::remote::shard_key(chunk, shard), 0, shard_len)
+                .get(
+                    store,
+                    &crate::store::ObjectKey::Shard { chunk, shard }.to_string(),
+                    0,
+                    shard_len,
+                )
                 .await
             {
                 Ok(bytes) => {
@@ -737,10 +746,4 @@ fn what(info: &ChunkInfo) -> &'static str {
         ChunkLayout::Replicas => "copies",
         ChunkLayout::Ec { .. } => "shards",
     }
-}
-
-/// The chunk id in an object key (`c<16 hex>` or `c<16 hex>.sNN`).
-fn chunk_of_key(key: &str) -> Option<u64> {
-    let hex = key.strip_prefix('c')?.get(..16)?;
-    u64::from_str_radix(hex, 16).ok()
 }

@@ -12,7 +12,8 @@ use cairn_chunkstore::{Secret, StoreClient};
 use cairn_config::GatewayConfig;
 use cairn_metadata::{Metadata, Timestamp};
 
-use crate::ship::{backup_key, open, BackupObject};
+use crate::ship::{backup_key, open};
+use crate::store::keys::{BackupObject, ObjectKey};
 
 /// Where to restore from and to.
 pub struct RestorePlan {
@@ -102,7 +103,7 @@ async fn inventory(stores: &[String], secret: &Secret) -> Inventory {
     }
     let mut by_generation: BTreeMap<u64, Vec<Found>> = BTreeMap::new();
     for (key, holders) in by_key {
-        if let Some(object) = BackupObject::parse(&key) {
+        if let Some(object) = key.parse::<ObjectKey>().ok().and_then(|k| k.backup()) {
             by_generation
                 .entry(object.generation())
                 .or_default()
@@ -124,7 +125,7 @@ impl Inventory {
     /// The object from the first holder whose copy verifies.
     async fn fetch(
         &mut self,
-        key: &crate::crypto::BlockKey,
+        key: &crate::store::crypto::BlockKey,
         found: &Found,
     ) -> Result<(Timestamp, Vec<u8>), String> {
         let mut why = Vec::new();

@@ -16,9 +16,9 @@ use crate::admin::{self, Admin};
 use crate::core::{Fs, FsError};
 use crate::drain::Drainer;
 use crate::nfs::{self, Access};
-use crate::remote::Stores;
 use crate::repair::Repairer;
 use crate::ship::Shipper;
+use crate::store::Stores;
 use cairn_chunkstore::Secret;
 
 /// How long a clean stop waits to ship the last metadata changes.
@@ -226,7 +226,7 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                     .write(true, move |tx| tx.upsert_store(&name, &address, "", "", ""))
                     .await
                     .map_err(FsError::from)?;
-                stores.add(id, &s.name, &s.address);
+                stores.add_address(id, &s.name, &s.address);
             }
             let dropped = fs
                 .metadata()

@@ -12,11 +12,8 @@
 //! is in the metadata itself, so the secret and the stores' addresses
 //! suffice: see `restore.rs`.
 //!
-//! Object keys (sorting by generation, then part or sequence):
-//! ```text
-//! m<generation: 16 hex>-s<part: 3 digits>-<parts: 3 digits>   snapshot part
-//! m<generation: 16 hex>-c<sequence: 8 hex>                    changes, from 1
-//! ```
+//! Object keys: [`ObjectKey::snapshot`] and [`ObjectKey::changes`]
+//! (`store/keys.rs`).
 //! A sealed payload is the unix-nanosecond time it covers up to (8 bytes LE)
 //! followed by the bytes.
 
@@ -32,9 +29,9 @@ use tracing::{info, warn};
 
 use crate::class::{ClassSpec, LabelRule, Layout, Spread};
 use crate::core::{Fs, FsError};
-use crate::crypto::BlockKey;
-use crate::placement::place;
-use crate::remote::Stores;
+use crate::store::crypto::BlockKey;
+use crate::store::placement::place;
+use crate::store::{ObjectKey, Stores};
 
 /// Snapshot bytes per object.
 pub const PART: usize = 32 << 20;
@@ -57,54 +54,6 @@ pub fn backup_key(secret: &Secret) -> BlockKey {
     let mut key = [0u8; 32];
     secret.derive(b"cairn metadata backup v1", &mut key);
     BlockKey::from_key(&key)
-}
-
-pub fn snapshot_key(generation: u64, part: usize, parts: usize) -> String {
-    format!("m{generation:016x}-s{part:03}-{parts:03}")
-}
-
-pub fn changes_key(generation: u64, seq: u64) -> String {
-    format!("m{generation:016x}-c{seq:08x}")
-}
-
-/// A parsed backup object key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum BackupObject {
-    Part {
-        generation: u64,
-        part: usize,
-        parts: usize,
-    },
-    Changes {
-        generation: u64,
-        seq: u64,
-    },
-}
-
-impl BackupObject {
-    pub fn parse(key: &str) -> Option<BackupObject> {
-        let rest = key.strip_prefix('m')?;
-        let (generation, tail) = rest.split_once('-')?;
-        let generation = u64::from_str_radix(generation, 16).ok()?;
-        if let Some(part) = tail.strip_prefix('s') {
-            let (part, parts) = part.split_once('-')?;
-            return Some(BackupObject::Part {
-                generation,
-                part: part.parse().ok()?,
-                parts: parts.parse().ok()?,
-            });
-        }
-        let seq = u64::from_str_radix(tail.strip_prefix('c')?, 16).ok()?;
-        Some(BackupObject::Changes { generation, seq })
-    }
-
-    pub fn generation(&self) -> u64 {
-        match *self {
-            BackupObject::Part { generation, .. } | BackupObject::Changes { generation, .. } => {
-                generation
-            }
-        }
-    }
 }
 
 /// Seals `bytes` covering up to `until` for object `key`.
@@ -348,7 +297,6 @@ impl Shipper {
             .targets
             .into_iter()
             .flatten()
-            .map(StoreId)
             .collect();
         // The stores expected back (all but those silent past the grace
         // period), up to `copies`, are what a full object has.
@@ -356,8 +304,8 @@ impl Shipper {
         let expected = views
             .iter()
             .filter(|v| {
-                let (reach, life) = self.stores.health(StoreId(v.id), self.grace);
-                reach != crate::remote::Reach::Offline && life == cairn_metadata::StoreState::Active
+                let (reach, life) = self.stores.health(v.id, self.grace);
+                reach != crate::store::Reach::Offline && life == cairn_metadata::StoreState::Active
             })
             .count();
         let (need, full) = copies_needed(self.cfg.copies, expected);
@@ -457,7 +405,7 @@ impl Shipper {
         .map_err(|e| e.to_string())??;
         let parts: Vec<&[u8]> = bytes.chunks(PART).collect();
         for (i, part) in parts.iter().enumerate() {
-            let key = snapshot_key(generation, i, parts.len());
+            let key = ObjectKey::snapshot(generation, i, parts.len()).to_string();
             let sealed = seal(&self.key, &key, taken, part)?;
             self.put_everywhere(&targets, &key, sealed).await?;
         }
@@ -493,7 +441,7 @@ impl Shipper {
             (s.generation, s.changesets + 1)
         };
         let targets = self.targets()?;
-        let key = changes_key(generation, seq);
+        let key = ObjectKey::changes(generation, seq).to_string();
         let sealed = seal(&self.key, &key, taken, &changes)?;
         self.put_everywhere(&targets, &key, sealed).await?;
         self.update(|s| {
@@ -507,7 +455,7 @@ impl Shipper {
     /// that answers.
     async fn prune(&self, newest: u64) {
         for view in self.stores.views() {
-            let store = StoreId(view.id);
+            let store = view.id;
             if !view.online {
                 continue;
             }
@@ -516,7 +464,7 @@ impl Shipper {
             };
             let mut generations: Vec<u64> = keys
                 .iter()
-                .filter_map(|k| BackupObject::parse(k))
+                .filter_map(|k| k.parse::<ObjectKey>().ok()?.backup())
                 .map(|o| o.generation())
                 .filter(|&g| g <= newest)
                 .collect();
@@ -528,7 +476,12 @@ impl Shipper {
             }
             let cut = generations[generations.len() - keep];
             for key in keys {
-                if BackupObject::parse(&key).is_some_and(|o| o.generation() < cut) {
+                if key
+                    .parse::<ObjectKey>()
+                    .ok()
+                    .and_then(|k| k.backup())
+                    .is_some_and(|o| o.generation() < cut)
+                {
                     if let Err(e) = self.stores.delete(store, &key).await {
                         warn!(store = %view.name, key, cause = %e, "cannot prune an old metadata backup");
                     }

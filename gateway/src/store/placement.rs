@@ -10,12 +10,14 @@
 
 use std::cmp::Ordering;
 
+use cairn_metadata::StoreId;
+
 use crate::class::{ClassSpec, LabelRule, Layout, Spread};
 
 /// What placement needs to know about one chunk store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreView {
-    pub id: u64,
+    pub id: StoreId,
     pub name: String,
     pub zone: String,
     pub host: String,
@@ -34,7 +36,7 @@ pub struct StoreView {
 pub struct Placement {
     /// One entry per copy or shard, in the class's rule order; `None` where
     /// no store could be found.
-    pub targets: Vec<Option<u64>>,
+    pub targets: Vec<Option<StoreId>>,
     pub health: PlacementHealth,
 }
 
@@ -86,7 +88,7 @@ impl StoreView {
 /// A spread domain: one store, or the name of a host or zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Domain<'a> {
-    Store(u64),
+    Store(StoreId),
     Named(&'a str),
 }
 
@@ -107,7 +109,7 @@ pub fn domain_count(spec: &ClassSpec, stores: &[StoreView]) -> usize {
 
 /// Chooses stores for the copies or shards of one chunk of `size` bytes,
 /// never using a store listed in `exclude`.
-pub fn place(spec: &ClassSpec, stores: &[StoreView], size: u64, exclude: &[u64]) -> Placement {
+pub fn place(spec: &ClassSpec, stores: &[StoreView], size: u64, exclude: &[StoreId]) -> Placement {
     let copies = spec.copies();
     // Eligible stores, best (least full) first; a repeated id counts once.
     let mut eligible: Vec<&StoreView> = stores
@@ -306,7 +308,7 @@ mod tests {
 
     fn store(id: u64, zone: &str, host: &str, labels: &[&str], used: u64) -> StoreView {
         StoreView {
-            id,
+            id: StoreId(id),
             name: format!("s{id}"),
             zone: zone.into(),
             host: host.into(),
@@ -340,11 +342,11 @@ mod tests {
             store(4, "z", "c", &["hdd"], 200),
         ];
         let p = place(&spec(2, "*", "host", true), &stores, 10, &[]);
-        assert_eq!(p.targets, vec![Some(2), Some(4)]);
+        assert_eq!(p.targets, vec![Some(StoreId(2)), Some(StoreId(4))]);
         assert_eq!(p.health, PlacementHealth::Full);
         // Excluding a store and its fill order still holds.
-        let p = place(&spec(2, "*", "host", true), &stores, 10, &[2]);
-        assert_eq!(p.targets, vec![Some(4), Some(3)]);
+        let p = place(&spec(2, "*", "host", true), &stores, 10, &[StoreId(2)]);
+        assert_eq!(p.targets, vec![Some(StoreId(4)), Some(StoreId(3))]);
     }
 
     #[test]
@@ -356,7 +358,7 @@ mod tests {
             store(3, "z", "c", &["hdd"], 600),
         ];
         let p = place(&spec(2, "*,ssd", "host", true), &stores, 1, &[]);
-        assert_eq!(p.targets, vec![Some(2), Some(1)]);
+        assert_eq!(p.targets, vec![Some(StoreId(2)), Some(StoreId(1))]);
         assert_eq!(p.health, PlacementHealth::Full);
     }
 
@@ -420,7 +422,7 @@ mod tests {
         stores[0].online = false;
         stores[2].reserve = 995;
         let p = place(&spec(1, "*", "host", false), &stores, 10, &[]);
-        assert_eq!(p.targets, vec![Some(2)]);
+        assert_eq!(p.targets, vec![Some(StoreId(2))]);
         let p = place(&spec(1, "*", "host", false), &stores, 101, &[]);
         assert_eq!(p.targets, vec![None]);
         assert!(matches!(
@@ -479,7 +481,7 @@ mod tests {
                     .enumerate()
                     .map(
                         |(i, (h, labels, online, capacity, used_pct, reserve))| StoreView {
-                            id: i as u64 + 1,
+                            id: StoreId(i as u64 + 1),
                             name: format!("s{i}"),
                             zone: format!("z{}", h % zones),
                             host: format!("h{h}"),
@@ -527,7 +529,7 @@ mod tests {
             stores in arb_stores(),
             spec in arb_spec(vec!["*", "hdd", "ssd"]),
             size in 0u64..500,
-            exclude in prop::collection::vec(1u64..=12, 0..3),
+            exclude in prop::collection::vec((1u64..=12).prop_map(StoreId), 0..3),
         ) {
             spec.validate().unwrap();
             let p = place(&spec, &stores, size, &exclude);
@@ -535,7 +537,7 @@ mod tests {
             let placed: Vec<&StoreView> = p.targets.iter().flatten()
                 .map(|id| stores.iter().find(|s| s.id == *id).unwrap())
                 .collect();
-            let mut ids: Vec<u64> = placed.iter().map(|s| s.id).collect();
+            let mut ids: Vec<StoreId> = placed.iter().map(|s| s.id).collect();
             ids.sort_unstable();
             ids.dedup();
             prop_assert_eq!(ids.len(), placed.len(), "a store got two copies");
@@ -604,7 +606,7 @@ mod tests {
                 .map(|i| {
                     let host = i / stores_per_host;
                     StoreView {
-                        id: i as u64 + 1,
+                        id: StoreId(i as u64 + 1),
                         name: format!("s{i}"),
                         zone: format!("z{}", host / hosts_per_zone),
                         host: format!("h{host}"),
@@ -620,7 +622,7 @@ mod tests {
                 let p = place(&spec, &stores, SIZE, &[]);
                 prop_assert!(p.targets.iter().any(Option::is_some));
                 for id in p.targets.iter().flatten() {
-                    stores[*id as usize - 1].used += SIZE;
+                    stores[id.0 as usize - 1].used += SIZE;
                 }
             }
             let fills: Vec<f64> = stores.iter().map(|s| s.used as f64 / s.capacity as f64).collect();

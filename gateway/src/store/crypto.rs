@@ -25,6 +25,15 @@ pub enum CryptoError {
     Forged,
 }
 
+/// Authenticated data bound to a sealed block: its chunk and offset, so a
+/// block cannot be swapped for another.
+pub fn block_aad(chunk: cairn_metadata::ChunkId, offset: u64) -> [u8; 16] {
+    let mut aad = [0u8; 16];
+    aad[..8].copy_from_slice(&chunk.0.to_le_bytes());
+    aad[8..].copy_from_slice(&offset.to_le_bytes());
+    aad
+}
+
 /// The key that seals blocks.
 pub struct BlockKey {
     key: LessSafeKey,

@@ -1,0 +1,253 @@
+//! [`Faulty`]: wraps any [`ChunkStore`] and injects faults, changeable at
+//! any time while a test runs: fail the Nth call of an operation, delay
+//! every call, flip a byte in what `get` returns, report the store full, or
+//! go silent (every call hangs; a `get` with a stall limit ends with
+//! [`StoreError::Timeout`] after it, as a silent daemon's would). With no
+//! fault set it is the store it wraps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Capacity, ChunkStore, ListEntry, ShardStat, StoreError, StoreFuture};
+
+/// A store operation, to aim a fault at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Put,
+    Get,
+    Stat,
+    Delete,
+    List,
+    Capacity,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Get => "get",
+            Op::Stat => "stat",
+            Op::Delete => "delete",
+            Op::List => "list",
+            Op::Capacity => "capacity",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// Calls made so far, per operation.
+    calls: HashMap<Op, u64>,
+    /// Call numbers (1-based, counted since the wrapper was made) that fail.
+    fail_at: HashMap<Op, Vec<u64>>,
+    /// Every call of these operations fails.
+    failing: Vec<Op>,
+    delay: Option<Duration>,
+    flip: bool,
+    full: bool,
+    silent: bool,
+}
+
+/// A fault-injecting wrapper; see the module doc.
+#[derive(Debug)]
+pub struct Faulty {
+    inner: Arc<dyn ChunkStore>,
+    faults: Mutex<Faults>,
+}
+
+/// What a call is to suffer, decided when it starts.
+struct Plan {
+    fail: bool,
+    delay: Option<Duration>,
+    flip: bool,
+    full: bool,
+    silent: bool,
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<dyn ChunkStore>) -> Self {
+        Faulty {
+            inner,
+            faults: Mutex::new(Faults::default()),
+        }
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `n`th call of `op` made after this (1: the next) fails with a
+    /// connection error (retryable).
+    pub fn fail_nth(&self, op: Op, n: u64) {
+        let mut f = self.faults();
+        let at = f.calls.get(&op).copied().unwrap_or(0) + n.max(1);
+        f.fail_at.entry(op).or_default().push(at);
+    }
+
+    /// Every call of `op` fails (or, with `false`, no longer does).
+    pub fn fail_always(&self, op: Op, on: bool) {
+        let mut f = self.faults();
+        f.failing.retain(|&o| o != op);
+        if on {
+            f.failing.push(op);
+        }
+    }
+
+    /// Every call waits `delay` first (`None`: no longer).
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        self.faults().delay = delay;
+    }
+
+    /// `get` returns its bytes with one flipped (the middle one).
+    pub fn set_flip(&self, on: bool) {
+        self.faults().flip = on;
+    }
+
+    /// Puts are refused for lack of space and the capacity shows none free.
+    pub fn set_full(&self, on: bool) {
+        self.faults().full = on;
+    }
+
+    /// Every call hangs (see the module doc).
+    pub fn set_silent(&self, on: bool) {
+        self.faults().silent = on;
+    }
+
+    /// Calls of `op` made so far.
+    pub fn calls(&self, op: Op) -> u64 {
+        self.faults().calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Counts a call of `op` and says what it suffers.
+    fn plan(&self, op: Op) -> Plan {
+        let mut f = self.faults();
+        let n = {
+            let c = f.calls.entry(op).or_default();
+            *c += 1;
+            *c
+        };
+        let fail = f.failing.contains(&op) || f.fail_at.get(&op).is_some_and(|at| at.contains(&n));
+        if let Some(at) = f.fail_at.get_mut(&op) {
+            at.retain(|&a| a != n);
+        }
+        Plan {
+            fail,
+            delay: f.delay,
+            flip: f.flip,
+            full: f.full,
+            silent: f.silent,
+        }
+    }
+
+    /// Applies the call's delay, silence and failure; `Ok` when the call
+    /// goes on to the wrapped store.
+    async fn enter(&self, op: Op, plan: &Plan, stall: Option<Duration>) -> Result<(), StoreError> {
+        if let Some(d) = plan.delay {
+            tokio::time::sleep(d).await;
+        }
+        if plan.silent {
+            match stall {
+                Some(after) => {
+                    tokio::time::sleep(after).await;
+                    return Err(StoreError::Timeout {
+                        addr: self.inner.address().to_owned(),
+                        op: op.name(),
+                        after,
+                    });
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        if plan.fail {
+            return Err(StoreError::Transport {
+                addr: self.inner.address().to_owned(),
+                op: op.name(),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected fault"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ChunkStore for Faulty {
+    fn address(&self) -> &str {
+        self.inner.address()
+    }
+
+    fn put<'a>(&'a self, key: &'a str, data: &'a [u8]) -> StoreFuture<'a, ShardStat> {
+        Box::pin(async move {
+            let plan = self.plan(Op::Put);
+            self.enter(Op::Put, &plan, None).await?;
+            if plan.full {
+                let reserve = self.inner.capacity().await.map_or(0, |c| c.reserve);
+                return Err(StoreError::NoSpace {
+                    key: key.to_owned(),
+                    len: data.len() as u64,
+                    free: 0,
+                    reserve,
+                });
+            }
+            self.inner.put(key, data).await
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+        stall: Option<Duration>,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            let plan = self.plan(Op::Get);
+            self.enter(Op::Get, &plan, stall).await?;
+            let mut bytes = self.inner.get(key, offset, len, stall).await?;
+            if plan.flip && !bytes.is_empty() {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x01;
+            }
+            Ok(bytes)
+        })
+    }
+
+    fn stat<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ShardStat> {
+        Box::pin(async move {
+            let plan = self.plan(Op::Stat);
+            self.enter(Op::Stat, &plan, None).await?;
+            self.inner.stat(key).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let plan = self.plan(Op::Delete);
+            self.enter(Op::Delete, &plan, None).await?;
+            self.inner.delete(key).await
+        })
+    }
+
+    fn list<'a>(&'a self, after: Option<&'a str>, limit: u32) -> StoreFuture<'a, Vec<ListEntry>> {
+        Box::pin(async move {
+            let plan = self.plan(Op::List);
+            self.enter(Op::List, &plan, None).await?;
+            self.inner.list(after, limit).await
+        })
+    }
+
+    fn capacity(&self) -> StoreFuture<'_, Capacity> {
+        Box::pin(async move {
+            let plan = self.plan(Op::Capacity);
+            self.enter(Op::Capacity, &plan, None).await?;
+            let mut cap = self.inner.capacity().await?;
+            if plan.full {
+                cap.free = 0;
+            }
+            Ok(cap)
+        })
+    }
+
+    fn reset(&self) {
+        self.inner.reset();
+    }
+}

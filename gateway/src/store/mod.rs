@@ -1,0 +1,82 @@
+//! The chunk stores as the gateway sees them. [`ChunkStore`] is the one
+//! backend trait (put, ranged get with a stall limit, stat, delete, paged
+//! list, capacity and identity), shaped like `object_store`'s `ObjectStore`
+//! and object-safe (`Arc<dyn ChunkStore>`); every backend fails with
+//! [`StoreError`], whose `retryable()` the pool relies on, and passes the
+//! [`conformance`] suite. Implementations: [`noise::NoiseStore`] (a
+//! `cairn chunkstore` daemon over Noise/TCP), [`memory::MemoryStore`] and
+//! [`faulty::Faulty`] (fault injection) for tests. [`pool::Stores`] pools
+//! them with health, pacing and placement views and reads blocks back;
+//! [`keys`] names every object, [`placement`], [`ec`] and [`crypto`] decide
+//! where bytes go and what they look like.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use cairn_chunkstore::{Capacity, ListEntry, ShardStat, Status, StoreError};
+
+pub mod conformance;
+pub mod crypto;
+pub mod ec;
+pub mod faulty;
+pub mod keys;
+pub mod memory;
+pub mod noise;
+pub mod placement;
+pub mod pool;
+mod read;
+
+pub use keys::ObjectKey;
+pub use pool::{Reach, Stores};
+
+/// What every [`ChunkStore`] operation returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// One chunk store. Keys are 1..=128 bytes of `[A-Za-z0-9._-]`, not starting
+/// with `.`; objects are at most 64 MiB. Every operation is idempotent, so a
+/// caller may repeat one that failed retryably.
+pub trait ChunkStore: Send + Sync + std::fmt::Debug {
+    /// Where the store is, for logs.
+    fn address(&self) -> &str;
+
+    /// Stores `data` under `key`, replacing any object there; the length and
+    /// crc32c the store made durable. A store that would keep less than its
+    /// reserve free refuses ([`Status::NoSpace`]).
+    fn put<'a>(&'a self, key: &'a str, data: &'a [u8]) -> StoreFuture<'a, ShardStat>;
+
+    /// `len` bytes at `offset` of `key` (`len` 0: none, after checking the
+    /// whole object). A range past the end is [`Status::InvalidRange`], a
+    /// missing key [`Status::NotFound`]. With `stall`, the read (connecting
+    /// included) gives up with [`StoreError::Timeout`] once the store sends
+    /// nothing for that long; without, the backend's own limit applies.
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+        stall: Option<Duration>,
+    ) -> StoreFuture<'a, Vec<u8>>;
+
+    /// An object's length and crc32c.
+    fn stat<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ShardStat>;
+
+    /// Removes an object; `false` if there was none.
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Up to `limit` (clamped to 1..=10,000) objects with keys after `after`,
+    /// in key order; a page shorter than `limit` is the last.
+    fn list<'a>(&'a self, after: Option<&'a str>, limit: u32) -> StoreFuture<'a, Vec<ListEntry>>;
+
+    /// The store's space, identity and labels.
+    fn capacity(&self) -> StoreFuture<'_, Capacity>;
+
+    /// Forgets any idle connections: the pool found the store not answering.
+    fn reset(&self) {}
+}
+
+/// Whether an error says the store could not be reached or went silent (its
+/// pool then counts it as not answering), rather than refusing one request.
+pub fn unreachable(e: &StoreError) -> bool {
+    e.retryable() || matches!(e, StoreError::Handshake { .. })
+}
