@@ -251,3 +251,89 @@ impl ChunkStore for Faulty {
         self.inner.reset();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::store::memory::{Identity, MemoryStore};
+    use crate::store::Status;
+
+    fn faulty() -> Faulty {
+        Faulty::new(Arc::new(MemoryStore::new(Identity::named("m", 1 << 20))))
+    }
+
+    #[tokio::test]
+    async fn the_nth_call_fails_and_the_others_do_not() {
+        let f = faulty();
+        f.put("k", b"one").await.expect("a put before the fault");
+        f.fail_nth(Op::Put, 2);
+        f.put("k", b"two").await.expect("the first put after");
+        let e = f
+            .put("k", b"three")
+            .await
+            .expect_err("the second put after");
+        assert!(e.retryable(), "an injected failure is retryable: {e}");
+        f.put("k", b"four").await.expect("the third put after");
+        assert_eq!(f.calls(Op::Put), 4);
+        assert_eq!(f.get("k", 0, 4, None).await.expect("get"), b"four");
+        f.fail_always(Op::Stat, true);
+        f.stat("k").await.expect_err("stat fails while set");
+        f.stat("k").await.expect_err("and again");
+        f.fail_always(Op::Stat, false);
+        f.stat("k").await.expect("stat answers once unset");
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_differs_in_one_place_until_unset() {
+        let f = faulty();
+        let data: Vec<u8> = (0..100).collect();
+        f.put("k", &data).await.expect("put");
+        f.set_flip(true);
+        let got = f.get("k", 0, 100, None).await.expect("get");
+        let differ = got.iter().zip(&data).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 1, "one byte flipped");
+        f.set_flip(false);
+        assert_eq!(f.get("k", 0, 100, None).await.expect("get"), data);
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_puts_and_shows_no_room() {
+        let f = faulty();
+        f.set_full(true);
+        let e = f.put("k", b"x").await.expect_err("put on a full store");
+        assert_eq!(e.status(), Status::NoSpace);
+        assert_eq!(f.capacity().await.expect("capacity").free, 0);
+        f.set_full(false);
+        f.put("k", b"x").await.expect("put once there is room");
+        assert!(f.capacity().await.expect("capacity").free > 0);
+    }
+
+    #[tokio::test]
+    async fn a_silent_store_times_out_at_the_stall_limit_or_hangs() {
+        let f = faulty();
+        f.put("k", b"x").await.expect("put");
+        f.set_silent(true);
+        let stall = Duration::from_millis(50);
+        let start = Instant::now();
+        let e = f.get("k", 0, 1, Some(stall)).await.expect_err("silent get");
+        assert!(matches!(e, StoreError::Timeout { .. }), "{e}");
+        assert!(start.elapsed() >= stall);
+        let hung = tokio::time::timeout(stall, f.stat("k")).await;
+        assert!(hung.is_err(), "a call without a stall limit hangs");
+        f.set_silent(false);
+        f.stat("k").await.expect("stat once it speaks again");
+    }
+
+    #[tokio::test]
+    async fn a_delay_holds_every_call() {
+        let f = faulty();
+        let delay = Duration::from_millis(30);
+        f.set_delay(Some(delay));
+        let start = Instant::now();
+        f.put("k", b"x").await.expect("put");
+        f.stat("k").await.expect("stat");
+        assert!(start.elapsed() >= delay * 2);
+    }
+}

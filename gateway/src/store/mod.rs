@@ -26,6 +26,8 @@ pub mod noise;
 pub mod placement;
 pub mod pool;
 mod read;
+#[cfg(test)]
+mod tests;
 
 pub use keys::ObjectKey;
 pub use pool::{Reach, Stores};
