@@ -195,6 +195,12 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store on its own, no gateway: in `root`, with the secret at
+    /// `secret`, for tests that speak to it directly. Killed on drop.
+    pub fn standalone(root: &Path, spec: StoreSpec, secret: &Path) -> Store {
+        Store::create(root, spec, secret)
+    }
+
     /// Writes the config, runs `cairn chunkstore init`, starts the daemon and
     /// waits until it listens. A port taken meanwhile is replaced (first start
     /// only).
