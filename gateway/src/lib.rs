@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod catalog;
 pub mod class;
 pub mod cli;
 pub mod core;
@@ -12,6 +13,7 @@ pub mod drain;
 pub mod ec;
 pub mod fsck;
 pub mod fuse;
+pub mod health;
 pub mod mounts;
 pub mod nfs;
 pub mod outlook;
