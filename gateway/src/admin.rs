@@ -34,17 +34,17 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 
 /// The id of the class "default", creating it on first use.
 pub async fn default_class_id(fs: &Fs) -> Result<ClassId, FsError> {
-    let classes = fs.metadata().read(|v| v.classes())?;
-    if let Some((id, _, _)) = classes.iter().find(|(_, n, _)| n == "default") {
-        return Ok(*id);
-    }
-    let json = ClassSpec::default_class().to_json();
-    fs.metadata()
-        .write(true, move |tx| {
-            tx.upsert_class("default", &json, Timestamp::now())
-        })
-        .await
-        .map_err(FsError::from)
+    Ok(fs.classes().default_id().await?)
+}
+
+/// The classes as tuples (until the admin API asks the catalogue).
+fn class_tuples(
+    v: &cairn_metadata::View<'_>,
+) -> Result<Vec<(ClassId, String, String)>, cairn_metadata::MetaError> {
+    Ok(v.classes()?
+        .into_iter()
+        .map(|r| (r.id, r.name, r.spec))
+        .collect())
 }
 
 /// The cluster's default class as stored (or the built-in one).
@@ -172,7 +172,7 @@ impl Admin {
             "chunks" => {
                 let classes = fs
                     .metadata()
-                    .read(|v| v.classes())
+                    .read(class_tuples)
                     .map_err(|e| e.to_string())?;
                 let chunks = fs
                     .metadata()
@@ -238,7 +238,7 @@ impl Admin {
                     .map_err(|e| e.to_string())?;
                 let exists = fs
                     .metadata()
-                    .read(|v| v.classes())
+                    .read(class_tuples)
                     .map_err(|e| e.to_string())?
                     .iter()
                     .any(|(_, n, _)| *n == name);
@@ -260,7 +260,7 @@ impl Admin {
                     .map_err(|e: cairn_metadata::MetaError| e.to_string())?;
                 let default = default_spec(
                     &fs.metadata()
-                        .read(|v| v.classes())
+                        .read(class_tuples)
                         .map_err(|e| e.to_string())?,
                 );
                 let geometry = |spec: &ClassSpec, have: usize| {
@@ -287,7 +287,7 @@ impl Admin {
             "class_list" => {
                 let classes = fs
                     .metadata()
-                    .read(|v| v.classes())
+                    .read(class_tuples)
                     .map_err(|e| e.to_string())?;
                 let list: Vec<Value> = classes
                     .into_iter()
@@ -304,7 +304,7 @@ impl Admin {
                 let name = s("name").ok_or("class_show needs \"name\"")?;
                 let classes = fs
                     .metadata()
-                    .read(|v| v.classes())
+                    .read(class_tuples)
                     .map_err(|e| e.to_string())?;
                 let (_, _, j) = classes
                     .into_iter()
@@ -336,7 +336,7 @@ impl Admin {
                     .map_err(|e| format!("{path}: {e}"))?;
                 let classes = fs
                     .metadata()
-                    .read(|v| v.classes())
+                    .read(class_tuples)
                     .map_err(|e| e.to_string())?;
                 if cmd == "class_get" {
                     let name = match inode.class {
@@ -434,7 +434,7 @@ impl Admin {
         let oldest = backlog
             .oldest
             .map(|t| ((now - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
-        let classes = meta.read(|v| v.classes())?;
+        let classes = meta.read(class_tuples)?;
         let chunks = meta.read(|v| v.chunks())?;
         let views = self.stores.as_ref().map(|s| s.views()).unwrap_or_default();
         let placeable = self

@@ -16,6 +16,7 @@ use cairn_metadata::{ChunkId, ChunkLayout, ClassId, DirtySlot, NewBlock, StoreId
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::catalog::{CatalogError, Classes};
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
 use crate::ship::ShipState;
@@ -39,6 +40,8 @@ const TRASH_DELAY: Duration = Duration::from_secs(5);
 pub enum DrainError {
     #[error(transparent)]
     Fs(#[from] FsError),
+    #[error(transparent)]
+    Class(#[from] CatalogError),
     #[error("no chunk store can take a chunk of class {class}: {why}")]
     NoTarget { class: String, why: String },
     #[error("erasure coding chunk {chunk}: {cause}")]
@@ -139,10 +142,6 @@ impl Drainer {
         }
     }
 
-    fn class_spec(&self, class: ClassId) -> Result<(String, ClassSpec), DrainError> {
-        Ok(class_spec_of(&self.fs, class)?)
-    }
-
     /// One pass: drains what is quiet now. Returns the slots attached.
     ///
     /// Slots of one class are packed into chunks of `chunk_size`. A class
@@ -164,7 +163,7 @@ impl Drainer {
             return Ok(0);
         }
         let full_pass = dirty.len() >= PASS;
-        let default = crate::admin::default_class_id(&self.fs).await?;
+        let default = self.fs.classes().default_id().await?;
         let mut by_class: BTreeMap<ClassId, Vec<DirtySlot>> = BTreeMap::new();
         for slot in dirty {
             by_class
@@ -190,8 +189,15 @@ impl Drainer {
             if waiting < target && oldest > pack_before && !full_pass {
                 continue;
             }
-            let (name, spec) = self.class_spec(class)?;
-            let spec = Arc::new(spec);
+            // A class that cannot be read is not drained (see `catalog`):
+            // its slots stay dirty in the cache; the others go on.
+            let (name, spec) = match class_of(self.fs.classes(), class) {
+                Ok(found) => found,
+                Err(e) => {
+                    first_error.get_or_insert(e.into());
+                    continue;
+                }
+            };
             let mut batch: Vec<(DirtySlot, Vec<u8>)> = Vec::new();
             let mut size = 0u64;
             let mut slots = slots.into_iter().peekable();
@@ -360,12 +366,13 @@ impl Drainer {
     /// of a class with an archive rule whose age passed it is re-laid as
     /// erasure-coded shards. Returns the bytes read (0: nothing to do).
     pub async fn archive_one(&self) -> Result<u64, DrainError> {
-        let classes = self.fs.metadata().read(|v| v.classes())?;
-        for (class, name, json) in classes {
-            let Ok(spec) = ClassSpec::from_json(&json) else {
+        let catalog = self.fs.classes().snapshot()?;
+        for class in catalog.list() {
+            // A class that cannot be read is left as it is (see `catalog`).
+            let (Ok(spec), Some(archived)) = (&class.spec, class.archived()) else {
                 continue;
             };
-            let (Some(rule), Some(archived)) = (&spec.archive, spec.archived()) else {
+            let Some(rule) = &spec.archive else {
                 continue;
             };
             let age = i64::try_from(rule.after.get().as_nanos()).unwrap_or(i64::MAX);
@@ -373,9 +380,9 @@ impl Drainer {
             let due = self
                 .fs
                 .metadata()
-                .read(|v| v.replica_chunks_before(class, before, 1))?;
+                .read(|v| v.replica_chunks_before(class.id, before, 1))?;
             if let Some(&chunk) = due.first() {
-                return self.relayout(chunk, &name, Arc::new(archived)).await;
+                return self.relayout(chunk, &class.name, archived.clone()).await;
             }
         }
         Ok(0)
@@ -489,9 +496,9 @@ impl Persister {
             if dirty.is_empty() {
                 break;
             }
-            let default = crate::admin::default_class_id(&fs).await?;
+            let default = fs.classes().default_id().await?;
             let class = dirty[0].class.unwrap_or(default);
-            let (name, spec) = class_spec_of(&fs, class)?;
+            let (name, spec) = class_of(fs.classes(), class)?;
             let mut items = Vec::new();
             for slot in dirty {
                 if let Some(bytes) = fs
@@ -510,7 +517,7 @@ impl Persister {
                 stores: self.stores.clone(),
                 class,
                 name,
-                spec: Arc::new(spec),
+                spec,
                 items,
             };
             job.run().await.map_err(|e| unavailable(e.to_string()))?;
@@ -533,14 +540,11 @@ impl crate::core::Persist for Persister {
     }
 }
 
-/// A class's name and spec (the built-in default when unknown).
-fn class_spec_of(fs: &Fs, class: ClassId) -> Result<(String, ClassSpec), FsError> {
-    let classes = fs.metadata().read(|v| v.classes())?;
-    Ok(classes
-        .into_iter()
-        .find(|(id, _, _)| *id == class)
-        .and_then(|(_, name, json)| ClassSpec::from_json(&json).ok().map(|s| (name, s)))
-        .unwrap_or_else(|| ("default".to_owned(), ClassSpec::default_class())))
+/// A class's name and spec; an error for one that cannot be read.
+fn class_of(classes: &Classes, class: ClassId) -> Result<(String, Arc<ClassSpec>), CatalogError> {
+    let catalog = classes.snapshot()?;
+    let found = catalog.get(class)?;
+    Ok((found.name.clone(), found.spec()?))
 }
 
 /// One chunk on its way to the stores.

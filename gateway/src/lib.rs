@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod catalog;
 pub mod class;
 pub mod cli;
 pub mod core;
@@ -10,6 +11,7 @@ pub mod disk;
 pub mod drain;
 pub mod fsck;
 pub mod fuse;
+pub mod health;
 pub mod mounts;
 pub mod nfs;
 pub mod outlook;

@@ -21,17 +21,20 @@
 //!   below its class because of it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_config::RepairConfig;
-use cairn_metadata::{ChunkId, ChunkInfo, ChunkLayout, StoreId, StoreState, Timestamp};
+use cairn_metadata::{ChunkId, ChunkInfo, ChunkLayout, StoreId, Timestamp};
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
+use crate::catalog::CatalogError;
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
 use crate::store::ec;
+use crate::health::{assess, Fleet};
 use crate::store::placement::place;
 use crate::store::{ObjectKey, Reach, Stores};
 
@@ -45,6 +48,8 @@ const REBALANCE_SPREAD: f64 = 0.05;
 pub enum RepairError {
     #[error(transparent)]
     Fs(#[from] FsError),
+    #[error(transparent)]
+    Class(#[from] CatalogError),
     #[error("chunk {chunk}: {why}")]
     Chunk { chunk: u64, why: String },
 }
@@ -114,7 +119,7 @@ impl Progress {
 #[derive(Debug)]
 struct Need {
     info: ChunkInfo,
-    spec: ClassSpec,
+    spec: Arc<ClassSpec>,
     /// Placements that still hold good data and stay.
     keep: Vec<(u32, StoreId)>,
     /// Placements to give up once replaced: lost ones, and those on stores
@@ -138,6 +143,8 @@ pub struct Repairer {
     condemned: Condemned,
     /// Objects no chunk references, and since when.
     unreferenced: HashMap<(StoreId, String), Instant>,
+    /// Chunks the last pass left alone because their class cannot be read.
+    unreadable: AtomicU64,
 }
 
 impl Repairer {
@@ -150,6 +157,7 @@ impl Repairer {
             missing: HashSet::new(),
             condemned: Arc::new(Mutex::new(HashSet::new())),
             unreferenced: HashMap::new(),
+            unreadable: AtomicU64::new(0),
         }
     }
 
@@ -281,7 +289,7 @@ impl Repairer {
     /// Looks at every chunk and repairs the most endangered one. Returns the
     /// bytes written (0: nothing to do).
     pub async fn repair_one(&self) -> Result<u64, RepairError> {
-        let needs = self.needs()?;
+        let needs = self.needs().await?;
         let (mut waiting, mut bytes, mut stuck, mut unplaceable) = (0u64, 0u64, 0u64, 0u64);
         let mut queue: Vec<usize> = Vec::new();
         for (i, need) in needs.iter().enumerate() {
@@ -374,68 +382,40 @@ impl Repairer {
         Ok(written)
     }
 
-    /// Every stored chunk's standing.
-    fn needs(&self) -> Result<Vec<Need>, RepairError> {
-        let meta = self.fs.metadata();
-        let chunks = meta.read(|v| v.chunks())?;
-        let classes = meta.read(|v| v.classes())?;
-        let grace = self.cfg.grace.get();
+    /// Every stored chunk's standing (see `health`). The chunk table is
+    /// read off the runtime threads (`spawn_blocking`): large synchronous
+    /// SQLite reads never run on them.
+    async fn needs(&self) -> Result<Vec<Need>, RepairError> {
+        let meta = self.fs.metadata().clone();
+        let classes = self.fs.classes().clone();
+        let (chunks, catalog) = tokio::task::spawn_blocking(move || {
+            Ok::<_, RepairError>((meta.read(|v| v.chunks())?, classes.snapshot()?))
+        })
+        .await
+        .map_err(FsError::from)??;
+        let fleet = Fleet::of(&self.stores, self.cfg.grace.get());
         let mut out = Vec::with_capacity(chunks.len());
+        let mut unreadable = 0u64;
         for info in chunks {
-            let class = classes
-                .iter()
-                .find(|(id, _, _)| *id == info.class)
-                .and_then(|(_, _, j)| ClassSpec::from_json(j).ok())
-                .unwrap_or_else(ClassSpec::default_class);
-            let spec = match (info.layout, class.archived()) {
-                (ChunkLayout::Ec { .. }, Some(archived)) => archived,
-                _ => class,
+            // A chunk whose class cannot be read is left as it is (see `catalog`).
+            let Ok(spec) = catalog.effective(info.class, info.layout) else {
+                unreadable += 1;
+                continue;
             };
-            let (mut keep, mut drop) = (Vec::new(), Vec::new());
-            let mut readable = 0i64;
-            for &(shard, store) in &info.placements {
-                let (reach, life) = self.stores.health(store, grace);
-                let missing = self.is_bad(&(
-                    store,
-                    ObjectKey::of(info.id, info.layout, shard).to_string(),
-                ));
-                let lost = missing || reach == Reach::Offline || life == StoreState::Removed;
-                if !lost {
-                    readable += 1;
-                }
-                if lost || life == StoreState::Draining {
-                    drop.push((shard, store));
-                } else {
-                    keep.push((shard, store));
-                }
-            }
-            let (make, minimum) = match info.layout {
-                ChunkLayout::Replicas => {
-                    let wanted = spec.copies();
-                    // Copy indices not held by a kept placement, up to the class's count.
-                    let held: HashSet<u32> = keep.iter().map(|p| p.0).collect();
-                    let make: Vec<u32> = (0..wanted as u32)
-                        .filter(|i| !held.contains(i))
-                        .take(wanted.saturating_sub(keep.len()))
-                        .collect();
-                    (make, 1)
-                }
-                ChunkLayout::Ec { k, m, .. } => {
-                    let held: HashSet<u32> = keep.iter().map(|p| p.0).collect();
-                    (
-                        (0..k + m).filter(|i| !held.contains(i)).collect(),
-                        i64::from(k),
-                    )
-                }
-            };
+            let standing = assess(&info, &spec, &fleet, |shard, store| {
+                self.is_bad(&(store, ObjectKey::of(info.id, info.layout, shard).to_string()))
+            });
             out.push(Need {
-                spare: readable - minimum,
+                spare: standing.spare,
+                keep: standing.keep,
+                drop: standing.drop,
+                make: standing.make,
                 info,
                 spec,
-                keep,
-                drop,
-                make,
             });
+        }
+        if self.unreadable.swap(unreadable, Ordering::Relaxed) != unreadable && unreadable > 0 {
+            warn!(chunks = unreadable, "chunks of classes whose spec cannot be read are left as they are; fix or recreate the class");
         }
         Ok(out)
     }

@@ -260,7 +260,7 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
             .map_err(FsError::from)?;
     }
     fs.reconcile_cache().await?;
-    admin::default_class_id(&fs).await?;
+    fs.classes().default_id().await.map_err(FsError::from)?;
     Ok(Started {
         _lock: lock,
         fs,

@@ -11,6 +11,7 @@
 mod alloc;
 mod check;
 mod chunks;
+mod classes;
 mod db;
 mod error;
 mod ids;
@@ -27,6 +28,7 @@ mod tests;
 
 pub use check::Inconsistency;
 pub use chunks::{ChunkInfo, ChunkLayout, PlacementCheck, Placements, StoreState};
+pub use classes::{ClassRow, ClassStamp};
 pub use db::Metadata;
 pub use error::MetaError;
 pub use ids::{BlockId, ChunkId, ClassId, InodeId, StoreId};

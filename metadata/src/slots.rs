@@ -403,40 +403,9 @@ impl Tx<'_> {
                 })? as u64,
         ))
     }
-
-    /// Stores a class definition (its spec as JSON), returning its id.
-    pub fn upsert_class(
-        &self,
-        name: &str,
-        spec: &str,
-        now: Timestamp,
-    ) -> Result<ClassId, MetaError> {
-        self.conn().execute(
-            "INSERT INTO classes (name, spec, created_ns) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET spec = ?2",
-            params![name, spec, now.0],
-        )?;
-        Ok(ClassId(
-            self.conn()
-                .query_row("SELECT id FROM classes WHERE name = ?1", [name], |r| {
-                    r.get::<_, i64>(0)
-                })? as u64,
-        ))
-    }
 }
 
 impl View<'_> {
-    /// Every class: id, name, JSON spec.
-    pub fn classes(&self) -> Result<Vec<(ClassId, String, String)>, MetaError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, name, spec FROM classes ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((ClassId(r.get::<_, i64>(0)? as u64), r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Every store: id, name, address.
     pub fn stores(&self) -> Result<Vec<(StoreId, String, String)>, MetaError> {
         let mut stmt = self
@@ -446,25 +415,6 @@ impl View<'_> {
             Ok((StoreId(r.get::<_, i64>(0)? as u64), r.get(1)?, r.get(2)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-impl Tx<'_> {
-    /// Deletes a class nothing uses. `Err(n)` with the number of inodes and
-    /// chunks still using it.
-    pub fn delete_class(&self, name: &str) -> Result<Result<(), u64>, MetaError> {
-        let users: i64 = self.conn().query_row(
-            "SELECT (SELECT count(*) FROM inodes WHERE class_id = c.id) + (SELECT count(*) FROM chunks WHERE class_id = c.id)
-             FROM classes c WHERE c.name = ?1",
-            [name],
-            |r| r.get(0),
-        ).optional()?.unwrap_or(0);
-        if users > 0 {
-            return Ok(Err(users as u64));
-        }
-        self.conn()
-            .execute("DELETE FROM classes WHERE name = ?1", [name])?;
-        Ok(Ok(()))
     }
 }
 

@@ -67,6 +67,9 @@ pub enum FsError {
     Poisoned { path: PathBuf },
     #[error(transparent)]
     Meta(MetaError),
+    /// A class the operation needs cannot be read (see `catalog`).
+    #[error(transparent)]
+    Class(crate::catalog::CatalogError),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -77,6 +80,15 @@ impl From<MetaError> for FsError {
             FsError::MetadataFull
         } else {
             FsError::Meta(e)
+        }
+    }
+}
+
+impl From<crate::catalog::CatalogError> for FsError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        match e {
+            crate::catalog::CatalogError::Meta(e) => e.into(),
+            other => FsError::Class(other),
         }
     }
 }

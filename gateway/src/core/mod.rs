@@ -33,6 +33,7 @@ use cairn_metadata::{BlockLocation, FileTime, Inode, InodeId, Metadata};
 use tracing::info;
 
 use crate::cache::IngestCache;
+use crate::catalog::Classes;
 pub use error::FsError;
 pub use evict::Evicted;
 pub use relay::Relaid;
@@ -186,6 +187,8 @@ pub struct Fs {
     persist: std::sync::OnceLock<Arc<dyn Persist>>,
     /// Handles the FUSE view holds open, per inode (see `open`).
     open: open::OpenCounts,
+    /// The class catalogue over `meta`.
+    classes: Arc<Classes>,
 }
 
 /// Stores a file's written data on the chunk stores and ships the metadata
@@ -225,6 +228,7 @@ impl Fs {
             used_bytes = cache.used_bytes(),
             "ingest cache ready"
         );
+        let classes = Arc::new(Classes::new(meta.clone()));
         Ok(Fs {
             meta,
             cache,
@@ -238,6 +242,7 @@ impl Fs {
             )),
             persist: std::sync::OnceLock::new(),
             open: open::OpenCounts::default(),
+            classes,
         })
     }
 
@@ -283,13 +288,8 @@ impl Fs {
         let Some(class) = inode.class else {
             return Ok(());
         };
-        let remote = self
-            .meta
-            .read(|v| v.classes())?
-            .into_iter()
-            .find(|(id, _, _)| *id == class)
-            .and_then(|(_, _, json)| crate::class::ClassSpec::from_json(&json).ok())
-            .is_some_and(|spec| spec.durability == crate::class::Durability::Remote);
+        // A class that cannot be read fails the write (see `catalog`).
+        let remote = self.classes.spec(class)?.durability == crate::class::Durability::Remote;
         match (remote, self.persist.get()) {
             (false, _) => Ok(()),
             (true, Some(p)) => p.persist(inode.id).await,
@@ -331,6 +331,11 @@ impl Fs {
 
     pub fn metadata(&self) -> &Arc<Metadata> {
         &self.meta
+    }
+
+    /// The class catalogue (shared by the workers and the admin API).
+    pub fn classes(&self) -> &Arc<Classes> {
+        &self.classes
     }
 
     pub fn cache(&self) -> &Arc<IngestCache> {

@@ -31,6 +31,7 @@ pub fn errno(e: &FsError) -> Errno {
         | FsError::DataLost { .. }
         | FsError::Unavailable { .. }
         | FsError::Meta(_)
+        | FsError::Class(_)
         | FsError::Task(_) => {
             warn!(cause = %e, "FUSE call failed with an I/O error");
             Errno::EIO

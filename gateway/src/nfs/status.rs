@@ -33,6 +33,7 @@ pub fn nfs_status(e: &FsError) -> nfsstat3 {
         | FsError::DataLost { .. }
         | FsError::Unavailable { .. }
         | FsError::Meta(_)
+        | FsError::Class(_)
         | FsError::Task(_) => {
             warn!(cause = %e, "NFS call failed with an I/O error");
             nfsstat3::NFS3ERR_IO
