@@ -4,6 +4,7 @@
 //! then runs [`GatewayConfig::validate`], which reports every problem at once.
 //! Each error names the file, the field, the value and the fix.
 
+pub mod durable;
 mod duration;
 mod error;
 mod gateway;
@@ -16,6 +17,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use durable::{write_durable, DurableError, TempFile};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
