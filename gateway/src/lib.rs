@@ -22,5 +22,3 @@ pub mod restore;
 pub mod run;
 pub mod ship;
 pub mod smb;
-mod smb_cli;
-mod up;
