@@ -3,6 +3,9 @@
 //! [`GatewayConfig::load`] reads a file, parses it with unknown keys rejected and
 //! then runs [`GatewayConfig::validate`], which reports every problem at once.
 //! Each error names the file, the field, the value and the fix.
+//!
+//! [`durable`] is cairn's one durable-write helper (temp, fsync, rename,
+//! fsync the folder), here because every crate depends on this one.
 
 pub mod durable;
 mod duration;
