@@ -44,8 +44,8 @@
 //! (Version 2, written by earlier builds of this release cycle, had no block
 //! crcs; it is not read.)
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -252,9 +252,7 @@ pub fn is_temp_name(name: &str) -> bool {
 
 /// fsyncs a directory, so a rename or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("fsync directory", dir, e))
+    cairn_config::durable::sync_dir(dir).map_err(|e| StoreError::io("fsync directory", dir, e))
 }
 
 /// A buffer whose bytes start on a [`DIRECT_ALIGN`] boundary, so that puts
@@ -278,20 +276,24 @@ impl AlignedBuf {
     }
 }
 
-/// The durable-write helper: a temp file next to its final name. Write to
-/// [`TempFile::file`], then [`TempFile::commit`] (fsync, rename, fsync the
-/// folder). Dropped uncommitted, the temp file is removed.
+/// A shard's temp file: cairn's durable-write helper
+/// ([`cairn_config::TempFile`]) plus `O_DIRECT` writes. Write with
+/// [`TempFile::write_at`], then [`TempFile::commit`] (fsync, rename, fsync
+/// the folder). Dropped uncommitted, the temp file is removed.
 #[derive(Debug)]
 pub struct TempFile {
-    file: Option<File>,
+    inner: cairn_config::TempFile,
     /// The file is open with `O_DIRECT` (see [`TempFile::create_direct`]).
     direct: bool,
-    temp: PathBuf,
-    dest: PathBuf,
+}
+
+/// A durable-write error as a store error.
+fn store_error(e: cairn_config::DurableError) -> StoreError {
+    StoreError::io(e.step.as_str(), e.path, e.source)
 }
 
 impl TempFile {
-    /// Creates `<dir>/.<name>.<random>.tmp` (mode 0600) for `<dir>/<name>`.
+    /// Creates `<dir>/.<name>.<unique>.tmp` (mode 0600) for `<dir>/<name>`.
     pub fn create(dir: &Path, name: &str) -> Result<TempFile, StoreError> {
         Self::open(dir, name, false)
     }
@@ -304,31 +306,19 @@ impl TempFile {
     }
 
     fn open(dir: &Path, name: &str, direct: bool) -> Result<TempFile, StoreError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut nonce = [0u8; 8];
-        random_bytes(&mut nonce);
-        let temp = dir.join(format!(".{name}.{}.tmp", hex(&nonce)));
-        let open = |flags: rustix::fs::OFlags| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(flags.bits() as i32)
-                .open(&temp)
-        };
+        let dest = dir.join(name);
         let einval = Some(rustix::io::Errno::INVAL.raw_os_error());
-        let (file, direct) = match direct.then(|| open(rustix::fs::OFlags::DIRECT)) {
-            Some(Ok(file)) => (Ok(file), true),
-            Some(Err(e)) if e.raw_os_error() != einval => (Err(e), false),
-            // Not asked for, or the file system refuses O_DIRECT.
-            _ => (open(rustix::fs::OFlags::empty()), false),
-        };
-        let file = file.map_err(|e| StoreError::io("create temp file", &temp, e))?;
+        let direct_flags = rustix::fs::OFlags::DIRECT.bits() as i32;
+        let (file, direct) =
+            match direct.then(|| cairn_config::TempFile::create_with_flags(&dest, direct_flags)) {
+                Some(Ok(file)) => (Ok(file), true),
+                Some(Err(e)) if e.source.raw_os_error() != einval => (Err(e), false),
+                // Not asked for, or the file system refuses O_DIRECT.
+                _ => (cairn_config::TempFile::create(&dest), false),
+            };
         Ok(TempFile {
-            file: Some(file),
+            inner: file.map_err(store_error)?,
             direct,
-            temp,
-            dest: dir.join(name),
         })
     }
 
@@ -352,35 +342,18 @@ impl TempFile {
 
     /// The open temp file.
     pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().expect("temp file is open until commit")
+        self.inner.file()
     }
 
     /// The temp file's path (for errors).
     pub fn temp_path(&self) -> &Path {
-        &self.temp
+        self.inner.temp_path()
     }
 
     /// fsync → rename over the final name → fsync the folder. A failed fsync
     /// is reported as [`SyncFailed`]: the caller must poison the store.
-    pub fn commit(mut self) -> Result<(), SyncFailed> {
-        let file = self.file.take().expect("commit once");
-        file.sync_all()
-            .map_err(|e| SyncFailed(StoreError::io("fsync", &self.temp, e)))?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.dest)
-            .map_err(|e| SyncFailed(StoreError::io("rename", &self.temp, e)))?;
-        let dir = self.dest.parent().unwrap_or(Path::new("."));
-        // The temp name is gone; nothing left for Drop to remove.
-        self.temp = PathBuf::new();
-        sync_dir(dir).map_err(SyncFailed)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.temp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
+    pub fn commit(self) -> Result<(), SyncFailed> {
+        self.inner.commit().map_err(|e| SyncFailed(store_error(e)))
     }
 }
 
@@ -390,12 +363,7 @@ pub struct SyncFailed(pub StoreError);
 
 /// Writes `bytes` to `<dir>/<name>` durably (temp, fsync, rename, fsync dir).
 pub fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SyncFailed> {
-    let mut temp = TempFile::create(dir, name).map_err(SyncFailed)?;
-    let path = temp.temp_path().to_owned();
-    temp.file()
-        .write_all(bytes)
-        .map_err(|e| SyncFailed(StoreError::io("write", path, e)))?;
-    temp.commit()
+    cairn_config::write_durable(&dir.join(name), bytes).map_err(|e| SyncFailed(store_error(e)))
 }
 
 /// Removes leftover temp files in every shard folder; returns how many.
@@ -480,6 +448,7 @@ pub fn new_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn header_round_trips_and_rejects_bad_magic() {

@@ -4,7 +4,7 @@
 //! [`secure_tree`] checks an existing folder at start, taking group and
 //! world access away from whatever has it and saying what it changed.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -42,19 +42,6 @@ pub fn file_options() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.mode(FILE_MODE);
     o
-}
-
-/// Writes `data` to a new or truncated 0600 file at `path`.
-pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut f: File = file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    f.write_all(data)?;
-    // An existing file keeps its old mode on open: set it.
-    f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
 }
 
 /// Which paths [`secure_tree`] treats differently.
@@ -162,7 +149,7 @@ mod tests {
         std::fs::write(&db, b"x").unwrap();
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
         let ok = root.join("ok");
-        write_file(&ok, b"y").unwrap();
+        cairn_config::write_durable(&ok, b"y").unwrap();
         let fixed = secure_tree(&root, &Exceptions::default()).unwrap();
         let mut paths: Vec<_> = fixed
             .iter()
@@ -213,7 +200,7 @@ mod tests {
         let dir = tmp.path().join("a/b");
         create_dir_all(&dir).unwrap();
         let file = dir.join("f");
-        write_file(&file, b"z").unwrap();
+        cairn_config::write_durable(&file, b"z").unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!(mode(&dir), DIR_MODE);
         assert_eq!(mode(&tmp.path().join("a")), DIR_MODE);

@@ -103,6 +103,13 @@ impl Secret {
         std::io::Write::write_all(&mut file, text.as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(|e| StoreError::io("write secret file", path, e))?;
+        // Its name too must survive a crash (no temp and rename here: an
+        // existing secret is never replaced).
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        crate::layout::sync_dir(dir)?;
         Ok(Secret::from_bytes(text.trim_ascii().as_bytes()))
     }
 

@@ -3,7 +3,11 @@
 //! [`GatewayConfig::load`] reads a file, parses it with unknown keys rejected and
 //! then runs [`GatewayConfig::validate`], which reports every problem at once.
 //! Each error names the file, the field, the value and the fix.
+//!
+//! [`durable`] is cairn's one durable-write helper (temp, fsync, rename,
+//! fsync the folder), here because every crate depends on this one.
 
+pub mod durable;
 mod duration;
 mod error;
 mod gateway;
@@ -16,6 +20,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use durable::{write_durable, DurableError, TempFile};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{

@@ -131,6 +131,7 @@ impl Admin {
                 } else {
                     self.mounts.unmount(&dir).await
                 }
+                .map_err(|e| e.to_string())
             }
             "smb_share_add" => {
                 let bridge = self.smb.as_ref().ok_or(
@@ -138,7 +139,10 @@ impl Admin {
                 )?;
                 let name = s("name").ok_or("the request has no \"name\"")?;
                 let path = s("path").ok_or("the request has no \"path\"")?;
-                bridge.add_share(fs, &name, &path).await
+                bridge
+                    .add_share(fs, &name, &path)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             "store_list" => Ok(json!({ "stores": self.store_json() })),
             "fsck_deep" => {

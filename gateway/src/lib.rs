@@ -20,6 +20,4 @@ pub mod restore;
 pub mod run;
 pub mod ship;
 pub mod smb;
-mod smb_cli;
 pub mod store;
-mod up;

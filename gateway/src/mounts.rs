@@ -10,7 +10,22 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::core::Fs;
-use crate::fuse::FuseView;
+use crate::fuse::{FuseError, FuseView};
+
+/// Why a view was not mounted or unmounted.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{} is not an absolute path", dir.display())]
+    NotAbsolute { dir: PathBuf },
+    #[error("{} is mounted already", dir.display())]
+    Mounted { dir: PathBuf },
+    #[error(transparent)]
+    Fuse(#[from] FuseError),
+    #[error("no cairn view is mounted on {}", dir.display())]
+    NotMounted { dir: PathBuf },
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+}
 
 #[derive(Default)]
 pub struct Mounts {
@@ -19,27 +34,31 @@ pub struct Mounts {
 
 impl Mounts {
     /// Mounts a view on `dir` (absolute; an empty folder).
-    pub async fn mount(&self, fs: Arc<Fs>, dir: &Path) -> Result<Value, String> {
+    pub async fn mount(&self, fs: Arc<Fs>, dir: &Path) -> Result<Value, MountError> {
         if !dir.is_absolute() {
-            return Err(format!("{} is not an absolute path", dir.display()));
+            return Err(MountError::NotAbsolute {
+                dir: dir.to_owned(),
+            });
         }
         if self.lock().contains_key(dir) {
-            return Err(format!("{} is mounted already", dir.display()));
+            return Err(MountError::Mounted {
+                dir: dir.to_owned(),
+            });
         }
-        let view = FuseView::mount(fs, dir).map_err(|e| e.to_string())?;
+        let view = FuseView::mount(fs, dir)?;
         self.lock().insert(dir.to_owned(), view);
         Ok(json!({"mounted": dir.display().to_string()}))
     }
 
     /// Unmounts the view on `dir`.
-    pub async fn unmount(&self, dir: &Path) -> Result<Value, String> {
+    pub async fn unmount(&self, dir: &Path) -> Result<Value, MountError> {
         let view = self
             .lock()
             .remove(dir)
-            .ok_or_else(|| format!("no cairn view is mounted on {}", dir.display()))?;
-        tokio::task::spawn_blocking(move || view.unmount())
-            .await
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| MountError::NotMounted {
+                dir: dir.to_owned(),
+            })?;
+        tokio::task::spawn_blocking(move || view.unmount()).await?;
         Ok(json!({"unmounted": dir.display().to_string()}))
     }
 

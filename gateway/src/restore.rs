@@ -222,17 +222,17 @@ fn restored_config(
             "# Written by `cairn restore` from the lost gateway's own config.\n{body}"
         ));
     }
-    let mut text = format!(
-        "# Written by `cairn restore`.\ndata_dir = {:?}\n\n[cluster]\nsecret_file = {:?}\n",
-        data_dir.display().to_string(),
-        secret_file.display().to_string()
-    );
-    for (_, name, address) in stores {
-        text.push_str(&format!(
-            "\n[[stores]]\nname = {name:?}\naddress = {address:?}\n"
-        ));
-    }
-    Ok(text)
+    let mut cfg = GatewayConfig::with_defaults(data_dir, cairn_config::DEFAULT_LISTEN);
+    cfg.cluster.secret_file = Some(secret_file);
+    cfg.stores = stores
+        .iter()
+        .map(|(_, name, address)| cairn_config::StoreRef {
+            name: name.clone(),
+            address: address.clone(),
+        })
+        .collect();
+    let body = toml::to_string(&cfg).map_err(|e| format!("cannot write the config: {e}"))?;
+    Ok(format!("# Written by `cairn restore`.\n{body}"))
 }
 
 pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
@@ -259,7 +259,6 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
             plan.stores.len()
         ));
     }
-    let tmp = plan.data_dir.join("meta.db.restoring");
     for generation in generations {
         let found = inv.by_generation.remove(&generation).unwrap_or_default();
         let mut parts: Vec<&Found> = found
@@ -330,22 +329,25 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         }
         // Apply; a changeset that does not apply ends the chain there.
         let mut applied = sets.len();
-        loop {
-            std::fs::write(&tmp, &snapshot)
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        // Built in a temp file beside meta.db (removed if anything fails),
+        // moved into place durably once the changes apply.
+        let restored = loop {
+            let mut temp = cairn_config::TempFile::create(&db).map_err(|e| e.to_string())?;
+            temp.write_all(&snapshot).map_err(|e| e.to_string())?;
             let bytes: Vec<Vec<u8>> = sets[..applied].iter().map(|(_, b)| b.clone()).collect();
-            match cairn_metadata::restore(&tmp, &bytes) {
-                Ok(()) => break,
+            match cairn_metadata::restore(temp.temp_path(), &bytes) {
+                Ok(()) => break temp,
                 Err((i, e)) => {
                     stop = Some(format!("changeset {} does not apply: {e}", i + 1));
                     applied = i;
                 }
             }
-        }
+        };
         if let Some((t, _)) = applied.checked_sub(1).and_then(|i| sets.get(i)) {
             until = *t;
         }
-        std::fs::rename(&tmp, &db)
+        restored
+            .commit()
             .map_err(|e| format!("cannot move the restored database into place: {e}"))?;
         // The new gateway has no cache: slots being re-laid read from their
         // blocks again, and what was never drained is marked lost (reads of
@@ -386,8 +388,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         }
         if let Some(path) = &plan.write_config {
             let text = restored_config(plan, shipped_config.as_deref(), &stores)?;
-            std::fs::write(path, text)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            cairn_config::write_durable(path, text.as_bytes()).map_err(|e| e.to_string())?;
             report.push_str(&format!(
                 "wrote {}; start the gateway with: cairn gateway --config {}\n",
                 path.display(),
@@ -396,6 +397,5 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         }
         return Ok(report);
     }
-    let _ = std::fs::remove_file(&tmp);
     Err(format!("{report}no generation could be restored"))
 }

@@ -25,8 +25,41 @@ pub enum BridgeError {
     Smb(#[from] SmbError),
     #[error("SMB bridge: {0}")]
     Fuse(#[from] FuseError),
-    #[error("SMB bridge: cannot read {path}: {why}")]
-    Shares { path: PathBuf, why: String },
+    #[error("SMB bridge: cannot read {}: {source}", path.display())]
+    Shares {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+/// Why a share was not added.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("bad share name {name:?}: {why}")]
+    BadName { name: String, why: String },
+    #[error("bad share path {path:?}: {why}")]
+    BadPath { path: String, why: String },
+    #[error("a share named {name:?} exists already")]
+    Exists { name: String },
+    #[error("the share path {path:?} does not exist in the cairn tree; create the folder first (over NFS or SMB)")]
+    PathMissing { path: String },
+    #[error("cannot look up {path:?}: {source}")]
+    Lookup {
+        path: String,
+        #[source]
+        source: FsError,
+    },
+    #[error("the share path {path:?} is not a folder")]
+    NotAFolder { path: String },
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Serialize(#[from] toml::ser::Error),
+    #[error(transparent)]
+    Write(#[from] cairn_config::DurableError),
+    #[error(transparent)]
+    Conf(#[from] SmbError),
 }
 
 /// Shares added with `cairn smb share add`, beside the config's.
@@ -51,26 +84,35 @@ fn shares_path(layout: &Layout) -> PathBuf {
 }
 
 /// Resolves an absolute path inside the tree as root; it must be a folder.
-pub async fn resolve_dir(fs: &Fs, path: &str) -> Result<InodeId, String> {
+pub async fn resolve_dir(fs: &Fs, path: &str) -> Result<InodeId, ShareError> {
     if let Some(why) = cairn_config::share_path_problem(path) {
-        return Err(format!("bad share path {path:?}: {why}"));
+        return Err(ShareError::BadPath {
+            path: path.to_owned(),
+            why,
+        });
     }
     let mut id = InodeId::ROOT;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         id = match fs.lookup(&Credentials::root(), id, part.as_bytes()).await {
             Ok(i) => i.id,
             Err(FsError::NotFound) => {
-                return Err(format!(
-                    "the share path {path:?} does not exist in the cairn tree; create the folder first (over NFS or SMB)"
-                ))
+                return Err(ShareError::PathMissing {
+                    path: path.to_owned(),
+                })
             }
-            Err(e) => return Err(format!("cannot look up {path:?}: {e}")),
+            Err(source) => {
+                return Err(ShareError::Lookup {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
         };
     }
-    match fs.getattr(id).await {
-        Ok(i) if i.kind == FileKind::Dir => Ok(id),
-        Ok(_) => Err(format!("the share path {path:?} is not a folder")),
-        Err(e) => Err(e.to_string()),
+    match fs.getattr(id).await? {
+        i if i.kind == FileKind::Dir => Ok(id),
+        _ => Err(ShareError::NotAFolder {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -87,9 +129,9 @@ impl Bridge {
         let added = match std::fs::read_to_string(&path) {
             Ok(text) => {
                 toml::from_str::<SharesFile>(&text)
-                    .map_err(|e| BridgeError::Shares {
+                    .map_err(|source| BridgeError::Shares {
                         path: path.clone(),
-                        why: e.to_string(),
+                        source,
                     })?
                     .shares
             }
@@ -179,16 +221,21 @@ impl Bridge {
     /// Adds a share at run time: checks the name and the folder, keeps it
     /// in shares.toml, rewrites smb.conf and has smbd reload it. Nothing
     /// changes if any check fails.
-    pub async fn add_share(&self, fs: &Fs, name: &str, path: &str) -> Result<Value, String> {
+    pub async fn add_share(&self, fs: &Fs, name: &str, path: &str) -> Result<Value, ShareError> {
         if let Some(why) = cairn_config::share_name_problem(name) {
-            return Err(format!("bad share name {name:?}: {why}"));
+            return Err(ShareError::BadName {
+                name: name.to_owned(),
+                why,
+            });
         }
         if self
             .shares()
             .iter()
             .any(|s| s.name.eq_ignore_ascii_case(name))
         {
-            return Err(format!("a share named {name:?} exists already"));
+            return Err(ShareError::Exists {
+                name: name.to_owned(),
+            });
         }
         resolve_dir(fs, path).await?;
         let text = {
@@ -200,18 +247,12 @@ impl Bridge {
             let file = SharesFile {
                 shares: added.clone(),
             };
-            toml::to_string(&file).map_err(|e| e.to_string())
+            toml::to_string(&file)
         };
-        let result = async {
-            let text = text?;
-            let target = shares_path(&self.layout);
-            let tmp = target.with_extension("toml.tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|()| std::fs::rename(&tmp, &target))
-                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
-            self.write_conf().map_err(|e| e.to_string())
-        }
-        .await;
+        let result = (|| -> Result<(), ShareError> {
+            cairn_config::write_durable(&shares_path(&self.layout), text?.as_bytes())?;
+            Ok(self.write_conf()?)
+        })();
         if let Err(e) = result {
             self.added
                 .lock()

@@ -99,18 +99,15 @@ fn share_dir(view: &Path, path: &str) -> std::path::PathBuf {
     }
 }
 
-/// Writes the config for `listen` and `shares` (temp file, then rename, so
-/// smbd never reads half of it).
+/// Writes the config for `listen` and `shares` durably (temp file, fsync,
+/// rename, fsync the folder), so smbd never reads half of it.
 pub fn write_conf(layout: &Layout, listen: SocketAddr, shares: &[Share]) -> Result<(), SmbError> {
     layout.create_dirs()?;
-    let path = layout.conf();
-    let tmp = path.with_extension("conf.tmp");
-    let err = |source| SmbError::Write {
-        path: path.clone(),
-        source,
-    };
-    std::fs::write(&tmp, render(layout, listen, shares)).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)
+    let text = render(layout, listen, shares);
+    Ok(cairn_config::write_durable(
+        &layout.conf(),
+        text.as_bytes(),
+    )?)
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub enum SmbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Durable(#[from] cairn_config::DurableError),
     #[error("cannot run {program}: {source}; install Samba (apt-get install samba smbclient)")]
     Spawn {
         program: &'static str,

@@ -4,64 +4,36 @@
 //! secret in `DIR/cluster.secret`. Killing a store process is the way to
 //! watch cairn cope; stopping `cairn up` stops them all.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
 
-use cairn_config::{GatewayConfig, StoreRef};
+use cairn_config::{GatewayConfig, StoreConfig, StoreRef};
 
-use crate::cli::{config_error, serve};
+use super::spawn::{self, Process, SpawnError};
+use super::{config_error, serve};
 
-/// Set on store processes `cairn up` starts: they stop when that PID is
-/// gone, so a `cairn up` killed with -9 leaves no store behind.
-pub const PARENT_ENV: &str = "CAIRN_PARENT_PID";
-
-/// In a store started by `cairn up`: a thread that sends this process
-/// SIGTERM (a clean shutdown) once the parent is gone.
-pub fn exit_with_parent() {
-    let Some(parent) = std::env::var(PARENT_ENV)
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-    else {
-        return;
-    };
-    std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(500));
-        if !Path::new(&format!("/proc/{parent}")).exists() {
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::TERM,
-            );
-            return;
-        }
-    });
-}
-
-/// Stops the store processes when `cairn up` ends, by their PIDs.
-struct Children(Vec<(String, Child)>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-                }
-            }
-        }
-        for (_, child) in &mut self.0 {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Why a store of `cairn up` did not start.
+#[derive(Debug, thiserror::Error)]
+enum StoreStartError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no free port: {0}")]
+    NoPort(#[source] std::io::Error),
+    #[error("cannot write its config: {0}")]
+    Serialize(#[from] toml::ser::Error),
+    #[error(transparent)]
+    WriteConfig(#[from] cairn_config::DurableError),
+    #[error("cannot run `cairn chunkstore init`: {0}")]
+    Init(#[source] std::io::Error),
+    #[error("{stderr}")]
+    InitFailed { stderr: String },
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
 }
 
 fn store_name(i: usize) -> String {
@@ -113,7 +85,7 @@ pub fn up(
     }
     let mut cfg = GatewayConfig::with_defaults(gateway_dir.clone(), nfs);
     cfg.repair.grace = grace;
-    let mut children = Children(Vec::new());
+    let mut children: Vec<(String, Process)> = Vec::new();
     if n_stores > 0 {
         let secret_path = data.join("cluster.secret");
         if !secret_path.exists() {
@@ -133,7 +105,7 @@ pub fn up(
                         name: name.clone(),
                         address: addr.to_string(),
                     });
-                    children.0.push((name, child));
+                    children.push((name, child));
                 }
                 Err(e) => return fail(&format!("store {name} did not start"), e),
             }
@@ -151,12 +123,21 @@ pub fn up(
         return config_error(&e);
     }
     let config_path = gateway_dir.join("gateway.toml");
-    if let Ok(text) = toml::to_string(&cfg) {
-        let _ = cairn_chunkstore::private::write_file(&config_path, text.as_bytes());
+    // A copy for the reader; the gateway runs from `cfg`, so a failure
+    // here is only said.
+    let written = toml::to_string(&cfg)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            cairn_config::write_durable(&config_path, text.as_bytes()).map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        eprintln!(
+            "cairn up: warning: cannot write {}: {e}",
+            config_path.display()
+        );
     }
     let shown = data.display().to_string();
     let pids: Vec<String> = children
-        .0
         .iter()
         .map(|(n, c)| format!("{n} (pid {})", c.id()))
         .collect();
@@ -176,7 +157,8 @@ pub fn up(
         println!("Stop with Ctrl-C.");
     };
     let code = serve(cfg, Some(Box::new(banner)));
-    drop(children);
+    let mut processes: Vec<Process> = children.into_iter().map(|(_, p)| p).collect();
+    spawn::stop_all(&mut processes);
     code
 }
 
@@ -202,64 +184,40 @@ fn start_store(
     name: &str,
     secret: &Path,
     ip: std::net::IpAddr,
-) -> Result<(SocketAddr, Child), String> {
+) -> Result<(SocketAddr, Process), StoreStartError> {
     let dir = data.join("stores").join(name);
     let store_data: PathBuf = dir.join("data");
-    cairn_chunkstore::private::create_dir_all(&store_data)
-        .map_err(|e| format!("cannot create {}: {e}", store_data.display()))?;
-    let port = free_port(ip).map_err(|e| format!("no free port: {e}"))?;
+    cairn_chunkstore::private::create_dir_all(&store_data).map_err(|source| {
+        StoreStartError::CreateDir {
+            path: store_data.clone(),
+            source,
+        }
+    })?;
+    let port = free_port(ip).map_err(StoreStartError::NoPort)?;
     let addr = SocketAddr::new(ip, port);
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let mut cfg = StoreConfig::with_defaults(addr, abs(&store_data), "local", name, abs(secret));
+    cfg.name = Some(name.to_owned());
+    cfg.labels = vec!["hdd".to_owned()];
+    cfg.reserve = cairn_config::ByteSize::mib(256);
     let config = format!(
-        "# Written by `cairn up` at every start.\nname = {name:?}\nlisten = \"{addr}\"\ndata_dir = {:?}\nzone = \"local\"\nhost = {name:?}\nlabels = [\"hdd\"]\nreserve = \"256 MiB\"\nsecret_file = {:?}\n",
-        abs(&store_data).display().to_string(),
-        abs(secret).display().to_string(),
+        "# Written by `cairn up` at every start.\n{}",
+        toml::to_string(&cfg)?
     );
     let config_path = dir.join("store.toml");
-    cairn_chunkstore::private::write_file(&config_path, config.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+    cairn_config::write_durable(&config_path, config.as_bytes())?;
     if !store_data.join("cairn-store.marker").exists() {
         let out = Command::new(exe)
             .args(["chunkstore", "init", "--config"])
             .arg(&config_path)
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(StoreStartError::Init)?;
         if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+            return Err(StoreStartError::InitFailed {
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
         }
     }
-    let log = cairn_chunkstore::private::file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(dir.join("store.log"))
-        .map_err(|e| e.to_string())?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .env(PARENT_ENV, std::process::id().to_string())
-        .args(["chunkstore", "--config"])
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "it exited with {status}; see {}",
-                dir.join("store.log").display()
-            ));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            return Err(format!(
-                "it did not listen on {addr} within 15 s; see {}",
-                dir.join("store.log").display()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn::start_store(&config_path, addr, Some(&dir.join("store.log")))?;
     Ok((addr, child))
 }
