@@ -399,3 +399,44 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
     }
     Err(format!("{report}no generation could be restored"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_without_a_shipped_one_reads_back_with_the_stores() {
+        let plan = RestorePlan {
+            stores: Vec::new(),
+            secret_file: PathBuf::from("/srv/a \"quoted\" \\ folder/cluster.secret"),
+            data_dir: PathBuf::from("/srv/gw"),
+            write_config: None,
+        };
+        let stores = vec![
+            (
+                cairn_metadata::StoreId(1),
+                "s1".to_owned(),
+                "127.0.0.1:7001".to_owned(),
+            ),
+            (
+                cairn_metadata::StoreId(2),
+                "s\"2".to_owned(),
+                "[::1]:7002".to_owned(),
+            ),
+        ];
+        let text = restored_config(&plan, None, &stores).unwrap();
+        assert!(
+            text.starts_with("# Written by `cairn restore`.\n"),
+            "{text}"
+        );
+        let cfg = GatewayConfig::parse(&text, Path::new("gateway.toml")).unwrap();
+        assert_eq!(cfg.data_dir, plan.data_dir);
+        assert_eq!(cfg.cluster.secret_file.as_ref(), Some(&plan.secret_file));
+        let got: Vec<(&str, &str)> = cfg
+            .stores
+            .iter()
+            .map(|s| (s.name.as_str(), s.address.as_str()))
+            .collect();
+        assert_eq!(got, vec![("s1", "127.0.0.1:7001"), ("s\"2", "[::1]:7002")]);
+    }
+}

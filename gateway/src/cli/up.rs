@@ -177,6 +177,23 @@ fn up_exceptions(data: &Path, smb: bool) -> cairn_chunkstore::private::Exception
     }
 }
 
+/// The `store.toml` of store `name` (zone local, host `name`, label hdd).
+fn store_config_text(
+    name: &str,
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    secret: PathBuf,
+) -> Result<String, toml::ser::Error> {
+    let mut cfg = StoreConfig::with_defaults(addr, data_dir, "local", name, secret);
+    cfg.name = Some(name.to_owned());
+    cfg.labels = vec!["hdd".to_owned()];
+    cfg.reserve = cairn_config::ByteSize::mib(256);
+    Ok(format!(
+        "# Written by `cairn up` at every start.\n{}",
+        toml::to_string(&cfg)?
+    ))
+}
+
 /// Writes the store's config, initialises its folder once, and starts it.
 fn start_store(
     exe: &Path,
@@ -196,14 +213,7 @@ fn start_store(
     let port = free_port(ip).map_err(StoreStartError::NoPort)?;
     let addr = SocketAddr::new(ip, port);
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-    let mut cfg = StoreConfig::with_defaults(addr, abs(&store_data), "local", name, abs(secret));
-    cfg.name = Some(name.to_owned());
-    cfg.labels = vec!["hdd".to_owned()];
-    cfg.reserve = cairn_config::ByteSize::mib(256);
-    let config = format!(
-        "# Written by `cairn up` at every start.\n{}",
-        toml::to_string(&cfg)?
-    );
+    let config = store_config_text(name, addr, abs(&store_data), abs(secret))?;
     let config_path = dir.join("store.toml");
     cairn_config::write_durable(&config_path, config.as_bytes())?;
     if !store_data.join("cairn-store.marker").exists() {
@@ -220,4 +230,29 @@ fn start_store(
     }
     let child = spawn::start_store(&config_path, addr, Some(&dir.join("store.log")))?;
     Ok((addr, child))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_config_reads_back_as_written_whatever_its_paths() {
+        let addr: SocketAddr = "127.0.0.1:4567".parse().unwrap();
+        let data = PathBuf::from("/srv/a \"quoted\" \\ folder/data");
+        let secret = PathBuf::from("/srv/cluster.secret");
+        let text = store_config_text("b", addr, data.clone(), secret.clone()).unwrap();
+        assert!(text.starts_with("# Written by `cairn up`"), "{text}");
+        // The end-to-end tests find the port on this line.
+        assert!(text.contains("\nlisten = \"127.0.0.1:4567\"\n"), "{text}");
+        let cfg = StoreConfig::parse(&text, Path::new("store.toml")).unwrap();
+        assert_eq!(cfg.listen, addr);
+        assert_eq!(cfg.data_dir, data);
+        assert_eq!(cfg.secret_file, secret);
+        assert_eq!(cfg.store_name(), "b");
+        assert_eq!(cfg.host, "b");
+        assert_eq!(cfg.zone, "local");
+        assert_eq!(cfg.labels, vec!["hdd".to_owned()]);
+        assert_eq!(cfg.reserve, cairn_config::ByteSize::mib(256));
+    }
 }
