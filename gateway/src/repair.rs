@@ -33,8 +33,8 @@ use tracing::{debug, info, warn};
 use crate::catalog::CatalogError;
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
-use crate::store::ec;
 use crate::health::{assess, Fleet};
+use crate::store::ec;
 use crate::store::placement::place;
 use crate::store::{ObjectKey, Reach, Stores};
 
@@ -403,7 +403,10 @@ impl Repairer {
                 continue;
             };
             let standing = assess(&info, &spec, &fleet, |shard, store| {
-                self.is_bad(&(store, ObjectKey::of(info.id, info.layout, shard).to_string()))
+                self.is_bad(&(
+                    store,
+                    ObjectKey::of(info.id, info.layout, shard).to_string(),
+                ))
             });
             out.push(Need {
                 spare: standing.spare,

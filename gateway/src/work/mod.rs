@@ -1,0 +1,6 @@
+//! The gateway's background work: every job (drain, repair, metadata
+//! shipping, ...) is a [`runner::Job`] driven by one [`runner::run`] loop,
+//! which owns back-off, idle waits, a shutdown that lets a step finish, and
+//! the status `cairn status` shows.
+
+pub mod runner;
