@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
-
 use crate::core::Fs;
 use crate::fuse::FuseView;
 
@@ -19,7 +17,7 @@ pub struct Mounts {
 
 impl Mounts {
     /// Mounts a view on `dir` (absolute; an empty folder).
-    pub async fn mount(&self, fs: Arc<Fs>, dir: &Path) -> Result<Value, String> {
+    pub async fn mount(&self, fs: Arc<Fs>, dir: &Path) -> Result<(), String> {
         if !dir.is_absolute() {
             return Err(format!("{} is not an absolute path", dir.display()));
         }
@@ -28,11 +26,11 @@ impl Mounts {
         }
         let view = FuseView::mount(fs, dir).map_err(|e| e.to_string())?;
         self.lock().insert(dir.to_owned(), view);
-        Ok(json!({"mounted": dir.display().to_string()}))
+        Ok(())
     }
 
     /// Unmounts the view on `dir`.
-    pub async fn unmount(&self, dir: &Path) -> Result<Value, String> {
+    pub async fn unmount(&self, dir: &Path) -> Result<(), String> {
         let view = self
             .lock()
             .remove(dir)
@@ -40,7 +38,7 @@ impl Mounts {
         tokio::task::spawn_blocking(move || view.unmount())
             .await
             .map_err(|e| e.to_string())?;
-        Ok(json!({"unmounted": dir.display().to_string()}))
+        Ok(())
     }
 
     pub fn list(&self) -> Vec<String> {
