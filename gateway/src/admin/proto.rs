@@ -195,8 +195,7 @@ pub struct StoreRow {
     pub id: u64,
     pub name: String,
     pub online: bool,
-    /// `online`, `suspect`, `offline`, `draining` or `removed`.
-    pub state: String,
+    pub state: StoreStanding,
     pub zone: String,
     pub host: String,
     pub labels: Vec<String>,
@@ -204,6 +203,32 @@ pub struct StoreRow {
     pub used: u64,
     pub free: u64,
     pub fill_percent: f64,
+}
+
+/// How a store stands: how it answers when in service, else its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreStanding {
+    Online,
+    /// Silent, within the grace period.
+    Suspect,
+    /// Silent past the grace period.
+    Offline,
+    Draining,
+    Removed,
+}
+
+impl StoreStanding {
+    /// The word the JSON and the tables use.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreStanding::Online => "online",
+            StoreStanding::Suspect => "suspect",
+            StoreStanding::Offline => "offline",
+            StoreStanding::Draining => "draining",
+            StoreStanding::Removed => "removed",
+        }
+    }
 }
 
 /// One class's chunks by standing, and its bytes.
@@ -312,10 +337,28 @@ pub struct StoreList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreLife {
     pub store: String,
-    /// `active`, `draining` or `removed`.
-    pub state: String,
+    pub state: StoreLifeState,
     /// Copies or shards the metadata still needs on it.
     pub holds: u64,
+}
+
+/// Where a store is in its life (`cairn store drain|undrain|remove`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreLifeState {
+    Active,
+    Draining,
+    Removed,
+}
+
+impl std::fmt::Display for StoreLifeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreLifeState::Active => "active",
+            StoreLifeState::Draining => "draining",
+            StoreLifeState::Removed => "removed",
+        })
+    }
 }
 
 /// `cairn store chunks`.

@@ -6,10 +6,12 @@ use cairn_metadata::{ChunkInfo, ChunkLayout, StoreId, StoreState, Timestamp};
 use super::classes::default_spec;
 use super::proto::{
     AdminError, Backlog, CacheUse, ChunkCounts, ClassHealth, Files, Status, StoreList, StoreRow,
+    StoreStanding,
 };
 use super::Admin;
 use crate::class::ClassSpec;
 use crate::placement::{domain_count, StoreView};
+use crate::remote::Reach;
 
 impl Admin {
     /// `cairn store list`.
@@ -33,16 +35,18 @@ impl Admin {
                     0.0
                 };
                 let (reach, life) = stores.health(StoreId(v.id), self.grace);
-                let state = match life {
-                    StoreState::Active => reach.name(),
-                    StoreState::Draining => "draining",
-                    StoreState::Removed => "removed",
+                let state = match (life, reach) {
+                    (StoreState::Active, Reach::Online) => StoreStanding::Online,
+                    (StoreState::Active, Reach::Suspect) => StoreStanding::Suspect,
+                    (StoreState::Active, Reach::Offline) => StoreStanding::Offline,
+                    (StoreState::Draining, _) => StoreStanding::Draining,
+                    (StoreState::Removed, _) => StoreStanding::Removed,
                 };
                 StoreRow {
                     id: v.id,
                     name: v.name,
                     online: v.online,
-                    state: state.to_owned(),
+                    state,
                     zone: v.zone,
                     host: v.host,
                     labels: v.labels,

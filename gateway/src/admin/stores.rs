@@ -3,7 +3,7 @@
 
 use cairn_metadata::{ChunkLayout, StoreId, StoreState};
 
-use super::proto::{AdminError, ChunkRow, Chunks, ShardRow, StoreLife};
+use super::proto::{AdminError, ChunkRow, Chunks, ShardRow, StoreLife, StoreLifeState};
 use super::Admin;
 
 /// What `cairn store drain|undrain|remove` asks of a store.
@@ -49,7 +49,11 @@ impl Admin {
         let held = meta.read(|v| v.placements_on(id))?;
         Ok(StoreLife {
             store: name.to_owned(),
-            state: format!("{state:?}").to_lowercase(),
+            state: match state {
+                StoreState::Active => StoreLifeState::Active,
+                StoreState::Draining => StoreLifeState::Draining,
+                StoreState::Removed => StoreLifeState::Removed,
+            },
             holds: held,
         })
     }

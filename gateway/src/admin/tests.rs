@@ -23,7 +23,7 @@ pub(crate) fn example_status() -> Status {
             id: 1,
             name: "s1".into(),
             online: true,
-            state: "online".into(),
+            state: StoreStanding::Online,
             zone: "z1".into(),
             host: "h1".into(),
             labels: vec!["hdd".into()],
@@ -335,5 +335,27 @@ async fn no_gateway_is_a_clear_error() {
             assert!(e.to_string().contains("is the gateway running"), "{e}")
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn store_states_are_the_words_of_the_json_era() {
+    let life = serde_json::to_value(StoreLife {
+        store: "s1".into(),
+        state: StoreLifeState::Draining,
+        holds: 3,
+    })
+    .unwrap();
+    assert_eq!(life["state"], "draining");
+    assert_eq!(StoreLifeState::Removed.to_string(), "removed");
+    for (s, word) in [
+        (StoreStanding::Online, "online"),
+        (StoreStanding::Suspect, "suspect"),
+        (StoreStanding::Offline, "offline"),
+        (StoreStanding::Draining, "draining"),
+        (StoreStanding::Removed, "removed"),
+    ] {
+        assert_eq!(serde_json::to_value(s).unwrap(), word);
+        assert_eq!(s.name(), word);
     }
 }

@@ -2,7 +2,7 @@
 //! for a person, from the typed admin replies (the `--json` forms print
 //! those replies as they are).
 
-use crate::admin::proto::{ChunkRow, Status, StoreRow};
+use crate::admin::proto::{ChunkRow, Status, StoreRow, StoreStanding};
 
 pub(super) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -28,10 +28,9 @@ pub(super) fn print_stores(stores: &[StoreRow]) {
         println!(
             "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}%",
             s.name,
-            if s.state == "online" {
-                s.state.clone()
-            } else {
-                s.state.to_uppercase()
+            match s.state {
+                StoreStanding::Online => s.state.name().to_owned(),
+                other => other.name().to_uppercase(),
             },
             s.zone,
             s.host,
