@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use cairn_metadata::{ChunkLayout, Inconsistency, InodeId, Metadata};
-use serde_json::{json, Value};
 
+use crate::admin::proto::DeepProblem;
 use crate::cache::IngestCache;
 use crate::core::{Fs, FsError};
 use crate::store::{ObjectKey, Stores};
@@ -67,7 +67,7 @@ pub fn check(meta: &Metadata, cache: &IngestCache) -> Result<Report, crate::core
 /// `cairn fsck --deep`: every placement's object is read whole by its store
 /// (which checks every block's crc) and its crc32c compared with the one the
 /// metadata recorded. Returns (placements checked, problems found).
-pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<Value>), FsError> {
+pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<DeepProblem>), FsError> {
     let checks = fs.metadata().read(|v| v.placement_checks())?;
     let mut problems = Vec::new();
     let mut checked = 0;
@@ -106,10 +106,15 @@ pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<Value>), F
             }
         };
         if let Some(problem) = problem {
-            problems.push(
-                json!({"chunk": pc.chunk.0, "shard": pc.shard, "store": name,
-                "store_id": pc.store.0, "key": key, "problem": problem}),
-            );
+            problems.push(DeepProblem {
+                chunk: pc.chunk.0,
+                shard: pc.shard,
+                store: name,
+                store_id: pc.store.0,
+                key,
+                problem,
+                offline: !stores.is_online(pc.store),
+            });
         }
     }
     Ok((checked, problems))

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
-
 use crate::core::Fs;
 use crate::fuse::{FuseError, FuseView};
 
@@ -34,7 +32,7 @@ pub struct Mounts {
 
 impl Mounts {
     /// Mounts a view on `dir` (absolute; an empty folder).
-    pub async fn mount(&self, fs: Arc<Fs>, dir: &Path) -> Result<Value, MountError> {
+    pub async fn mount(&self, fs: Arc<Fs>, dir: &Path) -> Result<(), MountError> {
         if !dir.is_absolute() {
             return Err(MountError::NotAbsolute {
                 dir: dir.to_owned(),
@@ -47,11 +45,11 @@ impl Mounts {
         }
         let view = FuseView::mount(fs, dir)?;
         self.lock().insert(dir.to_owned(), view);
-        Ok(json!({"mounted": dir.display().to_string()}))
+        Ok(())
     }
 
     /// Unmounts the view on `dir`.
-    pub async fn unmount(&self, dir: &Path) -> Result<Value, MountError> {
+    pub async fn unmount(&self, dir: &Path) -> Result<(), MountError> {
         let view = self
             .lock()
             .remove(dir)
@@ -59,7 +57,7 @@ impl Mounts {
                 dir: dir.to_owned(),
             })?;
         tokio::task::spawn_blocking(move || view.unmount()).await?;
-        Ok(json!({"unmounted": dir.display().to_string()}))
+        Ok(())
     }
 
     pub fn list(&self) -> Vec<String> {

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use cairn_config::RepairConfig;
 use cairn_metadata::{ChunkId, ChunkInfo, ChunkLayout, StoreId, Timestamp};
-use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
+use crate::admin::proto::{Rebalance, RepairProgress};
 use crate::catalog::CatalogError;
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
@@ -91,7 +91,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn to_json(&self) -> Value {
+    /// What `cairn status` shows of it.
+    pub fn report(&self) -> RepairProgress {
         let rate = match self.burst_since {
             Some(t) if t.elapsed() > Duration::from_secs(1) && self.burst_bytes > 0 => {
                 self.burst_bytes as f64 / t.elapsed().as_secs_f64()
@@ -99,19 +100,24 @@ impl Progress {
             _ => 0.0,
         };
         let eta = (rate > 0.0).then(|| (self.waiting_bytes as f64 / rate).round());
-        json!({
-            "waiting_chunks": self.waiting_chunks, "waiting_bytes": self.waiting_bytes,
-            "stuck_chunks": self.stuck_chunks, "unplaceable_chunks": self.unplaceable_chunks,
-            "repaired_chunks": self.repaired_chunks, "repaired_bytes": self.repaired_bytes,
-            "bytes_per_second": rate.round(), "eta_seconds": eta,
-            "last_audit_seconds_ago": self.last_audit.map(|t| t.elapsed().as_secs()),
-            "orphans_trashed": self.orphans_trashed,
-            "rebalance": {
-                "fill_spread_points": (self.fill_spread_points * 10.0).round() / 10.0,
-                "target_points": REBALANCE_SPREAD * 100.0,
-                "moved_chunks": self.rebalanced_chunks, "moved_bytes": self.rebalanced_bytes,
+        RepairProgress {
+            waiting_chunks: self.waiting_chunks,
+            waiting_bytes: self.waiting_bytes,
+            stuck_chunks: self.stuck_chunks,
+            unplaceable_chunks: self.unplaceable_chunks,
+            repaired_chunks: self.repaired_chunks,
+            repaired_bytes: self.repaired_bytes,
+            bytes_per_second: rate.round(),
+            eta_seconds: eta,
+            last_audit_seconds_ago: self.last_audit.map(|t| t.elapsed().as_secs()),
+            orphans_trashed: self.orphans_trashed,
+            rebalance: Rebalance {
+                fill_spread_points: (self.fill_spread_points * 10.0).round() / 10.0,
+                target_points: REBALANCE_SPREAD * 100.0,
+                moved_chunks: self.rebalanced_chunks,
+                moved_bytes: self.rebalanced_bytes,
             },
-        })
+        }
     }
 }
 

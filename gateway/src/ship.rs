@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use cairn_chunkstore::Secret;
 use cairn_config::BackupConfig;
 use cairn_metadata::{StoreId, Timestamp};
-use serde_json::{json, Value};
 use tracing::{info, warn};
 
+use crate::admin::proto::BackupState;
 use crate::class::{ClassSpec, LabelRule, Layout, Spread};
 use crate::core::{Fs, FsError};
 use crate::store::crypto::BlockKey;
@@ -96,20 +96,32 @@ pub struct ShipState {
 }
 
 impl ShipState {
-    pub fn to_json(&self, warn_after: Duration) -> Value {
+    /// What `cairn status` shows of it, warning once the shipped metadata
+    /// is more than `warn_after` behind.
+    pub fn report(&self, warn_after: Duration) -> BackupState {
         let behind = self
             .shipped_until
             .map(|t| ((Timestamp::now().0 - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
         let late = behind.is_none_or(|b| b > warn_after.as_secs_f64());
-        json!({
-            "generation": format!("{:016x}", self.generation), "changesets": self.changesets,
-            "recovery_point_seconds": behind, "warning": late.then(|| format!(
-                "{}; a lost gateway would lose the changes since{}",
-                behind.map_or("the metadata has not been shipped yet".to_owned(),
-                    |b| format!("the shipped metadata is {b} s behind (more than {warn_after:?})")),
-                self.last_error.as_ref().map_or(String::new(), |e| format!(" (last error: {e})")))),
-            "stores": self.stores, "last_error": self.last_error, "shipped_bytes": self.shipped_bytes,
-        })
+        BackupState {
+            generation: format!("{:016x}", self.generation),
+            changesets: self.changesets,
+            recovery_point_seconds: behind,
+            warning: late.then(|| {
+                format!(
+                    "{}; a lost gateway would lose the changes since{}",
+                    behind.map_or("the metadata has not been shipped yet".to_owned(), |b| {
+                        format!("the shipped metadata is {b} s behind (more than {warn_after:?})")
+                    }),
+                    self.last_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(" (last error: {e})"))
+                )
+            }),
+            stores: self.stores.clone(),
+            last_error: self.last_error.clone(),
+            shipped_bytes: self.shipped_bytes,
+        }
     }
 }
 

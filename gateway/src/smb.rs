@@ -13,9 +13,10 @@ use cairn_config::{GatewayConfig, SmbShare};
 use cairn_metadata::{FileKind, InodeId};
 use cairn_smb_bridge::{Layout, Share, SmbError, Supervisor};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::info;
 
+use crate::admin::proto::{ShareRow, SmbStatus};
 use crate::core::{Credentials, Fs, FsError};
 use crate::fuse::{FuseError, WatchedView};
 
@@ -221,7 +222,7 @@ impl Bridge {
     /// Adds a share at run time: checks the name and the folder, keeps it
     /// in shares.toml, rewrites smb.conf and has smbd reload it. Nothing
     /// changes if any check fails.
-    pub async fn add_share(&self, fs: &Fs, name: &str, path: &str) -> Result<Value, ShareError> {
+    pub async fn add_share(&self, fs: &Fs, name: &str, path: &str) -> Result<(), ShareError> {
         if let Some(why) = cairn_config::share_name_problem(name) {
             return Err(ShareError::BadName {
                 name: name.to_owned(),
@@ -264,11 +265,11 @@ impl Bridge {
             smbd.reload();
         }
         info!(share = name, path, "SMB share added");
-        Ok(json!({"share": name, "path": path}))
+        Ok(())
     }
 
     /// What `cairn status` shows: smbd, the view, the shares, the sessions.
-    pub async fn status(&self) -> Value {
+    pub async fn status(&self) -> SmbStatus {
         let smbd = self
             .smbd
             .lock()
@@ -286,21 +287,24 @@ impl Bridge {
             .await
             .ok()
             .flatten();
-        let shares: Vec<Value> = self
+        let shares = self
             .shares()
-            .iter()
-            .map(|s| json!({"name": s.name, "path": s.path}))
+            .into_iter()
+            .map(|s| ShareRow {
+                name: s.name,
+                path: s.path,
+            })
             .collect();
-        json!({
-            "listen": self.listen.to_string(),
-            "running": smbd.as_ref().is_some_and(|s| s.pid.is_some()),
-            "pid": smbd.as_ref().and_then(|s| s.pid),
-            "restarts": smbd.as_ref().map_or(0, |s| s.restarts),
-            "view_mounted": mounted,
-            "view": self.layout.view().display().to_string(),
-            "shares": shares,
-            "clients": clients,
-        })
+        SmbStatus {
+            listen: self.listen.to_string(),
+            running: smbd.as_ref().is_some_and(|s| s.pid.is_some()),
+            pid: smbd.as_ref().and_then(|s| s.pid),
+            restarts: smbd.as_ref().map_or(0, |s| s.restarts),
+            view_mounted: mounted,
+            view: self.layout.view().display().to_string(),
+            shares,
+            clients,
+        }
     }
 
     /// Stops smbd, then unmounts the view.

@@ -1,7 +1,8 @@
-//! How `cairn status` and `cairn store list` print for a person (the
-//! `--json` forms print the admin reply as it is).
+//! How `cairn status`, `cairn store list` and `cairn store chunks` print
+//! for a person, from the typed admin replies (the `--json` forms print
+//! those replies as they are).
 
-use serde_json::Value;
+use crate::admin::proto::{ChunkRow, Status, StoreRow, StoreStanding};
 
 pub(super) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -18,68 +19,63 @@ pub(super) fn human(bytes: u64) -> String {
     }
 }
 
-pub(super) fn print_stores(v: &Value) {
+pub(super) fn print_stores(stores: &[StoreRow]) {
     println!(
         "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>6}",
         "STORE", "STATE", "ZONE", "HOST", "LABELS", "USED", "FREE", "FILL"
     );
-    for s in v["stores"].as_array().into_iter().flatten() {
-        let labels: Vec<&str> = s["labels"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    for s in stores {
         println!(
             "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}%",
-            s["name"].as_str().unwrap_or(""),
-            match s["state"].as_str() {
-                Some("online") => "online".to_owned(),
-                Some(other) => other.to_uppercase(),
-                None => "?".to_owned(),
+            s.name,
+            match s.state {
+                StoreStanding::Online => s.state.name().to_owned(),
+                other => other.name().to_uppercase(),
             },
-            s["zone"].as_str().unwrap_or(""),
-            s["host"].as_str().unwrap_or(""),
-            labels.join(","),
-            human(s["used"].as_u64().unwrap_or(0)),
-            human(s["free"].as_u64().unwrap_or(0)),
-            s["fill_percent"].as_f64().unwrap_or(0.0)
+            s.zone,
+            s.host,
+            s.labels.join(","),
+            human(s.used),
+            human(s.free),
+            s.fill_percent
         );
     }
 }
 
-pub(super) fn print_status(v: &Value) {
-    print_stores(v);
-    let smb = &v["smb"];
-    if !smb.is_null() {
-        let shares: Vec<String> = smb["shares"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                format!(
-                    "{} ({})",
-                    s["name"].as_str().unwrap_or(""),
-                    s["path"].as_str().unwrap_or("")
-                )
-            })
+pub(super) fn print_chunks(chunks: &[ChunkRow]) {
+    for c in chunks {
+        println!(
+            "{} {:<12} {:<9} {}",
+            c.key,
+            c.class,
+            c.layout,
+            c.stores.join(",")
+        );
+    }
+}
+
+pub(super) fn print_status(v: &Status) {
+    print_stores(&v.stores);
+    if let Some(smb) = &v.smb {
+        let shares: Vec<String> = smb
+            .shares
+            .iter()
+            .map(|s| format!("{} ({})", s.name, s.path))
             .collect();
         println!(
             "\nsmb: {} on {}, view {}, {} client(s), {} restart(s); shares: {}",
-            match smb["pid"].as_u64() {
+            match smb.pid {
                 Some(pid) => format!("smbd running (pid {pid})"),
                 None => "smbd NOT running".to_owned(),
             },
-            smb["listen"].as_str().unwrap_or(""),
-            if smb["view_mounted"].as_bool() == Some(true) {
+            smb.listen,
+            if smb.view_mounted {
                 "mounted"
             } else {
                 "NOT mounted"
             },
-            smb["clients"]
-                .as_u64()
-                .map_or("?".to_owned(), |n| n.to_string()),
-            smb["restarts"].as_u64().unwrap_or(0),
+            smb.clients.map_or("?".to_owned(), |n| n.to_string()),
+            smb.restarts,
             if shares.is_empty() {
                 "none".to_owned()
             } else {
@@ -87,19 +83,18 @@ pub(super) fn print_status(v: &Value) {
             }
         );
     }
-    let b = &v["backlog"];
+    let b = &v.backlog;
     println!(
         "\ndrain backlog: {} in {} file(s), oldest waiting {}",
-        human(b["bytes"].as_u64().unwrap_or(0)),
-        b["files"],
-        b["oldest_seconds"]
-            .as_f64()
+        human(b.bytes),
+        b.files,
+        b.oldest_seconds
             .map_or("-".to_owned(), |s| format!("{s:.1} s"))
     );
     println!(
         "cache: {} used of {}",
-        human(v["cache"]["used_bytes"].as_u64().unwrap_or(0)),
-        human(v["cache"]["max_bytes"].as_u64().unwrap_or(0))
+        human(v.cache.used_bytes),
+        human(v.cache.max_bytes)
     );
     println!(
         "\n{:<16} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>6}  LAYOUT",
@@ -113,67 +108,62 @@ pub(super) fn print_status(v: &Value) {
         "STORED",
         "RATIO"
     );
-    for c in v["classes"].as_array().into_iter().flatten() {
-        let k = &c["chunks"];
+    for c in &v.classes {
+        let k = &c.chunks;
         println!(
             "{:<16} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>6}  {}",
-            c["name"].as_str().unwrap_or(""),
-            k["healthy"].as_u64().unwrap_or(0),
-            k["undergoal"].as_u64().unwrap_or(0),
-            k["at_risk"].as_u64().unwrap_or(0),
-            k["endangered"].as_u64().unwrap_or(0),
-            k["missing"].as_u64().unwrap_or(0),
-            human(c["logical_bytes"].as_u64().unwrap_or(0)),
-            human(c["stored_bytes"].as_u64().unwrap_or(0)),
-            format!("{:.2}x", c["stored_ratio"].as_f64().unwrap_or(0.0)),
-            c["describe"].as_str().unwrap_or("")
+            c.name,
+            k.healthy,
+            k.undergoal,
+            k.at_risk,
+            k.endangered,
+            k.missing,
+            human(c.logical_bytes),
+            human(c.stored_bytes),
+            format!("{:.2}x", c.stored_ratio),
+            c.describe
         );
     }
-    for c in v["classes"].as_array().into_iter().flatten() {
-        if let Some(why) = c["why"].as_str() {
-            println!("  {}: {why}", c["name"].as_str().unwrap_or(""));
+    for c in &v.classes {
+        if let Some(why) = &c.why {
+            println!("  {}: {why}", c.name);
         }
     }
-    let k = &v["backup"];
-    if k.is_object() {
+    if let Some(k) = &v.backup {
         println!(
             "\nmetadata backup: generation {}, {} changeset(s) since its snapshot, on {}; recovery point {}",
-            k["generation"].as_str().unwrap_or("-"),
-            k["changesets"],
-            k["stores"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
-                .unwrap_or_default(),
-            k["recovery_point_seconds"]
-                .as_f64()
+            k.generation,
+            k.changesets,
+            k.stores.join(","),
+            k.recovery_point_seconds
                 .map_or("never shipped".to_owned(), |s| format!("{s:.1} s ago")),
         );
-        if let Some(w) = k["warning"].as_str() {
+        if let Some(w) = &k.warning {
             println!("  WARNING: {w}");
         }
     }
-    let r = &v["repair"];
-    if r.is_object() {
-        let eta = r["eta_seconds"]
-            .as_f64()
+    if let Some(r) = &v.repair {
+        let eta = r
+            .eta_seconds
             .map_or("-".to_owned(), |s| format!("{s:.0} s"));
         println!(
             "\nrepair: {} chunk(s) waiting ({}), {} cannot be repaired now, {} have no store to go to; {} repaired ({}) so far; {}/s; ETA {eta}",
-            r["waiting_chunks"],
-            human(r["waiting_bytes"].as_u64().unwrap_or(0)),
-            r["stuck_chunks"],
-            r["unplaceable_chunks"],
-            r["repaired_chunks"],
-            human(r["repaired_bytes"].as_u64().unwrap_or(0)),
-            human(r["bytes_per_second"].as_f64().unwrap_or(0.0) as u64),
+            r.waiting_chunks,
+            human(r.waiting_bytes),
+            r.stuck_chunks,
+            r.unplaceable_chunks,
+            r.repaired_chunks,
+            human(r.repaired_bytes),
+            human(r.bytes_per_second as u64),
         );
-        let b = &r["rebalance"];
+        let b = &r.rebalance;
+        // `{:?}` writes 5.0 as "5.0", as the JSON-era table did.
         println!(
-            "rebalance: fills {} points apart (moves while over {}); {} copies moved ({})",
-            b["fill_spread_points"],
-            b["target_points"],
-            b["moved_chunks"],
-            human(b["moved_bytes"].as_u64().unwrap_or(0)),
+            "rebalance: fills {:?} points apart (moves while over {:?}); {} copies moved ({})",
+            b.fill_spread_points,
+            b.target_points,
+            b.moved_chunks,
+            human(b.moved_bytes),
         );
     }
 }

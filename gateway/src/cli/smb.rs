@@ -6,8 +6,8 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use cairn_smb_bridge::Layout;
-use serde_json::json;
 
+use crate::admin::proto::{Request, ShareAdded};
 use crate::cli::{admin_call, config_error, ShareCmd, SmbCmd, UserCmd};
 
 pub(crate) fn smb(action: SmbCmd) -> ExitCode {
@@ -25,15 +25,9 @@ pub(crate) fn smb(action: SmbCmd) -> ExitCode {
             }
             admin_call(
                 &target,
-                json!({"cmd": "smb_share_add", "name": name, "path": path}),
+                Request::SmbShareAdd { name, path },
                 false,
-                |v| {
-                    println!(
-                        "share {} added for {}",
-                        v["share"].as_str().unwrap_or(""),
-                        v["path"].as_str().unwrap_or("")
-                    )
-                },
+                |v: &ShareAdded| println!("share {} added for {}", v.share, v.path),
             )
         }
         SmbCmd::User {
