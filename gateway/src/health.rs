@@ -5,8 +5,9 @@
 //!
 //! Two questions, answered from the same facts:
 //! - **Now** (the [`Standing`] status shows): a copy or shard counts if its
-//!   store answers now (a suspect store's copies do not), the store is not
-//!   removed and the object is not known bad. A store being drained still
+//!   store answered its last probe or request (`StoreView::online`; a
+//!   suspect store's copies do not, nor those of a store not probed yet),
+//!   the store is not removed and the object is not known bad. A store being drained still
 //!   serves reads, so its copies count until they are replaced.
 //! - **Lost** (what repair replaces): a copy is lost once its store is
 //!   offline (silent past `[repair] grace`), removed, or the object is known
@@ -63,8 +64,10 @@ impl Standing {
 /// One store as the rule sees it.
 #[derive(Debug, Clone)]
 pub struct StoreFacts {
+    /// Lost past the grace: see `Stores::health`.
     pub reach: Reach,
     pub life: StoreState,
+    /// Answering now (`online`) and its spread domains.
     pub view: Option<StoreView>,
 }
 
@@ -147,11 +150,9 @@ pub fn assess(
         if !lost {
             readable += 1;
         }
-        if !bad && !removed && facts.reach == Reach::Online {
+        if let Some(view) = facts.view.as_ref().filter(|v| v.online && !bad && !removed) {
             now += 1;
-            if let Some(view) = &facts.view {
-                domains.insert(view.domain(spec.spread));
-            }
+            domains.insert(view.domain(spec.spread));
         }
         if lost || facts.life == StoreState::Draining {
             drop.push((shard, store));

@@ -350,3 +350,36 @@ fn allocation_counts_slots_and_finds_holes() {
     assert_eq!(next(3, false), Some(3));
     assert_eq!(alloc(3 * SLOT_SIZE), 2 * SLOT_SIZE);
 }
+
+#[test]
+fn the_class_stamp_moves_with_every_create_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let empty = meta.read(|v| v.class_stamp()).unwrap();
+    assert_eq!(empty, ClassStamp::default());
+    let a = meta
+        .write_blocking(true, |tx| tx.upsert_class("a", "{}", Timestamp::now()))
+        .unwrap();
+    let one = meta.read(|v| v.class_stamp()).unwrap();
+    assert_eq!((one.count, one.max_id), (1, a.0));
+    let rows = meta.read(|v| v.classes()).unwrap();
+    assert_eq!(
+        rows,
+        vec![ClassRow {
+            id: a,
+            name: "a".into(),
+            spec: "{}".into()
+        }]
+    );
+    meta.write_blocking(true, |tx| tx.delete_class("a"))
+        .unwrap()
+        .unwrap();
+    let none = meta.read(|v| v.class_stamp()).unwrap();
+    assert_ne!(none, one);
+    // Ids are never reused, so a class recreated under the old name differs too.
+    let b = meta
+        .write_blocking(true, |tx| tx.upsert_class("a", "{}", Timestamp::now()))
+        .unwrap();
+    assert!(b.0 > a.0);
+    assert_ne!(meta.read(|v| v.class_stamp()).unwrap(), one);
+}

@@ -22,7 +22,9 @@ fn view(id: u64, host: &str) -> StoreView {
 fn fleet(states: &[(Reach, StoreState)]) -> Fleet {
     Fleet::new(states.iter().enumerate().map(|(i, &(reach, life))| {
         let id = i as u64 + 1;
-        (view(id, &format!("h{id}")), reach, life)
+        let mut v = view(id, &format!("h{id}"));
+        v.online = reach == Reach::Online;
+        (v, reach, life)
     }))
 }
 
@@ -107,6 +109,21 @@ fn three_replicas_one_short_is_undergoal() {
     let s = assess(&c, &spec, &fleet(&states), none);
     assert_eq!(s.standing, Standing::Undergoal);
     assert_eq!((s.spare, s.make.clone()), (1, vec![2]));
+}
+
+#[test]
+fn a_store_not_probed_yet_is_not_readable_now_nor_lost() {
+    let spec = replicas(2);
+    let c = chunk(ChunkLayout::Replicas, &[1, 2]);
+    let mut unprobed = view(2, "h2");
+    unprobed.online = false;
+    let fleet = Fleet::new([
+        (view(1, "h1"), Reach::Online, StoreState::Active),
+        (unprobed, Reach::Online, StoreState::Active),
+    ]);
+    let s = assess(&c, &spec, &fleet, none);
+    assert_eq!(s.standing, Standing::Endangered);
+    assert_eq!((s.spare, s.make.len()), (1, 0));
 }
 
 #[test]
