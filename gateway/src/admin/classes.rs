@@ -25,9 +25,9 @@ impl From<CatalogError> for AdminError {
                 name,
                 why: source.to_string(),
             },
-            e @ (CatalogError::Meta(_) | CatalogError::Unknown { .. }) => AdminError::Metadata {
-                why: e.to_string(),
-            },
+            e @ (CatalogError::Meta(_) | CatalogError::Unknown { .. }) => {
+                AdminError::Metadata { why: e.to_string() }
+            }
         }
     }
 }

@@ -119,4 +119,3 @@ pub(crate) fn serve(cfg: GatewayConfig, banner: Option<Banner>) -> ExitCode {
         }
     }
 }
-
