@@ -7,10 +7,25 @@ use std::collections::HashMap;
 
 use cairn_metadata::{ChunkLayout, Inconsistency, InodeId, Metadata};
 
-use crate::admin::proto::DeepProblem;
-use crate::cache::IngestCache;
+use crate::core::cache::IngestCache;
 use crate::core::{Fs, FsError};
 use crate::store::{ObjectKey, Stores};
+use serde::{Deserialize, Serialize};
+
+/// One copy or shard that `fsck --deep` found bad (or could not check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeepProblem {
+    pub chunk: u64,
+    pub shard: u32,
+    pub store: String,
+    pub store_id: u64,
+    pub key: String,
+    pub problem: String,
+    /// The store was offline, so the object was not checked (and is not
+    /// handed to the repair).
+    #[serde(default)]
+    pub offline: bool,
+}
 
 /// What fsck found.
 #[derive(Debug, Default)]
@@ -68,7 +83,7 @@ pub fn check(meta: &Metadata, cache: &IngestCache) -> Result<Report, crate::core
 /// (which checks every block's crc) and its crc32c compared with the one the
 /// metadata recorded. Returns (placements checked, problems found).
 pub async fn deep_check(fs: &Fs, stores: &Stores) -> Result<(u64, Vec<DeepProblem>), FsError> {
-    let checks = fs.metadata().read(|v| v.placement_checks())?;
+    let checks = fs.placement_checks().await?;
     let mut problems = Vec::new();
     let mut checked = 0;
     for pc in checks {

@@ -2,7 +2,6 @@
 //! ingest cache, the NFSv3 front end, and the `cairn` command line.
 
 pub mod admin;
-pub mod cache;
 pub mod catalog;
 pub mod class;
 pub mod cli;

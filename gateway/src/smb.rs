@@ -16,9 +16,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::info;
 
-use crate::admin::proto::{ShareRow, SmbStatus};
 use crate::core::{Credentials, Fs, FsError};
 use crate::fuse::{FuseError, WatchedView};
+
+/// The SMB bridge, as `cairn status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmbStatus {
+    pub listen: String,
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub view_mounted: bool,
+    pub view: String,
+    pub shares: Vec<ShareRow>,
+    pub clients: Option<u64>,
+}
+
+/// One share smbd serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRow {
+    pub name: String,
+    pub path: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {

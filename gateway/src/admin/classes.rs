@@ -166,15 +166,7 @@ impl Admin {
         };
         let id = class.id;
         let target = inode.id;
-        self.fs
-            .metadata()
-            .write(true, move |tx| {
-                let mut i = tx.inode(target)?.ok_or(FsError::Stale(target))?;
-                i.class = Some(id);
-                tx.update_inode(&i)?;
-                Ok::<_, FsError>(())
-            })
-            .await?;
+        self.fs.set_class(target, id).await?;
         let fs = self.fs.clone();
         let (p, n) = (path.clone(), name.clone());
         tokio::spawn(async move {

@@ -82,7 +82,7 @@ impl Admin {
         if let Some(stores) = &self.stores {
             stores.drop_hot();
         }
-        let left = self.fs.metadata().read(|v| v.backlog())?;
+        let left = self.fs.backlog().await?;
         Ok(CacheDropped {
             evicted_bytes: done.bytes,
             evicted_slots: done.slots,

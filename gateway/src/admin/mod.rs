@@ -113,7 +113,7 @@ impl Admin {
             Request::StoreRemove { name } => {
                 self.store_life(&name, stores::Life::Remove).await?.into()
             }
-            Request::Chunks => self.chunks()?.into(),
+            Request::Chunks => self.chunks().await?.into(),
             Request::FsckDeep { repair } => self.fsck_deep(repair).await?.into(),
             Request::CacheDrop => self.cache_drop().await?.into(),
             Request::ClassCreate(c) => self.class_create(c).await?.into(),

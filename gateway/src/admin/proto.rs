@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::class::ClassSpec;
+// Status types owned by the module that produces them.
+pub use crate::fsck::DeepProblem;
+pub use crate::smb::{ShareRow, SmbStatus};
 
 /// One admin command, as the CLI sends it (`{"cmd": "status"}`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,25 +295,6 @@ pub struct BackupState {
     pub shipped_bytes: u64,
 }
 
-/// The SMB bridge.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SmbStatus {
-    pub listen: String,
-    pub running: bool,
-    pub pid: Option<u32>,
-    pub restarts: u64,
-    pub view_mounted: bool,
-    pub view: String,
-    pub shares: Vec<ShareRow>,
-    pub clients: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShareRow {
-    pub name: String,
-    pub path: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mounted {
     pub mounted: String,
@@ -394,21 +378,6 @@ pub struct FsckDeep {
     pub checked: u64,
     pub problems: Vec<DeepProblem>,
     pub queued_for_repair: u64,
-}
-
-/// One copy or shard that `fsck --deep` found bad (or could not check).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeepProblem {
-    pub chunk: u64,
-    pub shard: u32,
-    pub store: String,
-    pub store_id: u64,
-    pub key: String,
-    pub problem: String,
-    /// The store was offline, so the object was not checked (and is not
-    /// handed to the repair).
-    #[serde(default)]
-    pub offline: bool,
 }
 
 /// `cairn cache drop`.

@@ -8,7 +8,6 @@ use super::proto::{
     StoreStanding,
 };
 use super::Admin;
-use crate::core::FsError;
 use crate::health::{assess, Fleet, Standing};
 use crate::store::placement::domain_count;
 use crate::store::{ObjectKey, Reach};
@@ -61,20 +60,13 @@ impl Admin {
 
     /// `cairn status`.
     pub(super) async fn status(&self) -> Result<Status, AdminError> {
-        let meta = self.fs.metadata();
-        let backlog = meta.read(|v| v.backlog())?;
+        let backlog = self.fs.backlog().await?;
         let now = Timestamp::now().0;
         let oldest = backlog
             .oldest
             .map(|t| ((now - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
         let classes = self.fs.classes().snapshot()?;
-        // The chunk table can be large: read off the runtime threads.
-        let chunks = {
-            let meta = meta.clone();
-            tokio::task::spawn_blocking(move || meta.read(|v| v.chunks()))
-                .await
-                .map_err(FsError::from)??
-        };
+        let chunks = self.fs.chunks().await?;
         let fleet = self
             .stores
             .as_ref()
@@ -165,7 +157,7 @@ impl Admin {
             });
         }
         let cache = self.fs.cache();
-        let (inodes, logical) = meta.read(|v| v.usage())?;
+        let (inodes, logical) = self.fs.usage().await?;
         let smb = match &self.smb {
             Some(b) => Some(b.status().await),
             None => None,

@@ -19,11 +19,7 @@ impl Admin {
     /// `cairn store drain|undrain|remove NAME`.
     pub(super) async fn store_life(&self, name: &str, life: Life) -> Result<StoreLife, AdminError> {
         let stores = self.stores.as_ref().ok_or(AdminError::NoStores)?;
-        let meta = self.fs.metadata();
-        let known = meta
-            .read(|v| v.stores())?
-            .into_iter()
-            .find(|(_, n, _)| n == name);
+        let known = self.fs.stores()?.into_iter().find(|(_, n, _)| n == name);
         let Some((id, _, _)) = known else {
             return Err(AdminError::NoStore {
                 name: name.to_owned(),
@@ -33,7 +29,7 @@ impl Admin {
             Life::Drain => StoreState::Draining,
             Life::Undrain => StoreState::Active,
             Life::Remove => {
-                let held = meta.read(|v| v.placements_on(id))?;
+                let held = self.fs.placements_on(id)?;
                 if held > 0 {
                     return Err(AdminError::StoreHolds {
                         name: name.to_owned(),
@@ -43,11 +39,9 @@ impl Admin {
                 StoreState::Removed
             }
         };
-        let n = name.to_owned();
-        meta.write(true, move |tx| tx.set_store_state(&n, state))
-            .await?;
+        self.fs.set_store_state(name, state).await?;
         stores.set_life(id, state);
-        let held = meta.read(|v| v.placements_on(id))?;
+        let held = self.fs.placements_on(id)?;
         Ok(StoreLife {
             store: name.to_owned(),
             state: match state {
@@ -60,10 +54,9 @@ impl Admin {
     }
 
     /// `cairn store chunks`.
-    pub(super) fn chunks(&self) -> Result<Chunks, AdminError> {
-        let meta = self.fs.metadata();
+    pub(super) async fn chunks(&self) -> Result<Chunks, AdminError> {
         let classes = self.fs.classes().snapshot()?;
-        let chunks = meta.read(|v| v.chunks())?;
+        let chunks = self.fs.chunks().await?;
         let name = |s: StoreId| {
             self.stores
                 .as_ref()

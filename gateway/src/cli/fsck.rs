@@ -9,7 +9,7 @@ use cairn_config::GatewayConfig;
 use serde::Serialize;
 
 use super::config_error;
-use crate::cache::IngestCache;
+use crate::core::cache::IngestCache;
 use crate::fsck::Report;
 
 /// `cairn fsck [--config FILE | --data DIR] [--json]`.

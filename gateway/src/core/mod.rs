@@ -5,9 +5,17 @@
 //! it or none of it. Namespace changes are durable when the call returns;
 //! data writes are durable when asked for ([`Stability::FileSync`]) or after
 //! [`Fs::commit`].
+//!
+//! The core is sealed: callers outside it (front ends, the admin API, fsck,
+//! the workers) use its named operations, not the metadata. One rule for the
+//! runtime: large synchronous SQLite reads do not run on runtime threads;
+//! they go through `spawn_blocking` (table scans such as [`Fs::chunks`]).
+//! Point reads by key stay inline.
 
 mod allocate;
 mod attrs;
+pub mod cache;
+mod control;
 pub(crate) mod data;
 mod error;
 mod evict;
@@ -32,8 +40,8 @@ use std::sync::Arc;
 use cairn_metadata::{BlockLocation, FileTime, Inode, InodeId, Metadata};
 use tracing::info;
 
-use crate::cache::IngestCache;
 use crate::catalog::Classes;
+use cache::IngestCache;
 pub use error::FsError;
 pub use evict::Evicted;
 pub use relay::Relaid;

@@ -4,11 +4,25 @@
 //! compact sparse chunks and to re-lay files whose class changed. The old
 //! block loses its reference only when the new one is attached.
 
-use cairn_metadata::{BlockId, InodeId, Timestamp, SLOT_SIZE};
+use cairn_metadata::{BlockId, ClassId, InodeId, Timestamp, SLOT_SIZE};
 
 use super::{Fs, FsError};
 
 impl Fs {
+    /// Sets `class` on the one inode `id` (durable when it returns); data
+    /// already drained keeps its layout until it is drained again (see
+    /// [`Fs::set_class_tree`]). [`FsError::Stale`] if `id` is gone.
+    pub async fn set_class(&self, id: InodeId, class: ClassId) -> Result<(), FsError> {
+        self.meta
+            .write(true, move |tx| {
+                let mut i = tx.inode(id)?.ok_or(FsError::Stale(id))?;
+                i.class = Some(class);
+                tx.update_inode(&i)?;
+                Ok::<_, FsError>(())
+            })
+            .await
+    }
+
     /// Sends slot `index` of `id` back through the drain if it still holds
     /// `block`. Returns whether it did.
     pub async fn redrain(&self, id: InodeId, index: u64, block: BlockId) -> Result<bool, FsError> {
@@ -53,11 +67,7 @@ impl Fs {
     /// Sets `class` on `root` and everything below it, and sends every
     /// drained slot stored under another class back through the drain, so
     /// existing files move to the new layout in the background.
-    pub async fn set_class_tree(
-        &self,
-        root: InodeId,
-        class: cairn_metadata::ClassId,
-    ) -> Result<Relaid, FsError> {
+    pub async fn set_class_tree(&self, root: InodeId, class: ClassId) -> Result<Relaid, FsError> {
         let mut done = Relaid::default();
         let mut queue = vec![root];
         while let Some(dir_or_file) = queue.pop() {
@@ -67,16 +77,10 @@ impl Fs {
                 Err(e) => return Err(e),
             };
             if inode.class != Some(class) {
-                let id = inode.id;
-                self.meta
-                    .write(true, move |tx| {
-                        if let Some(mut i) = tx.inode(id)? {
-                            i.class = Some(class);
-                            tx.update_inode(&i)?;
-                        }
-                        Ok::<_, FsError>(())
-                    })
-                    .await?;
+                match self.set_class(inode.id, class).await {
+                    Ok(()) | Err(FsError::Stale(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
             done.inodes += 1;
             match inode.kind {

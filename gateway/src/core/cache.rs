@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use cairn_metadata::InodeId;
 use tracing::{info, warn};
 
-use crate::core::FsError;
+use super::FsError;
 use crate::disk;
 
 /// Folders the cache files are spread over (`<cache>/<xx>/`).
