@@ -1,7 +1,8 @@
 //! What the control plane (`cairn status`, `store`, `cache`, `fsck --deep`)
-//! reads and changes in the metadata, as named operations of the core, so no
-//! caller outside the core touches SQLite directly. Reads that scan a table
-//! run on the blocking pool (see the rule in the module doc of `core`).
+//! and the gateway's start and stop read and change in the metadata, as
+//! named operations of the core, so no caller outside the core touches
+//! SQLite directly. Reads that scan a table run on the blocking pool (see
+//! the rule in the module doc of `core`).
 
 use cairn_metadata::{Backlog, ChunkInfo, MetaError, PlacementCheck, StoreId, StoreState, View};
 
@@ -61,5 +62,47 @@ impl Fs {
             .write(true, move |tx| tx.set_store_state(&name, state))
             .await
             .map_err(FsError::from)
+    }
+
+    /// Records a configured store (durable when it returns) and returns its
+    /// id; a known name keeps its id and takes the new address.
+    pub async fn register_store(&self, name: &str, address: &str) -> Result<StoreId, FsError> {
+        let (name, address) = (name.to_owned(), address.to_owned());
+        self.meta
+            .write(true, move |tx| tx.upsert_store(&name, &address, "", "", ""))
+            .await
+            .map_err(FsError::from)
+    }
+
+    /// The life-cycle state of every known store.
+    pub fn store_states(&self) -> Result<Vec<(StoreId, StoreState)>, FsError> {
+        Ok(self.meta.read(|v| v.store_states())?)
+    }
+
+    /// Forgets chunks a stopped drain left half-stored (no block points at
+    /// them); returns how many.
+    pub async fn forget_pending_chunks(&self) -> Result<usize, FsError> {
+        self.meta
+            .write(true, |tx| tx.forget_pending_chunks())
+            .await
+            .map_err(FsError::from)
+    }
+
+    /// Stores a gateway setting (durable when it returns).
+    pub async fn save_setting(&self, name: &'static str, value: String) -> Result<(), FsError> {
+        self.meta
+            .write(true, move |tx| tx.set_setting(name, &value))
+            .await
+            .map_err(FsError::from)
+    }
+
+    /// Stops recording changes for the metadata backup (backup disabled).
+    pub fn stop_recording(&self) -> Result<(), FsError> {
+        Ok(self.meta.stop_recording()?)
+    }
+
+    /// Closes the metadata: the writer finishes its queue and stops.
+    pub fn close_metadata(&self) {
+        self.meta.close();
     }
 }

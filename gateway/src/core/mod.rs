@@ -19,6 +19,8 @@ mod control;
 pub(crate) mod data;
 mod error;
 mod evict;
+#[cfg(test)]
+mod evict_tests;
 mod namespace;
 mod open;
 pub mod perm;
@@ -26,6 +28,8 @@ mod relay;
 #[cfg(test)]
 mod tests;
 mod xattr;
+#[cfg(test)]
+mod xattr_tests;
 
 pub use allocate::Allocate;
 pub use xattr::{XattrSet, MAX_XATTR_NAME, MAX_XATTR_VALUE};

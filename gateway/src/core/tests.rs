@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use super::data::MAX_IO;
 use super::*;
 
-fn open(max_cache: u64) -> (TempDir, Fs) {
+pub(super) fn open(max_cache: u64) -> (TempDir, Fs) {
     let dir = tempfile::tempdir().unwrap();
     let fs = Fs::open(
         &dir.path().join("meta.db"),
@@ -19,11 +19,11 @@ fn open(max_cache: u64) -> (TempDir, Fs) {
     (dir, fs)
 }
 
-fn root() -> Credentials {
+pub(super) fn root() -> Credentials {
     Credentials::root()
 }
 
-async fn file(fs: &Fs, dir: InodeId, name: &str) -> Inode {
+pub(super) async fn file(fs: &Fs, dir: InodeId, name: &str) -> Inode {
     fs.create(
         &root(),
         dir,
@@ -34,13 +34,13 @@ async fn file(fs: &Fs, dir: InodeId, name: &str) -> Inode {
     .unwrap()
 }
 
-async fn mkdir(fs: &Fs, dir: InodeId, name: &str) -> Inode {
+pub(super) async fn mkdir(fs: &Fs, dir: InodeId, name: &str) -> Inode {
     fs.mkdir(&root(), dir, name.as_bytes(), SetAttr::default())
         .await
         .unwrap()
 }
 
-fn assert_consistent(fs: &Fs) {
+pub(super) fn assert_consistent(fs: &Fs) {
     let problems = fs.metadata().check().unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 }
@@ -531,267 +531,5 @@ async fn names_and_kinds_are_checked() {
     ));
     fs.remove(&root(), r, b"f").await.unwrap();
     assert!(matches!(fs.getattr(f.id).await, Err(FsError::Stale(_))));
-    assert_consistent(&fs);
-}
-
-/// Blocks kept in memory, keyed by chunk and offset: the stores' stand-in.
-#[derive(Default)]
-struct MemBlocks(std::sync::Mutex<HashMap<(u64, u64), Vec<u8>>>);
-
-impl BlockSource for MemBlocks {
-    fn fetch<'a>(
-        &'a self,
-        loc: &'a cairn_metadata::BlockLocation,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            let blocks = self.0.lock().unwrap();
-            blocks
-                .get(&(loc.chunk.0, loc.offset))
-                .cloned()
-                .ok_or(FsError::Unavailable {
-                    chunk: loc.chunk,
-                    why: "not in memory".into(),
-                })
-        })
-    }
-}
-
-/// Drains every dirty slot of `id` into `mem` as one chunk, as the
-/// drainer would (without encryption).
-async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
-    let class = fs
-        .metadata()
-        .write(true, |tx| {
-            tx.upsert_class("default", "{}", cairn_metadata::Timestamp::now())
-        })
-        .await
-        .unwrap();
-    let dirty = fs
-        .metadata()
-        .read(|v| v.dirty_slots(cairn_metadata::Timestamp(i64::MAX), 100))
-        .unwrap();
-    let chunk = fs
-        .metadata()
-        .write(true, move |tx| {
-            tx.new_chunk(class, 0, cairn_metadata::Timestamp::now())
-        })
-        .await
-        .unwrap();
-    let mut blocks = Vec::new();
-    let mut offset = 0;
-    for d in dirty.into_iter().filter(|d| d.inode == id) {
-        let bytes = fs.slot_content(id, d.index).await.unwrap().unwrap();
-        mem.0
-            .lock()
-            .unwrap()
-            .insert((chunk.0, offset), bytes.clone());
-        blocks.push(cairn_metadata::NewBlock {
-            inode: id,
-            index: d.index,
-            version: d.version,
-            offset,
-            stored_len: bytes.len() as u64,
-            plain_len: bytes.len() as u64,
-            checksum: Vec::new(),
-        });
-        offset += bytes.len() as u64;
-    }
-    let n = blocks.len();
-    let attached = fs
-        .metadata()
-        .write(true, move |tx| {
-            let store = tx.upsert_store("mem", "memory:0", "z", "h", "")?;
-            tx.attach_chunk(
-                chunk,
-                cairn_metadata::ChunkLayout::Replicas,
-                &[(0, store)],
-                &[],
-                &blocks,
-            )
-        })
-        .await
-        .unwrap();
-    assert_eq!(attached, n);
-}
-
-#[tokio::test]
-async fn evicted_slots_read_and_rewrite_through_their_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let mem = std::sync::Arc::new(MemBlocks::default());
-    let fs = Fs::open(
-        &dir.path().join("meta.db"),
-        &dir.path().join("cache"),
-        1 << 30,
-    )
-    .unwrap()
-    .with_blocks(mem.clone());
-    let f = file(&fs, InodeId::ROOT, "big").await;
-    let size = cairn_metadata::SLOT_SIZE as usize + 1_000_000;
-    let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
-    for (i, part) in data.chunks(MAX_IO as usize).enumerate() {
-        let off = (i * MAX_IO as usize) as u64;
-        fs.write(&root(), f.id, off, part.to_vec(), Stability::Unstable)
-            .await
-            .unwrap();
-    }
-    drain_into(&fs, &mem, f.id).await;
-    assert_eq!(fs.metadata().read(|v| v.backlog()).unwrap().slots, 0);
-    let evicted = fs.evict(None).await.unwrap();
-    assert_eq!(evicted.slots, 2);
-    assert_eq!(
-        fs.cache().used_bytes(),
-        0,
-        "evicted bytes still take cache space"
-    );
-    // Reads come from the blocks, across the slot boundary too.
-    let edge = cairn_metadata::SLOT_SIZE - 10;
-    let (back, _, _) = fs.read(&root(), f.id, edge, 20).await.unwrap();
-    assert_eq!(back, &data[edge as usize..edge as usize + 20]);
-    // A small write into an evicted slot keeps the bytes around it.
-    fs.write(&root(), f.id, 100, vec![0xee; 10], Stability::FileSync)
-        .await
-        .unwrap();
-    let (back, _, _) = fs.read(&root(), f.id, 0, 200).await.unwrap();
-    let mut want = data[..200].to_vec();
-    want[100..110].fill(0xee);
-    assert_eq!(back, want);
-    // Truncating into an evicted slot then growing shows zeros, not old bytes.
-    let cut = SetAttr {
-        size: Some(cairn_metadata::SLOT_SIZE + 10),
-        ..SetAttr::default()
-    };
-    fs.setattr(&root(), f.id, cut, None).await.unwrap();
-    let grow = SetAttr {
-        size: Some(size as u64),
-        ..SetAttr::default()
-    };
-    fs.setattr(&root(), f.id, grow, None).await.unwrap();
-    let (back, _, _) = fs
-        .read(&root(), f.id, cairn_metadata::SLOT_SIZE, 20)
-        .await
-        .unwrap();
-    assert_eq!(
-        &back[..10],
-        &data[cairn_metadata::SLOT_SIZE as usize..cairn_metadata::SLOT_SIZE as usize + 10]
-    );
-    assert!(
-        back[10..].iter().all(|&b| b == 0),
-        "bytes past a truncate came back"
-    );
-}
-
-#[tokio::test]
-async fn eviction_takes_the_least_recently_used_slots_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let mem = std::sync::Arc::new(MemBlocks::default());
-    let fs = Fs::open(
-        &dir.path().join("meta.db"),
-        &dir.path().join("cache"),
-        1 << 30,
-    )
-    .unwrap()
-    .with_blocks(mem.clone());
-    let mut ids = Vec::new();
-    for name in ["a", "b", "c"] {
-        let f = file(&fs, InodeId::ROOT, name).await;
-        fs.write(&root(), f.id, 0, vec![7u8; 200_000], Stability::FileSync)
-            .await
-            .unwrap();
-        drain_into(&fs, &mem, f.id).await;
-        ids.push(f.id);
-    }
-    // "a" is read last, so it is the most recently used.
-    for id in ids.iter().rev() {
-        fs.read(&root(), *id, 0, 10).await.unwrap();
-    }
-    let done = fs.evict(Some(1)).await.unwrap();
-    assert_eq!(done.slots, 1);
-    let cached = |id: InodeId| fs.metadata().read(|v| v.slots(id, 0, 0)).unwrap()[0].cached;
-    assert!(
-        cached(ids[0]) && cached(ids[1]),
-        "a recently used slot was evicted"
-    );
-    assert!(!cached(ids[2]), "the least recently used slot stayed");
-}
-
-#[tokio::test]
-async fn user_xattrs_follow_linux_rules_and_go_with_their_inode() {
-    let (_dir, fs) = open(1 << 30);
-    let f = file(&fs, InodeId::ROOT, "f").await;
-    let owner = Credentials::user(1000, 1000);
-    fs.setattr(
-        &root(),
-        f.id,
-        SetAttr {
-            uid: Some(1000),
-            gid: Some(1000),
-            mode: Some(0o644),
-            ..SetAttr::default()
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let before = fs.getattr(f.id).await.unwrap().ctime;
-    fs.setxattr(
-        &owner,
-        f.id,
-        b"user.DOSATTRIB",
-        b"\x01\x02",
-        XattrSet::Create,
-    )
-    .await
-    .unwrap();
-    assert!(fs.getattr(f.id).await.unwrap().ctime >= before);
-    assert_eq!(
-        fs.getxattr(&owner, f.id, b"user.DOSATTRIB").await.unwrap(),
-        b"\x01\x02"
-    );
-    assert!(matches!(
-        fs.setxattr(&owner, f.id, b"user.DOSATTRIB", b"x", XattrSet::Create)
-            .await,
-        Err(FsError::Exists)
-    ));
-    assert!(matches!(
-        fs.setxattr(&owner, f.id, b"user.other", b"x", XattrSet::Replace)
-            .await,
-        Err(FsError::NoXattr)
-    ));
-    // Others may read (mode 0644) but not write; other namespaces are not kept.
-    let other = Credentials::user(2000, 2000);
-    assert!(fs.getxattr(&other, f.id, b"user.DOSATTRIB").await.is_ok());
-    assert!(matches!(
-        fs.setxattr(&other, f.id, b"user.x", b"x", XattrSet::Either)
-            .await,
-        Err(FsError::Access)
-    ));
-    assert!(matches!(
-        fs.setxattr(&root(), f.id, b"trusted.x", b"x", XattrSet::Either)
-            .await,
-        Err(FsError::NotSupported(_))
-    ));
-    let big = vec![0u8; MAX_XATTR_VALUE + 1];
-    assert!(matches!(
-        fs.setxattr(&owner, f.id, b"user.big", &big, XattrSet::Either)
-            .await,
-        Err(FsError::Invalid(_))
-    ));
-    fs.setxattr(&owner, f.id, b"user.a", b"1", XattrSet::Either)
-        .await
-        .unwrap();
-    assert_eq!(
-        fs.listxattr(&owner, f.id).await.unwrap(),
-        vec![b"user.DOSATTRIB".to_vec(), b"user.a".to_vec()]
-    );
-    fs.removexattr(&owner, f.id, b"user.a").await.unwrap();
-    assert!(matches!(
-        fs.removexattr(&owner, f.id, b"user.a").await,
-        Err(FsError::NoXattr)
-    ));
-    // Deleting the file drops its attributes with it.
-    fs.remove(&root(), InodeId::ROOT, b"f").await.unwrap();
-    let left = fs.metadata().read(|v| v.xattr_names(f.id)).unwrap();
-    assert!(left.is_empty(), "{left:?}");
     assert_consistent(&fs);
 }

@@ -5,6 +5,7 @@
 //! full group list); the caller's uid and gid reach the core as the
 //! credentials of every call. FUSE types stay inside this module.
 
+mod convert;
 mod errno;
 mod handles;
 mod ops;

@@ -200,7 +200,7 @@ impl Stores {
         k: usize,
         m: usize,
         piece: ec::Piece,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, RebuildError> {
         let mut range: Vec<Option<Vec<u8>>> = vec![None; k + m];
         let mut have = 0;
         let mut failures = Vec::new();
@@ -231,8 +231,31 @@ impl Stores {
         }
         match ec::rebuild(k, m, range) {
             Ok(mut all) => Ok(all.swap_remove(piece.shard)),
-            Err(e) if failures.is_empty() => Err(e.to_string()),
-            Err(e) => Err(format!("{e} ({})", failures.join("; "))),
+            Err(source) => Err(RebuildError { source, failures }),
         }
+    }
+}
+
+/// Why a piece could not be rebuilt: the erasure code's refusal, and what
+/// each shard read that failed said.
+#[derive(Debug)]
+struct RebuildError {
+    source: ec::EcError,
+    failures: Vec<String>,
+}
+
+impl std::fmt::Display for RebuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.source)?;
+        if !self.failures.is_empty() {
+            write!(f, " ({})", self.failures.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RebuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }

@@ -1,0 +1,191 @@
+//! Unit tests of eviction: evicted slots read back through their blocks,
+//! and the least recently used slots go first.
+
+use std::collections::HashMap;
+
+use cairn_metadata::InodeId;
+
+use super::data::MAX_IO;
+use super::tests::{file, root};
+use super::*;
+
+/// Blocks kept in memory, keyed by chunk and offset: the stores' stand-in.
+#[derive(Default)]
+struct MemBlocks(std::sync::Mutex<HashMap<(u64, u64), Vec<u8>>>);
+
+impl BlockSource for MemBlocks {
+    fn fetch<'a>(
+        &'a self,
+        loc: &'a cairn_metadata::BlockLocation,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let blocks = self.0.lock().unwrap();
+            blocks
+                .get(&(loc.chunk.0, loc.offset))
+                .cloned()
+                .ok_or(FsError::Unavailable {
+                    chunk: loc.chunk,
+                    why: "not in memory".into(),
+                })
+        })
+    }
+}
+
+/// Drains every dirty slot of `id` into `mem` as one chunk, as the
+/// drainer would (without encryption).
+async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
+    let class = fs
+        .metadata()
+        .write(true, |tx| {
+            tx.upsert_class("default", "{}", cairn_metadata::Timestamp::now())
+        })
+        .await
+        .unwrap();
+    let dirty = fs
+        .metadata()
+        .read(|v| v.dirty_slots(cairn_metadata::Timestamp(i64::MAX), 100))
+        .unwrap();
+    let chunk = fs
+        .metadata()
+        .write(true, move |tx| {
+            tx.new_chunk(class, 0, cairn_metadata::Timestamp::now())
+        })
+        .await
+        .unwrap();
+    let mut blocks = Vec::new();
+    let mut offset = 0;
+    for d in dirty.into_iter().filter(|d| d.inode == id) {
+        let bytes = fs.slot_content(id, d.index).await.unwrap().unwrap();
+        mem.0
+            .lock()
+            .unwrap()
+            .insert((chunk.0, offset), bytes.clone());
+        blocks.push(cairn_metadata::NewBlock {
+            inode: id,
+            index: d.index,
+            version: d.version,
+            offset,
+            stored_len: bytes.len() as u64,
+            plain_len: bytes.len() as u64,
+            checksum: Vec::new(),
+        });
+        offset += bytes.len() as u64;
+    }
+    let n = blocks.len();
+    let attached = fs
+        .metadata()
+        .write(true, move |tx| {
+            let store = tx.upsert_store("mem", "memory:0", "z", "h", "")?;
+            tx.attach_chunk(
+                chunk,
+                cairn_metadata::ChunkLayout::Replicas,
+                &[(0, store)],
+                &[],
+                &blocks,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(attached, n);
+}
+
+#[tokio::test]
+async fn evicted_slots_read_and_rewrite_through_their_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = std::sync::Arc::new(MemBlocks::default());
+    let fs = Fs::open(
+        &dir.path().join("meta.db"),
+        &dir.path().join("cache"),
+        1 << 30,
+    )
+    .unwrap()
+    .with_blocks(mem.clone());
+    let f = file(&fs, InodeId::ROOT, "big").await;
+    let size = cairn_metadata::SLOT_SIZE as usize + 1_000_000;
+    let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+    for (i, part) in data.chunks(MAX_IO as usize).enumerate() {
+        let off = (i * MAX_IO as usize) as u64;
+        fs.write(&root(), f.id, off, part.to_vec(), Stability::Unstable)
+            .await
+            .unwrap();
+    }
+    drain_into(&fs, &mem, f.id).await;
+    assert_eq!(fs.metadata().read(|v| v.backlog()).unwrap().slots, 0);
+    let evicted = fs.evict(None).await.unwrap();
+    assert_eq!(evicted.slots, 2);
+    assert_eq!(
+        fs.cache().used_bytes(),
+        0,
+        "evicted bytes still take cache space"
+    );
+    // Reads come from the blocks, across the slot boundary too.
+    let edge = cairn_metadata::SLOT_SIZE - 10;
+    let (back, _, _) = fs.read(&root(), f.id, edge, 20).await.unwrap();
+    assert_eq!(back, &data[edge as usize..edge as usize + 20]);
+    // A small write into an evicted slot keeps the bytes around it.
+    fs.write(&root(), f.id, 100, vec![0xee; 10], Stability::FileSync)
+        .await
+        .unwrap();
+    let (back, _, _) = fs.read(&root(), f.id, 0, 200).await.unwrap();
+    let mut want = data[..200].to_vec();
+    want[100..110].fill(0xee);
+    assert_eq!(back, want);
+    // Truncating into an evicted slot then growing shows zeros, not old bytes.
+    let cut = SetAttr {
+        size: Some(cairn_metadata::SLOT_SIZE + 10),
+        ..SetAttr::default()
+    };
+    fs.setattr(&root(), f.id, cut, None).await.unwrap();
+    let grow = SetAttr {
+        size: Some(size as u64),
+        ..SetAttr::default()
+    };
+    fs.setattr(&root(), f.id, grow, None).await.unwrap();
+    let (back, _, _) = fs
+        .read(&root(), f.id, cairn_metadata::SLOT_SIZE, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        &back[..10],
+        &data[cairn_metadata::SLOT_SIZE as usize..cairn_metadata::SLOT_SIZE as usize + 10]
+    );
+    assert!(
+        back[10..].iter().all(|&b| b == 0),
+        "bytes past a truncate came back"
+    );
+}
+
+#[tokio::test]
+async fn eviction_takes_the_least_recently_used_slots_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = std::sync::Arc::new(MemBlocks::default());
+    let fs = Fs::open(
+        &dir.path().join("meta.db"),
+        &dir.path().join("cache"),
+        1 << 30,
+    )
+    .unwrap()
+    .with_blocks(mem.clone());
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let f = file(&fs, InodeId::ROOT, name).await;
+        fs.write(&root(), f.id, 0, vec![7u8; 200_000], Stability::FileSync)
+            .await
+            .unwrap();
+        drain_into(&fs, &mem, f.id).await;
+        ids.push(f.id);
+    }
+    // "a" is read last, so it is the most recently used.
+    for id in ids.iter().rev() {
+        fs.read(&root(), *id, 0, 10).await.unwrap();
+    }
+    let done = fs.evict(Some(1)).await.unwrap();
+    assert_eq!(done.slots, 1);
+    let cached = |id: InodeId| fs.metadata().read(|v| v.slots(id, 0, 0)).unwrap()[0].cached;
+    assert!(
+        cached(ids[0]) && cached(ids[1]),
+        "a recently used slot was evicted"
+    );
+    assert!(!cached(ids[2]), "the least recently used slot stayed");
+}
