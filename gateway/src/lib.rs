@@ -17,7 +17,6 @@ pub mod class;
 pub mod cli;
 pub mod core;
 pub mod disk;
-pub mod drain;
 pub mod error;
 pub mod fsck;
 pub mod fuse;

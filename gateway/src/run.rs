@@ -14,13 +14,16 @@ use tracing::{info, warn};
 
 use crate::admin::{self, Admin};
 use crate::core::{Fs, FsError};
-use crate::drain::Drainer;
 use crate::nfs::{self, Access};
 use crate::repair::Repairer;
 use crate::ship::Shipper;
 use crate::store::Stores;
+use crate::work::drain::{self, Drainer};
+use crate::work::runner::{Board, Shutdown};
 use cairn_chunkstore::Secret;
 
+/// How long a clean stop waits for the background jobs' current steps.
+const WORKERS_AT_STOP: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a clean stop waits to ship the last metadata changes.
 const SHIP_AT_STOP: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -198,6 +201,8 @@ struct Started {
     fs: Arc<Fs>,
     stores: Option<Arc<Stores>>,
     cluster_secret: Option<Secret>,
+    /// Requests for remote durability, when metadata shipping is on.
+    persist_requests: Option<tokio::sync::mpsc::Receiver<crate::core::PersistRequest>>,
 }
 
 /// Makes the data private, takes the lock, opens the core and registers
@@ -207,6 +212,7 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
     let lock = lock_data_dir(cfg)?;
     let mut fs = open_fs(cfg)?;
     let mut cluster_secret = None;
+    let mut persist_requests = None;
     let stores = match &cfg.cluster.secret_file {
         Some(path) if !cfg.stores.is_empty() => {
             let secret = Secret::load(path)?;
@@ -244,6 +250,11 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                 stores.set_life(id, life);
             }
             fs = fs.with_blocks(stores.clone());
+            if cfg.backup.enabled {
+                let (persistence, requests) = crate::core::Persistence::channel();
+                fs = fs.with_persistence(persistence);
+                persist_requests = Some(requests);
+            }
             Some(stores)
         }
         _ => None,
@@ -266,6 +277,7 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
         fs,
         stores,
         cluster_secret,
+        persist_requests,
     })
 }
 
@@ -280,6 +292,7 @@ async fn serve(
         fs,
         stores,
         cluster_secret,
+        persist_requests,
     } = started;
     // The SMB bridge first: once the NFS port accepts, SMB clients are
     // served too.
@@ -339,8 +352,6 @@ async fn serve(
                 cfg.repair.grace.get(),
                 &cfg.data_dir,
             ));
-            let persist = crate::drain::Persister::new(&fs, st.clone(), shipper.clone());
-            fs.set_persist(Arc::new(persist));
             Some(shipper)
         }
         _ => None,
@@ -361,12 +372,24 @@ async fn serve(
             admin::log_failure(&e);
         }
     })];
+    // Background jobs stop on one shutdown, each after its current step.
+    let shutdown = Shutdown::new();
+    let board = Board::default();
+    let mut workers = Vec::new();
     if let Some(stores) = &stores {
         let mut drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
         if let Some(shipper) = &shipper {
             drainer = drainer.with_shipping(shipper.state());
         }
-        tasks.push(tokio::spawn(drainer.run()));
+        workers.extend(drain::spawn(drainer, &shutdown, &board));
+        if let (Some(shipper), Some(requests)) = (&shipper, persist_requests) {
+            let persister = drain::Persister::new(fs.clone(), stores.clone(), shipper.clone());
+            workers.push(tokio::spawn(drain::persist::serve(
+                persister,
+                requests,
+                shutdown.subscribe(),
+            )));
+        }
     }
     if let Some(repairer) = repairer {
         tasks.push(tokio::spawn(repairer.run()));
@@ -389,6 +412,14 @@ async fn serve(
     }
     for t in tasks {
         let _ = t.await;
+    }
+    shutdown.stop();
+    let deadline = tokio::time::Instant::now() + WORKERS_AT_STOP;
+    for mut w in workers {
+        if tokio::time::timeout_at(deadline, &mut w).await.is_err() {
+            warn!(waited = ?WORKERS_AT_STOP, "a background job did not finish its step; stopping it");
+            w.abort();
+        }
     }
     // Nothing changes the metadata any more: ship the last changes, so a
     // clean stop loses nothing a rebuild from the stores would need.

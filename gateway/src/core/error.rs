@@ -53,9 +53,14 @@ pub enum FsError {
     BlockLost(cairn_metadata::BlockId),
     #[error("slot {slot} (4 MiB from byte {start}) of inode {inode} was lost with the gateway's cache before it reached a chunk store; overwrite or delete it", start = slot * cairn_metadata::SLOT_SIZE)]
     DataLost { inode: InodeId, slot: u64 },
-    #[error("no chunk store holding chunk {chunk} could serve it: {why}")]
+    /// No store could serve a chunk (`chunk`), or take a file's data now
+    /// (`None`: remote durability).
+    #[error("{}: {why}", match chunk {
+        Some(chunk) => format!("no chunk store holding chunk {chunk} could serve it"),
+        None => "no chunk store could take the data".to_owned(),
+    })]
     Unavailable {
-        chunk: cairn_metadata::ChunkId,
+        chunk: Option<cairn_metadata::ChunkId>,
         why: String,
     },
     #[error("I/O error on {path}: {source}")]

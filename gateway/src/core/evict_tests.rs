@@ -25,7 +25,7 @@ impl BlockSource for MemBlocks {
                 .get(&(loc.chunk.0, loc.offset))
                 .cloned()
                 .ok_or(FsError::Unavailable {
-                    chunk: loc.chunk,
+                    chunk: Some(loc.chunk),
                     why: "not in memory".into(),
                 })
         })

@@ -17,6 +17,7 @@ mod attrs;
 pub mod cache;
 mod control;
 pub(crate) mod data;
+mod drain_ops;
 mod error;
 mod evict;
 #[cfg(test)]
@@ -46,6 +47,7 @@ use tracing::info;
 
 use crate::catalog::Classes;
 use cache::IngestCache;
+pub use drain_ops::{PersistRequest, Persistence};
 pub use error::FsError;
 pub use evict::Evicted;
 pub use relay::Relaid;
@@ -196,20 +198,11 @@ pub struct Fs {
     recent: std::sync::Mutex<lru::LruCache<(InodeId, u64), ()>>,
     /// Makes a file's data and metadata remote-durable (classes with
     /// `--durability remote`); unset without chunk stores.
-    persist: std::sync::OnceLock<Arc<dyn Persist>>,
+    persist: Option<Persistence>,
     /// Handles the FUSE view holds open, per inode (see `open`).
     open: open::OpenCounts,
     /// The class catalogue over `meta`.
     classes: Arc<Classes>,
-}
-
-/// Stores a file's written data on the chunk stores and ships the metadata
-/// that points at it, now (see `drain::Persister`).
-pub trait Persist: Send + Sync {
-    fn persist<'a>(
-        &'a self,
-        id: InodeId,
-    ) -> Pin<Box<dyn Future<Output = Result<(), FsError>> + Send + 'a>>;
 }
 
 impl std::fmt::Debug for Fs {
@@ -252,7 +245,7 @@ impl Fs {
             recent: std::sync::Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(1 << 16).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
-            persist: std::sync::OnceLock::new(),
+            persist: None,
             open: open::OpenCounts::default(),
             classes,
         })
@@ -289,11 +282,6 @@ impl Fs {
         Ok((saved, lost))
     }
 
-    /// Sets how remote-durable classes are made so (once).
-    pub fn set_persist(&self, persist: Arc<dyn Persist>) {
-        let _ = self.persist.set(persist);
-    }
-
     /// After a stable write or COMMIT: a file whose class asks for remote
     /// durability is stored remotely before the caller hears "stable".
     pub(crate) async fn persist_if_remote(&self, inode: &Inode) -> Result<(), FsError> {
@@ -302,11 +290,11 @@ impl Fs {
         };
         // A class that cannot be read fails the write (see `catalog`).
         let remote = self.classes.spec(class)?.durability == crate::class::Durability::Remote;
-        match (remote, self.persist.get()) {
+        match (remote, &self.persist) {
             (false, _) => Ok(()),
             (true, Some(p)) => p.persist(inode.id).await,
             (true, None) => Err(FsError::Unavailable {
-                chunk: cairn_metadata::ChunkId(0),
+                chunk: None,
                 why: "the class asks for remote durability but this gateway has no chunk stores"
                     .into(),
             }),

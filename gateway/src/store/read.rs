@@ -52,7 +52,7 @@ impl BlockSource for Stores {
                 .unwrap_or_else(|_| {
                     warn!(chunk = %loc.chunk, timeout = ?self.read_timeout, "no copy of a block could be read within [read] timeout");
                     Err(FsError::Unavailable {
-                        chunk: loc.chunk,
+                        chunk: Some(loc.chunk),
                         why: format!("no copy answered within [read] timeout ({:?})", self.read_timeout),
                     })
                 })?;
@@ -78,7 +78,7 @@ impl Stores {
                     .map_err(|e| {
                         warn!(chunk = %loc.chunk, from = %from, cause = %e, "a block failed verification");
                         FsError::Unavailable {
-                            chunk: loc.chunk,
+                            chunk: Some(loc.chunk),
                             why: format!("{from}: {e}"),
                         }
                     })
@@ -129,7 +129,7 @@ impl Stores {
             }
         }
         Err(FsError::Unavailable {
-            chunk: loc.chunk,
+            chunk: Some(loc.chunk),
             why,
         })
     }
@@ -174,7 +174,7 @@ impl Stores {
                 Err(why) => {
                     let bytes = self.rebuild_piece(loc, k, m, piece).await.map_err(|e| {
                         FsError::Unavailable {
-                            chunk: loc.chunk,
+                            chunk: Some(loc.chunk),
                             why: format!("shard {} ({why}) cannot be rebuilt: {e}", piece.shard),
                         }
                     })?;

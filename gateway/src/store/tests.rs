@@ -159,7 +159,7 @@ async fn a_block_with_no_good_copy_is_unavailable() {
     b.fail_always(Op::Get, true);
     let e = stores.fetch(&loc).await.expect_err("no good copy");
     assert!(
-        matches!(e, FsError::Unavailable { chunk, .. } if chunk == loc.chunk),
+        matches!(e, FsError::Unavailable { chunk, .. } if chunk == Some(loc.chunk)),
         "{e}"
     );
     // Once a copy reads back, the block does (nothing bad was cached).

@@ -3,4 +3,5 @@
 //! which owns back-off, idle waits, a shutdown that lets a step finish, and
 //! the status `cairn status` shows.
 
+pub mod drain;
 pub mod runner;
