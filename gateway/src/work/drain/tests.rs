@@ -193,3 +193,44 @@ async fn the_archive_transition_re_lays_replicas_as_erasure_shards() {
     assert!(chunks.is_empty(), "no replica chunk left: {chunks:?}");
     assert_eq!(read_back(&k.fs, id, body.len()).await, body);
 }
+
+#[tokio::test]
+async fn the_jobs_drain_in_the_background_and_stop_on_one_shutdown() {
+    let k = kit(2).await;
+    let id = write(&k.fs, "a", &data(10_000)).await;
+    let shutdown = crate::work::runner::Shutdown::new();
+    let board = crate::work::runner::Board::default();
+    let workers = super::spawn(k.drainer.clone(), &shutdown, &board);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dirty(&k.fs, id).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.stop();
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("a job stops after its current step")
+            .unwrap();
+    }
+    let names: Vec<String> = board.snapshot().into_keys().collect();
+    assert_eq!(names, ["archive", "collect", "drain", "probe", "trash"]);
+    assert!(board
+        .snapshot()
+        .values()
+        .all(|s| s.state == crate::work::runner::JobState::Stopped));
+}
+
+#[tokio::test]
+async fn a_persistence_request_nobody_serves_fails_as_unavailable() {
+    let (persistence, requests) = crate::core::Persistence::channel();
+    drop(requests);
+    let e = persistence
+        .persist(InodeId(5))
+        .await
+        .expect_err("no server");
+    assert!(
+        matches!(e, crate::core::FsError::Unavailable { chunk: None, .. }),
+        "{e}"
+    );
+}
