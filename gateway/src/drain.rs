@@ -527,7 +527,10 @@ impl Persister {
                 "the file kept changing while it was stored remotely".into(),
             ));
         }
-        self.shipper.ship_now().await.map_err(unavailable)
+        self.shipper
+            .ship_now()
+            .await
+            .map_err(|e| unavailable(e.to_string()))
     }
 }
 

@@ -368,12 +368,28 @@ async fn serve(
         }
         tasks.push(tokio::spawn(drainer.run()));
     }
+    // The repairer and the shipper stop by being aborted below (`ship_last`
+    // for the shipper); their runners' stop flag is never raised.
+    let (work_stop, board) = (
+        crate::work::runner::Shutdown::new(),
+        crate::work::runner::Board::default(),
+    );
     if let Some(repairer) = repairer {
-        tasks.push(tokio::spawn(repairer.run()));
+        let job = repairer.job();
+        tasks.push(tokio::spawn(crate::work::runner::run(
+            job,
+            work_stop.subscribe(),
+            board.clone(),
+        )));
     }
     let mut ship_task = None;
     if let Some(shipper) = &shipper {
-        ship_task = Some(tokio::spawn(shipper.clone().run()));
+        let job = shipper.clone().job();
+        ship_task = Some(tokio::spawn(crate::work::runner::run(
+            job,
+            work_stop.subscribe(),
+            board.clone(),
+        )));
     }
     info!(listen = %bound, data = %cfg.data_dir.display(), stores = cfg.stores.len(), "gateway serving NFSv3");
     ready(bound);

@@ -3,4 +3,6 @@
 //! which owns back-off, idle waits, a shutdown that lets a step finish, and
 //! the status `cairn status` shows.
 
+pub mod repair;
 pub mod runner;
+pub mod ship;
