@@ -24,6 +24,8 @@ mod audit;
 mod chunk;
 mod progress;
 mod rebalance;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
