@@ -6,3 +6,5 @@
 pub mod repair;
 pub mod runner;
 pub mod ship;
+#[cfg(test)]
+mod ship_tests;

@@ -25,7 +25,7 @@ mod chunk;
 mod progress;
 mod rebalance;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,17 +16,17 @@ use crate::store::faulty::{Faulty, Op};
 use crate::store::memory::{Identity, MemoryStore};
 use crate::store::Stores;
 
-struct Rig {
+pub(crate) struct Rig {
     _dir: TempDir,
-    fs: Arc<Fs>,
-    stores: Arc<Stores>,
-    ids: Vec<StoreId>,
+    pub fs: Arc<Fs>,
+    pub stores: Arc<Stores>,
+    pub ids: Vec<StoreId>,
     faulty: Vec<Arc<Faulty>>,
 }
 
 /// An `Fs` on a temp dir and `n` faulty memory stores, known to both the
 /// metadata and the pool, probed once.
-async fn rig(n: usize) -> Rig {
+pub(crate) async fn rig(n: usize) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let fs = Fs::open(
         &dir.path().join("meta.db"),
