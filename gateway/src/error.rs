@@ -25,8 +25,9 @@ pub enum Error {
         store: String,
         op: &'static str,
         key: String,
+        /// Boxed: a store error is large, and this type is every worker's `Err`.
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// Placement found no stores that can take a chunk of this class.
     #[error("no chunk store can take a chunk of class {class}: {why}")]
@@ -43,6 +44,21 @@ pub enum Error {
     /// A metadata backup object failed its check (wrong key, damaged).
     #[error("metadata backup object {object}: {why}")]
     Backup { object: String, why: String },
+    /// Too few stores took a metadata backup object.
+    #[error("storing {object}: {stored} of the {need} stores needed took it ({why})")]
+    Shipping {
+        object: String,
+        stored: usize,
+        need: usize,
+        why: String,
+    },
+    /// A local scratch file (the metadata snapshot being shipped).
+    #[error("scratch file {}: {source}", path.display())]
+    Scratch {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the gateway is stopping")]
     Stopping,
 }
@@ -60,7 +76,7 @@ impl Error {
         match self {
             Error::Store { source, .. } => source.retryable(),
             Error::Fs(FsError::Unavailable { .. }) => true,
-            Error::NoTarget { .. } | Error::Unreadable { .. } => true,
+            Error::NoTarget { .. } | Error::Unreadable { .. } | Error::Shipping { .. } => true,
             _ => false,
         }
     }
@@ -81,7 +97,7 @@ mod tests {
             store: "a".into(),
             op: "get",
             key: "c0000000000000001".into(),
-            source: timeout,
+            source: Box::new(timeout),
         };
         assert!(e.retryable());
         assert!(std::error::Error::source(&e).is_some());

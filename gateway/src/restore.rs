@@ -12,8 +12,8 @@ use cairn_chunkstore::{Secret, StoreClient};
 use cairn_config::GatewayConfig;
 use cairn_metadata::{Metadata, Timestamp};
 
-use crate::ship::{backup_key, open};
 use crate::store::keys::{BackupObject, ObjectKey};
+use crate::work::ship::{backup_key, open};
 
 /// Where to restore from and to.
 pub struct RestorePlan {

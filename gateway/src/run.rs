@@ -15,11 +15,11 @@ use tracing::{info, warn};
 use crate::admin::{self, Admin};
 use crate::core::{Fs, FsError};
 use crate::nfs::{self, Access};
-use crate::repair::Repairer;
-use crate::ship::Shipper;
 use crate::store::Stores;
 use crate::work::drain::{self, Drainer};
-use crate::work::runner::{Board, Shutdown};
+use crate::work::repair::Repairer;
+use crate::work::runner::{self, Board, Shutdown};
+use crate::work::ship::Shipper;
 use cairn_chunkstore::Secret;
 
 /// How long a clean stop waits for the background jobs' current steps.
@@ -226,27 +226,14 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                 .with_read_limits(cfg.read.stall.get(), cfg.read.timeout.get()),
             );
             for s in &cfg.stores {
-                let (name, address) = (s.name.clone(), s.address.clone());
-                let id = fs
-                    .metadata()
-                    .write(true, move |tx| tx.upsert_store(&name, &address, "", "", ""))
-                    .await
-                    .map_err(FsError::from)?;
+                let id = fs.register_store(&s.name, &s.address).await?;
                 stores.add_address(id, &s.name, &s.address);
             }
-            let dropped = fs
-                .metadata()
-                .write(true, |tx| tx.forget_pending_chunks())
-                .await
-                .map_err(FsError::from)?;
+            let dropped = fs.forget_pending_chunks().await?;
             if dropped > 0 {
                 info!(chunks = dropped, "forgot chunks a stopped drain left half-stored; their objects are collected as orphans");
             }
-            for (id, life) in fs
-                .metadata()
-                .read(|v| v.store_states())
-                .map_err(FsError::from)?
-            {
+            for (id, life) in fs.store_states()? {
                 stores.set_life(id, life);
             }
             fs = fs.with_blocks(stores.clone());
@@ -263,12 +250,8 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
     // The config travels with the metadata, so `cairn restore` can write
     // one that serves as this gateway did.
     if let Ok(text) = toml::to_string(&cfg) {
-        fs.metadata()
-            .write(true, move |tx| {
-                tx.set_setting(crate::restore::CONFIG_SETTING, &text)
-            })
-            .await
-            .map_err(FsError::from)?;
+        fs.save_setting(crate::restore::CONFIG_SETTING, text)
+            .await?;
     }
     fs.reconcile_cache().await?;
     fs.classes().default_id().await.map_err(FsError::from)?;
@@ -340,7 +323,7 @@ async fn serve(
         .as_ref()
         .map(|st| Repairer::new(fs.clone(), st.clone(), cfg.repair.clone()));
     if !cfg.backup.enabled {
-        fs.metadata().stop_recording().map_err(FsError::from)?;
+        fs.stop_recording()?;
     }
     let shipper = match (&stores, &cluster_secret) {
         (Some(st), Some(secret)) if cfg.backup.enabled => {
@@ -356,7 +339,12 @@ async fn serve(
         }
         _ => None,
     };
+    // Background jobs stop on one shutdown, each after its current step,
+    // and report into one board that `cairn status` shows.
+    let shutdown = Shutdown::new();
+    let board = Board::default();
     let admin = Arc::new(Admin {
+        jobs: board.clone(),
         fs: fs.clone(),
         stores: stores.clone(),
         repair: repairer.as_ref().map(|r| r.progress()),
@@ -372,9 +360,6 @@ async fn serve(
             admin::log_failure(&e);
         }
     })];
-    // Background jobs stop on one shutdown, each after its current step.
-    let shutdown = Shutdown::new();
-    let board = Board::default();
     let mut workers = Vec::new();
     if let Some(stores) = &stores {
         let mut drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());
@@ -392,11 +377,21 @@ async fn serve(
         }
     }
     if let Some(repairer) = repairer {
-        tasks.push(tokio::spawn(repairer.run()));
+        workers.push(tokio::spawn(runner::run(
+            repairer.job(),
+            shutdown.subscribe(),
+            board.clone(),
+        )));
     }
+    // The shipper stops on the same shutdown; `ship_last` below then ships
+    // what is left once every other job has stopped.
     let mut ship_task = None;
     if let Some(shipper) = &shipper {
-        ship_task = Some(tokio::spawn(shipper.clone().run()));
+        ship_task = Some(tokio::spawn(runner::run(
+            shipper.clone().job(),
+            shutdown.subscribe(),
+            board.clone(),
+        )));
     }
     info!(listen = %bound, data = %cfg.data_dir.display(), stores = cfg.stores.len(), "gateway serving NFSv3");
     ready(bound);
@@ -441,7 +436,7 @@ async fn serve(
         bridge.stop().await;
     }
     mounts.unmount_all().await;
-    fs.metadata().close();
+    fs.close_metadata();
     info!("gateway stopped cleanly");
     Ok(())
 }

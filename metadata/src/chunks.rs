@@ -33,11 +33,31 @@ impl ChunkLayout {
         }
     }
 
+    /// The name of the store object holding placement `shard` of `chunk`
+    /// in this layout (see [`object_name`]).
+    pub fn object_name(self, chunk: ChunkId, shard: u32) -> String {
+        match self {
+            ChunkLayout::Replicas => object_name(chunk, None),
+            ChunkLayout::Ec { .. } => object_name(chunk, Some(shard)),
+        }
+    }
+
     fn columns(self) -> (i64, i64, i64) {
         match self {
             ChunkLayout::Replicas => (0, 0, 0),
             ChunkLayout::Ec { k, m, shard_len } => (i64::from(k), i64::from(m), shard_len as i64),
         }
+    }
+}
+
+/// The one naming rule of chunk objects on stores, which the trash and the
+/// placements share: `c<chunk: 16 hex>` for a whole replica,
+/// `c<chunk: 16 hex>.s<shard: 2+ digits>` for an erasure-coded shard. The
+/// gateway's `ObjectKey` prints chunk keys with it.
+pub fn object_name(chunk: ChunkId, shard: Option<u32>) -> String {
+    match shard {
+        None => format!("c{:016x}", chunk.0),
+        Some(shard) => format!("c{:016x}.s{shard:02}", chunk.0),
     }
 }
 
@@ -220,6 +240,15 @@ impl View<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Stores whose trash holds `key` (waiting for the collector).
+    pub fn trashed_on(&self, key: &str) -> Result<Vec<StoreId>, MetaError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT store_id FROM trash WHERE key = ?1 ORDER BY store_id")?;
+        let rows = stmt.query_map([key], |r| Ok(StoreId(r.get::<_, i64>(0)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Objects in the trash since before `before`, oldest first.
     pub fn trash(
         &self,
@@ -261,7 +290,7 @@ impl Tx<'_> {
             "DELETE FROM placements WHERE chunk_id = ?1",
             [chunk.0 as i64],
         )?;
-        self.add_placements(chunk, placements, &[])?;
+        self.add_placements(chunk, layout, placements, &[])?;
         self.put_in_trash(old_objects, now)?;
         Ok(true)
     }
@@ -308,7 +337,7 @@ impl Tx<'_> {
                 params![chunk.0 as i64, shard, store.0 as i64],
             )?;
         }
-        self.add_placements(chunk, added, &[])?;
+        self.add_placements(chunk, layout, added, &[])?;
         self.put_in_trash(trash, now)?;
         Ok(true)
     }
@@ -329,9 +358,14 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records placements of a chunk in `layout`. An object placed on a
+    /// store leaves that store's trash in the same transaction: a placement
+    /// and a trash entry for the same (store, key) never coexist, so the
+    /// collector never deletes a copy that was just put back.
     pub(crate) fn add_placements(
         &self,
         chunk: ChunkId,
+        layout: ChunkLayout,
         placements: &[(u32, StoreId)],
         checksum: &[u8],
     ) -> Result<(), MetaError> {
@@ -340,6 +374,7 @@ impl Tx<'_> {
         )?;
         for (shard, store) in placements {
             stmt.execute(params![chunk.0 as i64, shard, store.0 as i64, checksum])?;
+            self.forget_trash(*store, &layout.object_name(chunk, *shard))?;
         }
         Ok(())
     }

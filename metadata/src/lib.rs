@@ -27,7 +27,7 @@ mod xattrs;
 mod tests;
 
 pub use check::Inconsistency;
-pub use chunks::{ChunkInfo, ChunkLayout, PlacementCheck, Placements, StoreState};
+pub use chunks::{object_name, ChunkInfo, ChunkLayout, PlacementCheck, Placements, StoreState};
 pub use classes::{ClassRow, ClassStamp};
 pub use db::Metadata;
 pub use error::MetaError;

@@ -304,7 +304,7 @@ impl Tx<'_> {
         blocks: &[NewBlock],
     ) -> Result<usize, MetaError> {
         self.set_layout(chunk, layout)?;
-        self.add_placements(chunk, placements, checksum)?;
+        self.add_placements(chunk, layout, placements, checksum)?;
         let mut attached = 0;
         let mut live = 0u64;
         for b in blocks {

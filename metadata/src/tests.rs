@@ -266,6 +266,78 @@ fn relayout_swaps_placements_and_trashes_the_old_objects_in_one_commit() {
 }
 
 #[test]
+fn a_copy_moved_back_onto_a_store_leaves_that_stores_trash() {
+    use crate::{object_name, ChunkLayout, StoreId};
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&dir.path().join("m.db")).unwrap();
+    let (chunk, s) = meta
+        .write_blocking(true, move |tx| {
+            let class = tx.upsert_class("default", "{}", Timestamp::now())?;
+            let s: Vec<StoreId> = (1..=3)
+                .map(|i| tx.upsert_store(&format!("s{i}"), "127.0.0.1:1", "z", "h", ""))
+                .collect::<Result<_, _>>()?;
+            let chunk = tx.new_chunk(class, 100, Timestamp::now())?;
+            tx.attach_chunk(
+                chunk,
+                ChunkLayout::Replicas,
+                &[(0, s[0]), (1, s[1])],
+                &[],
+                &[],
+            )?;
+            Ok::<_, crate::MetaError>((chunk, s))
+        })
+        .unwrap();
+    let key = object_name(chunk, None);
+    // The rebalancer's moves from the e2e run: s2→s3, s1→s2, s3→s1, each
+    // trashing the object it moved off.
+    for (index, from, to) in [(1, s[1], s[2]), (0, s[0], s[1]), (1, s[2], s[0])] {
+        let trash = vec![(from, key.clone())];
+        let done = meta
+            .write_blocking(true, move |tx| {
+                tx.repair_chunk(
+                    chunk,
+                    ChunkLayout::Replicas,
+                    &[(index, from)],
+                    &[(index, to)],
+                    &trash,
+                    Timestamp::now(),
+                )
+            })
+            .unwrap();
+        assert!(done);
+        let info = meta.read(|v| v.chunk(chunk)).unwrap().unwrap();
+        let later = Timestamp(Timestamp::now().0 + 1_000_000_000);
+        for (store, trashed) in meta.read(|v| v.trash(later, 10)).unwrap() {
+            assert!(
+                !info
+                    .placements
+                    .iter()
+                    .any(|p| p.1 == store && trashed == key),
+                "{trashed} on store {store:?} is both placed and in the trash"
+            );
+        }
+    }
+    // Placed on s1 and s2, trashed only on s3.
+    assert_eq!(meta.read(|v| v.trashed_on(&key)).unwrap(), vec![s[2]]);
+    // Attaching and re-laying take objects out of the trash the same way.
+    let shard = ChunkLayout::Ec {
+        k: 1,
+        m: 1,
+        shard_len: 100,
+    };
+    let trash = vec![(s[2], shard.object_name(chunk, 1))];
+    meta.write_blocking(true, move |tx| {
+        tx.put_in_trash(&trash, Timestamp::now())?;
+        tx.relayout_chunk(chunk, shard, &[(0, s[0]), (1, s[2])], &[], Timestamp::now())
+    })
+    .unwrap();
+    assert!(meta
+        .read(|v| v.trashed_on(&shard.object_name(chunk, 1)))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
 fn a_snapshot_plus_the_changes_after_it_restores_every_commit() {
     let dir = tempfile::tempdir().unwrap();
     let meta = Metadata::open(&dir.path().join("m.db")).unwrap();

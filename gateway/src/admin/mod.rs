@@ -37,16 +37,18 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 
 /// What the admin API serves from.
 pub struct Admin {
+    /// The background jobs' status board.
+    pub jobs: crate::work::runner::Board,
     pub fs: Arc<Fs>,
     pub stores: Option<Arc<Stores>>,
     /// The repair worker's progress (none without stores).
-    pub repair: Option<Arc<std::sync::Mutex<crate::repair::Progress>>>,
+    pub repair: Option<Arc<std::sync::Mutex<crate::work::repair::Progress>>>,
     /// `[repair] grace`: when a silent store turns from suspect to offline.
     pub grace: std::time::Duration,
     /// Bad objects `fsck_deep` hands to the repairer (none without stores).
-    pub condemned: Option<crate::repair::Condemned>,
+    pub condemned: Option<crate::work::repair::Condemned>,
     /// Metadata shipping (none without stores).
-    pub backup: Option<Arc<std::sync::Mutex<crate::ship::ShipState>>>,
+    pub backup: Option<Arc<std::sync::Mutex<crate::work::ship::ShipState>>>,
     /// `[backup] warn_after`.
     pub backup_warn: std::time::Duration,
     /// Views mounted by `cairn mount`.

@@ -11,6 +11,8 @@ use crate::class::ClassSpec;
 // Status types owned by the module that produces them.
 pub use crate::fsck::DeepProblem;
 pub use crate::smb::{ShareRow, SmbStatus};
+pub use crate::work::repair::progress::{Rebalance, RepairProgress};
+pub use crate::work::ship::BackupState;
 
 /// One admin command, as the CLI sends it (`{"cmd": "status"}`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +171,9 @@ pub struct Status {
     pub chunks: u64,
     pub smb: Option<SmbStatus>,
     pub mounts: Vec<String>,
+    /// Each background job's state (busy, idle, throttled, failing), by name.
+    #[serde(default)]
+    pub jobs: std::collections::BTreeMap<String, crate::work::runner::JobStatus>,
 }
 
 /// Bytes written but not yet on the chunk stores.
@@ -256,43 +261,6 @@ pub struct ChunkCounts {
     pub at_risk: u64,
     pub missing: u64,
     pub endangered: u64,
-}
-
-/// The repair worker's progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RepairProgress {
-    pub waiting_chunks: u64,
-    pub waiting_bytes: u64,
-    pub stuck_chunks: u64,
-    pub unplaceable_chunks: u64,
-    pub repaired_chunks: u64,
-    pub repaired_bytes: u64,
-    pub bytes_per_second: f64,
-    pub eta_seconds: Option<f64>,
-    pub last_audit_seconds_ago: Option<u64>,
-    pub orphans_trashed: u64,
-    pub rebalance: Rebalance,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rebalance {
-    pub fill_spread_points: f64,
-    pub target_points: f64,
-    pub moved_chunks: u64,
-    pub moved_bytes: u64,
-}
-
-/// Metadata shipping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BackupState {
-    /// The generation, 16 hex digits.
-    pub generation: String,
-    pub changesets: u64,
-    pub recovery_point_seconds: Option<f64>,
-    pub warning: Option<String>,
-    pub stores: Vec<String>,
-    pub last_error: Option<String>,
-    pub shipped_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -192,6 +192,7 @@ impl Admin {
             chunks: chunks.len() as u64,
             smb,
             mounts: self.mounts.list(),
+            jobs: self.jobs.snapshot(),
         })
     }
 }

@@ -99,6 +99,16 @@ pub(crate) fn example_status() -> Status {
             clients: None,
         }),
         mounts: vec!["/mnt/x".into()],
+        jobs: [(
+            "drain".to_owned(),
+            crate::work::runner::JobStatus {
+                state: crate::work::runner::JobState::Busy,
+                steps: 3,
+                failures: 0,
+                last_error: None,
+            },
+        )]
+        .into(),
     }
 }
 

@@ -166,4 +166,19 @@ pub(super) fn print_status(v: &Status) {
             human(b.moved_bytes),
         );
     }
+    if !v.jobs.is_empty() {
+        let jobs: Vec<String> = v
+            .jobs
+            .iter()
+            .map(|(name, j)| match &j.last_error {
+                Some(e) => format!("{name} failing ({} failure(s): {e})", j.failures),
+                None => format!("{name} {}", j.state.name()),
+            })
+            .collect();
+        println!(
+            "
+jobs: {}",
+            jobs.join(", ")
+        );
+    }
 }

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use cairn_metadata::{ChunkId, ChunkLayout};
+use cairn_metadata::{object_name, ChunkId, ChunkLayout};
 
 /// An object on a chunk store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,8 +102,8 @@ impl ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ObjectKey::Chunk(chunk) => write!(f, "c{:016x}", chunk.0),
-            ObjectKey::Shard { chunk, shard } => write!(f, "c{:016x}.s{shard:02}", chunk.0),
+            ObjectKey::Chunk(chunk) => f.write_str(&object_name(chunk, None)),
+            ObjectKey::Shard { chunk, shard } => f.write_str(&object_name(chunk, Some(shard))),
             ObjectKey::Backup(BackupObject::Part {
                 generation,
                 part,

@@ -4,4 +4,8 @@
 //! the status `cairn status` shows.
 
 pub mod drain;
+pub mod repair;
 pub mod runner;
+pub mod ship;
+#[cfg(test)]
+mod ship_tests;

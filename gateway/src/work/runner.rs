@@ -60,6 +60,19 @@ pub enum JobState {
     Stopped,
 }
 
+impl JobState {
+    /// The word `cairn status` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Busy => "busy",
+            JobState::Idle => "idle",
+            JobState::Throttled => "throttled",
+            JobState::Failing => "failing",
+            JobState::Stopped => "stopped",
+        }
+    }
+}
+
 /// One job's line in the board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {

@@ -24,8 +24,8 @@ use cairn_metadata::ClassId;
 use crate::catalog::{CatalogError, Classes};
 use crate::class::ClassSpec;
 use crate::core::{Fs, FsError};
-use crate::ship::ShipState;
 use crate::store::Stores;
+use crate::work::ship::ShipState;
 
 pub use jobs::spawn;
 pub use persist::Persister;

@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 use super::upload::Upload;
 use super::{class_of, gone};
 use crate::core::{Fs, FsError, PersistRequest};
-use crate::ship::Shipper;
 use crate::store::Stores;
+use crate::work::ship::Shipper;
 
 /// Makes a file of a `--durability remote` class durable off the gateway:
 /// its dirty slots are stored as a chunk now (no quiet period, no packing),
@@ -75,7 +75,10 @@ impl Persister {
                 "the file kept changing while it was stored remotely".into(),
             ));
         }
-        self.shipper.ship_now().await.map_err(unavailable)
+        self.shipper
+            .ship_now()
+            .await
+            .map_err(|e| unavailable(e.to_string()))
     }
 }
 

@@ -216,7 +216,7 @@ pub(super) async fn put_objects(
                 store: stores.name(store),
                 op: "put",
                 key,
-                source,
+                source: Box::new(source),
             },
             Err(e) => Error::Fs(FsError::from(e)),
         };

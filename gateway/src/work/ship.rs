@@ -24,14 +24,30 @@ use std::time::{Duration, Instant};
 use cairn_chunkstore::Secret;
 use cairn_config::BackupConfig;
 use cairn_metadata::{StoreId, Timestamp};
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::admin::proto::BackupState;
+use crate::work::runner::{Job, Step};
+
 use crate::class::{ClassSpec, LabelRule, Layout, Spread};
-use crate::core::{Fs, FsError};
+use crate::core::Fs;
+use crate::error::Error;
 use crate::store::crypto::BlockKey;
 use crate::store::placement::place;
 use crate::store::{ObjectKey, Stores};
+
+/// Metadata shipping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupState {
+    /// The generation, 16 hex digits.
+    pub generation: String,
+    pub changesets: u64,
+    pub recovery_point_seconds: Option<f64>,
+    pub warning: Option<String>,
+    pub stores: Vec<String>,
+    pub last_error: Option<String>,
+    pub shipped_bytes: u64,
+}
 
 /// Snapshot bytes per object.
 pub const PART: usize = 32 << 20;
@@ -62,21 +78,30 @@ pub fn seal(
     object: &str,
     until: Timestamp,
     bytes: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Error> {
     let mut plain = Vec::with_capacity(8 + bytes.len());
     plain.extend_from_slice(&until.0.to_le_bytes());
     plain.extend_from_slice(bytes);
     key.seal(&plain, object.as_bytes())
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::Backup {
+            object: object.to_owned(),
+            why: format!("cannot seal: {e}"),
+        })
 }
 
 /// Opens a sealed object: the time it covers up to, and its bytes.
-pub fn open(key: &BlockKey, object: &str, sealed: &[u8]) -> Result<(Timestamp, Vec<u8>), String> {
-    let mut plain = key
-        .open(sealed, object.as_bytes())
-        .map_err(|e| format!("does not verify ({e}): damaged, truncated or not ours"))?;
+pub fn open(key: &BlockKey, object: &str, sealed: &[u8]) -> Result<(Timestamp, Vec<u8>), Error> {
+    let bad = |why: String| Error::Backup {
+        object: object.to_owned(),
+        why,
+    };
+    let mut plain = key.open(sealed, object.as_bytes()).map_err(|e| {
+        bad(format!(
+            "does not verify ({e}): damaged, truncated or not ours"
+        ))
+    })?;
     if plain.len() < 8 {
-        return Err("too short".into());
+        return Err(bad("too short".into()));
     }
     let until = i64::from_le_bytes(plain[..8].try_into().unwrap_or([0; 8]));
     plain.drain(..8);
@@ -187,7 +212,7 @@ impl Shipper {
 
     /// Ships every change committed so far, now (a remote-durable write):
     /// the changes since the last ship, or a snapshot if there is none yet.
-    pub async fn ship_now(&self) -> Result<(), String> {
+    pub async fn ship_now(&self) -> Result<(), Error> {
         let _one = self.busy.lock().await;
         self.ship_locked().await
     }
@@ -195,7 +220,7 @@ impl Shipper {
     /// At a clean stop, after the last change: waits for a ship in
     /// progress, ends the loop `task` (it holds no ship then), and ships
     /// what is left.
-    pub async fn ship_last(&self, task: tokio::task::JoinHandle<()>) -> Result<(), String> {
+    pub async fn ship_last(&self, task: tokio::task::JoinHandle<()>) -> Result<(), Error> {
         let _one = self.busy.lock().await;
         task.abort();
         let _ = task.await;
@@ -203,7 +228,7 @@ impl Shipper {
     }
 
     /// [`Shipper::ship_now`] with `busy` held.
-    async fn ship_locked(&self) -> Result<(), String> {
+    async fn ship_locked(&self) -> Result<(), Error> {
         let fresh = self
             .state
             .lock()
@@ -218,82 +243,16 @@ impl Shipper {
         if let Err(e) = &shipped {
             // The chain of changes is broken: the next ship starts a new generation.
             self.update(|s| {
-                s.last_error = Some(e.clone());
+                s.last_error = Some(e.to_string());
                 s.generation = 0;
             });
         }
         shipped
     }
 
-    /// Runs until the task is dropped.
-    pub async fn run(self: Arc<Self>) {
-        let mut last_snapshot: Option<Instant> = None;
-        let mut warned = false;
-        loop {
-            let broken = self
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .generation
-                == 0;
-            // A generation some store missed objects of is taken again once
-            // every store expected back answers.
-            let catch_up = self.short.load(std::sync::atomic::Ordering::SeqCst)
-                && self.targets().is_ok_and(|t| t.stores.len() >= t.full);
-            if catch_up {
-                info!("every backup store answers again; a new snapshot catches up the ones that missed objects");
-            }
-            let due = broken
-                || catch_up
-                || last_snapshot.is_none_or(|t| t.elapsed() >= self.cfg.snapshot_every.get());
-            // One ship at a time with `ship_now` and `ship_last`, which may
-            // end this task only while it does not hold this.
-            let one = self.busy.lock().await;
-            let result = if due {
-                self.snapshot()
-                    .await
-                    .map(|()| last_snapshot = Some(Instant::now()))
-            } else {
-                self.ship_changes().await
-            };
-            drop(one);
-            let failed = result.is_err();
-            match result {
-                Ok(()) => self.update(|s| s.last_error = None),
-                Err(e) => {
-                    warn!(cause = %e, "shipping the metadata failed; a new snapshot follows");
-                    // The chain of changes is broken: start a new generation.
-                    last_snapshot = None;
-                    self.update(|s| {
-                        s.last_error = Some(e);
-                        s.generation = 0;
-                    });
-                }
-            }
-            let late = {
-                let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                s.shipped_until.is_none_or(|t| {
-                    Timestamp::now().0 - t.0 > self.cfg.warn_after.get().as_nanos() as i64
-                })
-            };
-            if late && !warned {
-                warn!(warn_after = ?self.cfg.warn_after.get(), "the shipped metadata is behind more than [backup] warn_after");
-            }
-            warned = late;
-            let pause = self.cfg.ship_every.get();
-            // After a failure (no store online yet, say) try again soon.
-            let pause = if failed {
-                pause.min(Duration::from_secs(1))
-            } else {
-                pause
-            };
-            tokio::time::sleep(pause).await;
-        }
-    }
-
     /// Stores for the next object: `copies` online stores, on distinct hosts
     /// where there are enough, and how many of them must take it.
-    fn targets(&self) -> Result<Targets, String> {
+    fn targets(&self) -> Result<Targets, Error> {
         let spec = ClassSpec {
             name: "backup".into(),
             layout: Layout::Replicas {
@@ -322,10 +281,13 @@ impl Shipper {
             .count();
         let (need, full) = copies_needed(self.cfg.copies, expected);
         if placed.len() < need {
-            return Err(format!(
-                "{} of the {need} stores a metadata backup goes to are online; waiting",
-                placed.len()
-            ));
+            return Err(Error::NoTarget {
+                class: spec.name,
+                why: format!(
+                    "{} of the {need} stores a metadata backup goes to are online; waiting",
+                    placed.len()
+                ),
+            });
         }
         Ok(Targets {
             stores: placed,
@@ -342,7 +304,7 @@ impl Shipper {
         targets: &Targets,
         key: &str,
         sealed: Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let sealed = Arc::new(sealed);
         let mut puts = tokio::task::JoinSet::new();
         for &store in &targets.stores {
@@ -388,16 +350,17 @@ impl Shipper {
             }
         }
         if stored < targets.need {
-            return Err(format!(
-                "storing {key}: {stored} of the {} stores needed took it ({})",
-                targets.need,
-                failures.join("; ")
-            ));
+            return Err(Error::Shipping {
+                object: key.to_owned(),
+                stored,
+                need: targets.need,
+                why: failures.join("; "),
+            });
         }
         Ok(())
     }
 
-    async fn snapshot(&self) -> Result<(), String> {
+    async fn snapshot(&self) -> Result<(), Error> {
         let targets = self.targets()?;
         let taken = Timestamp::now();
         let generation = taken.0 as u64;
@@ -406,15 +369,16 @@ impl Shipper {
         let (fs, path) = (self.fs.clone(), self.scratch.clone());
         let bytes = tokio::task::spawn_blocking(move || {
             let _ = std::fs::remove_file(&path);
-            fs.metadata()
-                .snapshot_to(&path)
-                .map_err(|e| e.to_string())?;
-            let bytes = std::fs::read(&path).map_err(|e| e.to_string());
+            fs.metadata().snapshot_to(&path)?;
+            let bytes = std::fs::read(&path).map_err(|source| Error::Scratch {
+                path: path.clone(),
+                source,
+            });
             let _ = std::fs::remove_file(&path);
             bytes
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(crate::core::FsError::from)??;
         let parts: Vec<&[u8]> = bytes.chunks(PART).collect();
         for (i, part) in parts.iter().enumerate() {
             let key = ObjectKey::snapshot(generation, i, parts.len()).to_string();
@@ -437,13 +401,12 @@ impl Shipper {
         Ok(())
     }
 
-    async fn ship_changes(&self) -> Result<(), String> {
+    async fn ship_changes(&self) -> Result<(), Error> {
         let taken = Timestamp::now();
         let fs = self.fs.clone();
         let changes = tokio::task::spawn_blocking(move || fs.metadata().take_changes())
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| FsError::from(e).to_string())?;
+            .map_err(crate::core::FsError::from)??;
         if changes.is_empty() {
             self.update(|s| s.shipped_until = Some(taken));
             return Ok(());
@@ -500,6 +463,100 @@ impl Shipper {
                 }
             }
         }
+    }
+}
+
+/// The shipper as a background [`Job`]: each step takes a snapshot when one
+/// is due (none yet, the chain of changes broke, a store that missed objects
+/// answers again, or `[backup] snapshot_every` passed) or ships the changes
+/// since the last ship, then waits `[backup] ship_every` (at most 1 s after
+/// a failure). A failed ship is handled in the step (the next one starts a
+/// new generation), so the pacing stays the shipper's own.
+pub struct ShipJob {
+    shipper: Arc<Shipper>,
+    last_snapshot: Option<Instant>,
+    warned: bool,
+}
+
+impl Shipper {
+    /// The job that runs this shipper under [`crate::work::runner::run`].
+    /// [`Shipper::ship_last`] ends its task between two steps.
+    pub fn job(self: Arc<Self>) -> ShipJob {
+        ShipJob {
+            shipper: self,
+            last_snapshot: None,
+            warned: false,
+        }
+    }
+}
+
+impl Job for ShipJob {
+    fn name(&self) -> &'static str {
+        "ship"
+    }
+
+    async fn step(&mut self) -> Result<Step, Error> {
+        let this = &*self.shipper;
+        let broken = this
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation
+            == 0;
+        // A generation some store missed objects of is taken again once
+        // every store expected back answers.
+        let catch_up = this.short.load(std::sync::atomic::Ordering::SeqCst)
+            && this.targets().is_ok_and(|t| t.stores.len() >= t.full);
+        if catch_up {
+            info!("every backup store answers again; a new snapshot catches up the ones that missed objects");
+        }
+        let due = broken
+            || catch_up
+            || self
+                .last_snapshot
+                .is_none_or(|t| t.elapsed() >= this.cfg.snapshot_every.get());
+        // One ship at a time with `ship_now` and `ship_last`, which may
+        // end this task only while it does not hold this.
+        let one = this.busy.lock().await;
+        let result = if due {
+            this.snapshot()
+                .await
+                .map(|()| self.last_snapshot = Some(Instant::now()))
+        } else {
+            this.ship_changes().await
+        };
+        drop(one);
+        let failed = result.is_err();
+        match result {
+            Ok(()) => this.update(|s| s.last_error = None),
+            Err(e) => {
+                warn!(cause = %e, "shipping the metadata failed; a new snapshot follows");
+                // The chain of changes is broken: start a new generation.
+                self.last_snapshot = None;
+                this.update(|s| {
+                    s.last_error = Some(e.to_string());
+                    s.generation = 0;
+                });
+            }
+        }
+        let late = {
+            let s = this.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.shipped_until.is_none_or(|t| {
+                Timestamp::now().0 - t.0 > this.cfg.warn_after.get().as_nanos() as i64
+            })
+        };
+        if late && !self.warned {
+            warn!(warn_after = ?this.cfg.warn_after.get(), "the shipped metadata is behind more than [backup] warn_after");
+        }
+        self.warned = late;
+        let pause = this.cfg.ship_every.get();
+        // After a failure (no store online yet, say) try again soon.
+        let pause = if failed {
+            pause.min(Duration::from_secs(1))
+        } else {
+            pause
+        };
+        Ok(Step::Throttled(pause))
     }
 }
 
