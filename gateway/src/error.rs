@@ -61,6 +61,28 @@ pub enum Error {
     },
     #[error("the gateway is stopping")]
     Stopping,
+    /// `cairn restore` into a folder that already holds a database.
+    #[error("{} exists: restore into an empty data folder (move the old one away first)", db.display())]
+    NotEmpty { db: std::path::PathBuf },
+    /// A file or folder the gateway needs could not be made or written.
+    #[error("cannot {what} {}: {source}", path.display())]
+    File {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Durable(#[from] cairn_config::DurableError),
+    /// The cluster secret file could not be read or is malformed.
+    #[error(transparent)]
+    Secret(Box<StoreError>),
+    #[error("cannot write the config: {0}")]
+    ConfigText(#[from] toml::ser::Error),
+    /// `cairn restore` found nothing it could restore; `report` says what
+    /// it saw, store by store and generation by generation.
+    #[error("{report}{why}")]
+    NothingRestored { report: String, why: String },
 }
 
 impl From<MetaError> for Error {

@@ -12,6 +12,7 @@ use cairn_chunkstore::{Secret, StoreClient};
 use cairn_config::GatewayConfig;
 use cairn_metadata::{Metadata, Timestamp};
 
+use crate::error::Error;
 use crate::store::keys::{BackupObject, ObjectKey};
 use crate::work::ship::{backup_key, open};
 
@@ -127,7 +128,7 @@ impl Inventory {
         &mut self,
         key: &crate::store::crypto::BlockKey,
         found: &Found,
-    ) -> Result<(Timestamp, Vec<u8>), String> {
+    ) -> Result<(Timestamp, Vec<u8>), Error> {
         let mut why = Vec::new();
         for &i in &found.holders {
             let Some(client) = self.clients[i].as_mut() else {
@@ -148,17 +149,20 @@ impl Inventory {
                 Err(e) => why.push(format!("store #{}: {e}", i + 1)),
             }
         }
-        Err(if why.is_empty() {
-            "no store holds it".into()
-        } else {
-            why.join("; ")
+        Err(Error::Backup {
+            object: found.key.clone(),
+            why: if why.is_empty() {
+                "no store holds it".into()
+            } else {
+                why.join("; ")
+            },
         })
     }
 }
 
 /// `cairn restore --list`: the generations the stores hold.
-pub async fn list(stores: &[String], secret_file: &Path) -> Result<String, String> {
-    let secret = Secret::load(secret_file).map_err(|e| e.to_string())?;
+pub async fn list(stores: &[String], secret_file: &Path) -> Result<String, Error> {
+    let secret = load_secret(secret_file)?;
     let inv = inventory(stores, &secret).await;
     let mut out = String::new();
     for u in &inv.unreachable {
@@ -189,7 +193,11 @@ pub async fn list(stores: &[String], secret_file: &Path) -> Result<String, Strin
     Ok(out)
 }
 
-/// Runs a restore; returns the report to print.
+/// The cluster secret, or why it cannot be read.
+fn load_secret(path: &Path) -> Result<Secret, Error> {
+    Secret::load(path).map_err(|e| Error::Secret(Box::new(e)))
+}
+
 /// The metadata setting that holds the gateway's config.
 pub const CONFIG_SETTING: &str = "gateway.toml";
 
@@ -203,9 +211,13 @@ fn restored_config(
     plan: &RestorePlan,
     shipped: Option<&str>,
     stores: &[(cairn_metadata::StoreId, String, String)],
-) -> Result<String, String> {
+) -> Result<String, Error> {
     let absolute = |p: &std::path::Path| {
-        std::path::absolute(p).map_err(|e| format!("cannot make {} absolute: {e}", p.display()))
+        std::path::absolute(p).map_err(|source| Error::File {
+            what: "make absolute",
+            path: p.to_owned(),
+            source,
+        })
     };
     let data_dir = absolute(&plan.data_dir)?;
     let secret_file = absolute(&plan.secret_file)?;
@@ -217,7 +229,7 @@ fn restored_config(
                 store.address.clone_from(address);
             }
         }
-        let body = toml::to_string(&cfg).map_err(|e| format!("cannot write the config: {e}"))?;
+        let body = toml::to_string(&cfg)?;
         return Ok(format!(
             "# Written by `cairn restore` from the lost gateway's own config.\n{body}"
         ));
@@ -231,21 +243,22 @@ fn restored_config(
             address: address.clone(),
         })
         .collect();
-    let body = toml::to_string(&cfg).map_err(|e| format!("cannot write the config: {e}"))?;
+    let body = toml::to_string(&cfg)?;
     Ok(format!("# Written by `cairn restore`.\n{body}"))
 }
 
-pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
+/// Runs a restore; returns the report to print.
+pub async fn restore(plan: &RestorePlan) -> Result<String, Error> {
     let db = plan.data_dir.join("meta.db");
     if db.exists() {
-        return Err(format!(
-            "{} exists: restore into an empty data folder (move the old one away first)",
-            db.display()
-        ));
+        return Err(Error::NotEmpty { db });
     }
-    std::fs::create_dir_all(&plan.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", plan.data_dir.display()))?;
-    let secret = Secret::load(&plan.secret_file).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&plan.data_dir).map_err(|source| Error::File {
+        what: "create",
+        path: plan.data_dir.clone(),
+        source,
+    })?;
+    let secret = load_secret(&plan.secret_file)?;
     let key = backup_key(&secret);
     let mut inv = inventory(&plan.stores, &secret).await;
     let mut report = String::new();
@@ -254,10 +267,13 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
     }
     let generations: Vec<u64> = inv.by_generation.keys().rev().copied().collect();
     if generations.is_empty() {
-        return Err(format!(
-            "{report}no metadata backup found on {} store(s): is this the right cluster secret and are the stores up?",
-            plan.stores.len()
-        ));
+        return Err(Error::NothingRestored {
+            report,
+            why: format!(
+                "no metadata backup found on {} store(s): is this the right cluster secret and are the stores up?",
+                plan.stores.len()
+            ),
+        });
     }
     for generation in generations {
         let found = inv.by_generation.remove(&generation).unwrap_or_default();
@@ -291,7 +307,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
                     snapshot.extend_from_slice(&bytes);
                 }
                 Err(e) => {
-                    bad = Some(format!("snapshot object {}: {e}", f.key));
+                    bad = Some(format!("snapshot {e}"));
                     break;
                 }
             }
@@ -322,7 +338,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
                     sets.push((t, bytes));
                 }
                 Err(e) => {
-                    stop = Some(format!("changeset {seq} ({}): {e}", f.key));
+                    stop = Some(format!("changeset {seq}: {e}"));
                     break;
                 }
             }
@@ -332,8 +348,8 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         // Built in a temp file beside meta.db (removed if anything fails),
         // moved into place durably once the changes apply.
         let restored = loop {
-            let mut temp = cairn_config::TempFile::create(&db).map_err(|e| e.to_string())?;
-            temp.write_all(&snapshot).map_err(|e| e.to_string())?;
+            let mut temp = cairn_config::TempFile::create(&db)?;
+            temp.write_all(&snapshot)?;
             let bytes: Vec<Vec<u8>> = sets[..applied].iter().map(|(_, b)| b.clone()).collect();
             match cairn_metadata::restore(temp.temp_path(), &bytes) {
                 Ok(()) => break temp,
@@ -346,26 +362,22 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         if let Some((t, _)) = applied.checked_sub(1).and_then(|i| sets.get(i)) {
             until = *t;
         }
-        restored
-            .commit()
-            .map_err(|e| format!("cannot move the restored database into place: {e}"))?;
+        restored.commit()?;
         // The new gateway has no cache: slots being re-laid read from their
         // blocks again, and what was never drained is marked lost (reads of
         // it fail) and named.
-        let meta = Metadata::open(&db).map_err(|e| e.to_string())?;
+        let meta = Metadata::open(&db)?;
         let lost = meta
             .write(true, |tx| tx.all_cache_lost())
             .await
-            .map_err(|e: cairn_metadata::MetaError| e.to_string())?;
+            .map_err(Error::from)?;
         let mut lost_paths = Vec::new();
         for &id in &lost {
-            let path = meta.read(|v| v.path_of(id)).map_err(|e| e.to_string())?;
+            let path = meta.read(|v| v.path_of(id))?;
             lost_paths.push(path.unwrap_or_else(|| format!("(inode {id}, no name)")));
         }
-        let stores = meta.read(|v| v.stores()).map_err(|e| e.to_string())?;
-        let shipped_config = meta
-            .read(|v| v.setting(CONFIG_SETTING))
-            .map_err(|e| e.to_string())?;
+        let stores = meta.read(|v| v.stores())?;
+        let shipped_config = meta.read(|v| v.setting(CONFIG_SETTING))?;
         meta.close();
         report.push_str(&format!(
             "restored {label}: snapshot + {applied} of {} changesets; the metadata is as of {}\n",
@@ -388,7 +400,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         }
         if let Some(path) = &plan.write_config {
             let text = restored_config(plan, shipped_config.as_deref(), &stores)?;
-            cairn_config::write_durable(path, text.as_bytes()).map_err(|e| e.to_string())?;
+            cairn_config::write_durable(path, text.as_bytes())?;
             report.push_str(&format!(
                 "wrote {}; start the gateway with: cairn gateway --config {}\n",
                 path.display(),
@@ -397,7 +409,10 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, String> {
         }
         return Ok(report);
     }
-    Err(format!("{report}no generation could be restored"))
+    Err(Error::NothingRestored {
+        report,
+        why: "no generation could be restored".into(),
+    })
 }
 
 #[cfg(test)]

@@ -108,6 +108,17 @@ async fn replicas_land_on_distinct_hosts_with_their_labels_and_read_back_from_th
         Some(chunks.len() as u64),
         "status: {status}"
     );
+    // Every background job reports in, and none is failing after a clean drain.
+    let jobs = &cluster.status()["jobs"];
+    for job in [
+        "drain", "trash", "archive", "collect", "probe", "repair", "ship",
+    ] {
+        let state = jobs[job]["state"].as_str();
+        assert!(
+            matches!(state, Some("busy" | "idle" | "throttled")),
+            "job {job} is {state:?} in cairn status: {jobs}"
+        );
+    }
     eprintln!("chunks per class: {per_class:?}");
 
     drop_cache(&cluster);

@@ -11,7 +11,7 @@ use super::{Fs, FsError};
 impl Fs {
     /// Runs a large read (a table scan) on the blocking pool, off the
     /// runtime threads.
-    async fn read_large<R: Send + 'static>(
+    pub(super) async fn read_large<R: Send + 'static>(
         &self,
         f: impl FnOnce(&View<'_>) -> Result<R, MetaError> + Send + 'static,
     ) -> Result<R, FsError> {

@@ -26,6 +26,7 @@ mod namespace;
 mod open;
 pub mod perm;
 mod relay;
+mod repair_ops;
 #[cfg(test)]
 mod tests;
 mod xattr;
@@ -51,6 +52,7 @@ pub use drain_ops::{PersistRequest, Persistence};
 pub use error::FsError;
 pub use evict::Evicted;
 pub use relay::Relaid;
+pub use repair_ops::Repaired;
 
 /// The largest file cairn stores: the ingest cache keeps a file in one local
 /// file, and ext4 (4 KiB blocks) holds files up to 16 TiB less one block;
@@ -329,7 +331,10 @@ impl Fs {
         self.write_verifier
     }
 
-    pub fn metadata(&self) -> &Arc<Metadata> {
+    /// The metadata itself: for unit tests that set up or inspect state.
+    /// Everything else goes through the core's named operations.
+    #[cfg(test)]
+    pub(crate) fn metadata(&self) -> &Arc<Metadata> {
         &self.meta
     }
 

@@ -366,10 +366,10 @@ impl Shipper {
         let generation = taken.0 as u64;
         // A new generation: whatever the last one missed no longer matters.
         self.short.store(false, std::sync::atomic::Ordering::SeqCst);
-        let (fs, path) = (self.fs.clone(), self.scratch.clone());
+        let path = self.scratch.clone();
+        let _ = std::fs::remove_file(&path);
+        self.fs.snapshot_metadata(path.clone()).await?;
         let bytes = tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_file(&path);
-            fs.metadata().snapshot_to(&path)?;
             let bytes = std::fs::read(&path).map_err(|source| Error::Scratch {
                 path: path.clone(),
                 source,
@@ -403,10 +403,7 @@ impl Shipper {
 
     async fn ship_changes(&self) -> Result<(), Error> {
         let taken = Timestamp::now();
-        let fs = self.fs.clone();
-        let changes = tokio::task::spawn_blocking(move || fs.metadata().take_changes())
-            .await
-            .map_err(crate::core::FsError::from)??;
+        let changes = self.fs.take_changes().await?;
         if changes.is_empty() {
             self.update(|s| s.shipped_until = Some(taken));
             return Ok(());

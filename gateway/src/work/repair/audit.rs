@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use cairn_metadata::{StoreId, Timestamp};
+use cairn_metadata::StoreId;
 use tracing::{info, warn};
 
 use super::Repairer;
@@ -15,14 +15,9 @@ use crate::store::ObjectKey;
 impl Repairer {
     /// Compares every answering store's listing with the metadata.
     pub async fn audit(&mut self) -> Result<(), Error> {
-        let meta = self.fs.metadata();
         // The metadata first: anything referenced now was stored before.
-        let chunks = meta.read(|v| v.chunks())?;
-        let pending: HashSet<u64> = meta
-            .read(|v| v.pending_chunk_ids())?
-            .into_iter()
-            .map(|c| c.0)
-            .collect();
+        let (chunks, pending) = self.fs.chunks_and_pending().await?;
+        let pending: HashSet<u64> = pending.into_iter().map(|c| c.0).collect();
         let mut referenced: HashSet<(StoreId, String)> = HashSet::new();
         for c in &chunks {
             for &(shard, store) in &c.placements {
@@ -77,8 +72,7 @@ impl Repairer {
         if !due.is_empty() {
             info!(objects = due.len(), "deleting objects no chunk references");
             let n = due.len() as u64;
-            meta.write(true, move |tx| tx.put_in_trash(&due, Timestamp::now()))
-                .await?;
+            self.fs.trash(due).await?;
             self.with_progress(|p| p.orphans_trashed += n);
         }
         self.with_progress(|p| p.last_audit = Some(Instant::now()));

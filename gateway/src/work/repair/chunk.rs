@@ -5,11 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cairn_metadata::{ChunkId, ChunkInfo, ChunkLayout, StoreId, Timestamp};
+use cairn_metadata::{ChunkId, ChunkInfo, ChunkLayout, StoreId};
 use tracing::{debug, info};
 
 use super::{per_object, what, Need, Repairer};
 use crate::class::{ClassSpec, Layout};
+use crate::core::Repaired;
 use crate::error::Error;
 use crate::store::ec;
 use crate::store::placement::place;
@@ -76,9 +77,7 @@ impl Repairer {
             let key = ObjectKey::of(chunk, info.layout, *shard).to_string();
             tried.push((*store, key.clone()));
             if let Err(e) = self.stores.put(*store, &key, bytes.clone()).await {
-                let meta = self.fs.metadata();
-                meta.write(true, move |tx| tx.put_in_trash(&tried, Timestamp::now()))
-                    .await?;
+                self.fs.trash(tried).await?;
                 return Err(Error::Store {
                     store: self.stores.name(*store),
                     op: "put",
@@ -108,17 +107,14 @@ impl Repairer {
             .collect();
         let committed = self
             .fs
-            .metadata()
-            .write(true, move |tx| {
-                let now = Timestamp::now();
-                let done = tx.repair_chunk(chunk, layout, &r, &a, &trash, now)?;
-                if !done {
-                    tx.put_in_trash(&tried, now)?;
-                }
-                for (shard, store, crc) in checksums.iter().filter(|_| done) {
-                    tx.set_checksum(chunk, *shard, *store, crc)?;
-                }
-                Ok::<_, cairn_metadata::MetaError>(done)
+            .commit_repair(Repaired {
+                chunk,
+                layout,
+                removed: r,
+                added: a,
+                trash,
+                tried,
+                checksums,
             })
             .await?;
         if committed {
@@ -151,10 +147,9 @@ impl Repairer {
         // Nor a store whose trash still holds one of the objects to make: the
         // collector may already be deleting it (the placement commit takes it
         // out of the trash, but not out of a deletion in flight).
-        let meta = self.fs.metadata();
         for &i in make {
             let key = ObjectKey::of(info.id, info.layout, i).to_string();
-            holders.extend(meta.read(|v| v.trashed_on(&key))?);
+            holders.extend(self.fs.trashed_on(&key)?);
         }
         let kept_domains: Vec<String> = keep
             .iter()

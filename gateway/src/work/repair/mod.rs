@@ -230,13 +230,8 @@ impl Repairer {
     /// read off the runtime threads (`spawn_blocking`): large synchronous
     /// SQLite reads never run on them.
     async fn needs(&self) -> Result<Vec<Need>, Error> {
-        let meta = self.fs.metadata().clone();
-        let classes = self.fs.classes().clone();
-        let (chunks, catalog) = tokio::task::spawn_blocking(move || {
-            Ok::<_, Error>((meta.read(|v| v.chunks())?, classes.snapshot()?))
-        })
-        .await
-        .map_err(crate::core::FsError::from)??;
+        let chunks = self.fs.chunks().await?;
+        let catalog = self.fs.classes().snapshot()?;
         let fleet = Fleet::of(&self.stores, self.cfg.grace.get());
         let mut out = Vec::with_capacity(chunks.len());
         let mut unreadable = 0u64;
