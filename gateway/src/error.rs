@@ -59,8 +59,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("the gateway is stopping")]
-    Stopping,
     /// `cairn restore` into a folder that already holds a database.
     #[error("{} exists: restore into an empty data folder (move the old one away first)", db.display())]
     NotEmpty { db: std::path::PathBuf },
@@ -124,6 +122,9 @@ mod tests {
         assert!(e.retryable());
         assert!(std::error::Error::source(&e).is_some());
         assert!(e.to_string().contains("store a"), "{e}");
-        assert!(!Error::Stopping.retryable());
+        assert!(!Error::NotEmpty {
+            db: "/srv/meta.db".into()
+        }
+        .retryable());
     }
 }

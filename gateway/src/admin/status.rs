@@ -109,7 +109,10 @@ impl Admin {
             for c in chunks.iter().filter(|c| c.class == class.id) {
                 let rules = class.effective(c.layout)?;
                 let standing = assess(c, &rules, &fleet, |shard, store| {
-                    condemned.contains(&(store, ObjectKey::of(c.id, c.layout, shard).to_string()))
+                    // No key is built per placement unless the audit found bad objects.
+                    !condemned.is_empty()
+                        && condemned
+                            .contains(&(store, ObjectKey::of(c.id, c.layout, shard).to_string()))
                 });
                 *match standing.standing {
                     Standing::Healthy => &mut count.healthy,

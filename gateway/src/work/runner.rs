@@ -203,7 +203,10 @@ mod tests {
             self.steps.fetch_add(1, Ordering::SeqCst);
             if self.fail > 0 {
                 self.fail -= 1;
-                return Err(Error::Stopping);
+                return Err(Error::Unreadable {
+                    chunk: cairn_metadata::ChunkId(1),
+                    why: "scripted failure".into(),
+                });
             }
             if self.busy > 0 {
                 self.busy -= 1;
