@@ -1,7 +1,9 @@
 //! [`StoreClient`]: the gateway's connection to one chunk store. Connecting
 //! is cheap (one TCP connect and a two-message handshake), so a client whose
 //! connection broke is simply replaced; every error names the store and the
-//! operation. Requests on one client run one at a time.
+//! operation. Requests on one client run one at a time. A put is an
+//! [`Upload`]: when its connection drops, the next attempt (on a new
+//! connection) resumes from the whole blocks the store kept.
 
 use std::fmt::Display;
 use std::io;
@@ -10,12 +12,60 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use crate::error::StoreError;
+use crate::layout::SHARD_BLOCK;
 use crate::protocol::{
     check_key, decode_response, encode_request, Capacity, ListEntry, Request, Response, ShardStat,
     HANDSHAKE_TIMEOUT, MAX_LIST, MAX_PAYLOAD, MESSAGE_TIMEOUT,
 };
 use crate::secret::Secret;
 use crate::transport::NoiseStream;
+
+/// One payload's upload to one store, across connections: once an attempt
+/// has started, the next one first asks the store how much it kept (a
+/// Resume) and sends only the rest. A resume after the first must find the
+/// store holding more than at the one before, else the upload has stalled
+/// ([`StoreError::Stalled`]).
+#[derive(Debug)]
+pub struct Upload<'a> {
+    key: &'a str,
+    data: &'a [u8],
+    crc: u32,
+    /// The next attempt resumes.
+    resume: bool,
+    /// What the store held at the last resume.
+    held: Option<u64>,
+}
+
+impl<'a> Upload<'a> {
+    /// An upload whose first attempt starts over.
+    pub fn new(key: &'a str, data: &'a [u8]) -> Self {
+        Upload {
+            key,
+            data,
+            crc: crc32c::crc32c(data),
+            resume: false,
+            held: None,
+        }
+    }
+
+    /// An upload whose first attempt resumes (an earlier one broke off).
+    pub fn resuming(key: &'a str, data: &'a [u8]) -> Self {
+        Upload {
+            resume: true,
+            ..Upload::new(key, data)
+        }
+    }
+
+    /// Whether an attempt has started: the store may keep part of it.
+    pub fn started(&self) -> bool {
+        self.resume
+    }
+
+    /// What the store held at the last resume.
+    pub fn held(&self) -> Option<u64> {
+        self.held
+    }
+}
 
 /// An authenticated connection to one chunk store.
 pub struct StoreClient {
@@ -88,29 +138,69 @@ impl StoreClient {
     /// Stores `data` under `key` (replacing any shard there); returns the
     /// length and crc32c the store verified and made durable.
     pub async fn put(&mut self, key: &str, data: &[u8]) -> Result<ShardStat, StoreError> {
+        self.upload(&mut Upload::new(key, data)).await
+    }
+
+    /// One attempt of `up` on this connection: a fresh upload, or a resume
+    /// that sends only what the store does not hold yet.
+    pub async fn upload(&mut self, up: &mut Upload<'_>) -> Result<ShardStat, StoreError> {
+        let (key, data, crc) = (up.key, up.data, up.crc);
         check_key(key)?;
-        if data.len() as u64 > MAX_PAYLOAD {
+        let len = data.len() as u64;
+        if len > MAX_PAYLOAD {
             return Err(StoreError::TooLarge {
                 key: key.to_owned(),
-                len: data.len() as u64,
+                len,
                 max: MAX_PAYLOAD,
             });
         }
-        let req = Request::Put {
-            key: key.to_owned(),
-            len: data.len() as u64,
+        let resp = if up.resume {
+            let req = Request::Resume {
+                key: key.to_owned(),
+                len,
+                crc,
+            };
+            let from = match self.call(&req, &[]).await? {
+                Response::Resume { from } if from <= len && from.is_multiple_of(SHARD_BLOCK) => {
+                    from
+                }
+                Response::Resume { from } => {
+                    self.stream = None;
+                    return Err(self.violation(
+                        "resume",
+                        format!("store holds {from} bytes of a {len}-byte upload"),
+                    ));
+                }
+                other => return Err(self.unexpected("resume", key, other)),
+            };
+            if up.held.is_some_and(|held| from <= held) {
+                // Closing mid-request: the store keeps what it holds.
+                self.stream = None;
+                return Err(StoreError::Stalled {
+                    addr: self.addr.clone(),
+                    key: key.to_owned(),
+                    held: from,
+                });
+            }
+            up.held = Some(from);
+            self.send_and_read("resume", key, None, &data[from as usize..], MESSAGE_TIMEOUT)
+                .await?
+        } else {
+            up.resume = true;
+            let req = Request::Upload {
+                key: key.to_owned(),
+                len,
+                crc,
+            };
+            self.call(&req, data).await?
         };
-        let resp = self.call(&req, data).await?;
-        let crc = crc32c::crc32c(data);
         match resp {
-            Response::Put(stat) if stat.len == data.len() as u64 && stat.crc == crc => Ok(stat),
+            Response::Put(stat) if stat.len == len && stat.crc == crc => Ok(stat),
             Response::Put(stat) => Err(self.violation(
                 "put",
                 format!(
-                    "store stored {} bytes with crc {:08x}, sent {} with crc {crc:08x}",
-                    stat.len,
-                    stat.crc,
-                    data.len()
+                    "store stored {} bytes with crc {:08x}, sent {len} with crc {crc:08x}",
+                    stat.len, stat.crc,
                 ),
             )),
             other => Err(self.unexpected("put", key, other)),
@@ -238,7 +328,21 @@ impl StoreClient {
         data: &[u8],
         stall: Duration,
     ) -> Result<Response, StoreError> {
-        let op = req.op();
+        let frame = encode_request(req);
+        self.send_and_read(req.op(), req.key(), Some(&frame), data, stall)
+            .await
+    }
+
+    /// Sends a request frame (if any) and data, and reads the response
+    /// frame, waiting at most `stall` for each of its messages.
+    async fn send_and_read(
+        &mut self,
+        op: &'static str,
+        key: &str,
+        frame: Option<&[u8]>,
+        data: &[u8],
+        stall: Duration,
+    ) -> Result<Response, StoreError> {
         let Some(stream) = self.stream.as_mut() else {
             return Err(StoreError::Transport {
                 addr: self.addr.clone(),
@@ -250,7 +354,9 @@ impl StoreClient {
             });
         };
         let sent = async {
-            stream.write_frame(&encode_request(req)).await?;
+            if let Some(frame) = frame {
+                stream.write_frame(frame).await?;
+            }
             stream.write(data).await?;
             stream.flush().await?;
             stream.read_frame_within(stall).await
@@ -264,7 +370,7 @@ impl StoreClient {
             Ok(Response::Error { status, detail }) => Err(StoreError::Remote {
                 addr: self.addr.clone(),
                 op,
-                key: req.key().to_owned(),
+                key: key.to_owned(),
                 status,
                 detail,
             }),

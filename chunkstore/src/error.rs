@@ -153,6 +153,16 @@ pub enum StoreError {
         expected: u64,
         got: u64,
     },
+    #[error("upload {key:?}: the bytes received have crc32c {got:08x}, the upload announced {announced:08x}; nothing stored")]
+    CrcMismatch {
+        key: String,
+        announced: u32,
+        got: u32,
+    },
+    #[error(
+        "upload {key:?} is still being received on another connection; retry once that one stops"
+    )]
+    UploadInProgress { key: String },
 
     #[error("cannot listen on {addr}: {source}; fix: choose a free port or address in listen")]
     Bind { addr: SocketAddr, source: io::Error },
@@ -183,6 +193,12 @@ pub enum StoreError {
         op: &'static str,
         what: String,
     },
+    #[error("store {addr}: upload {key:?} made no progress since the last resume (the store holds {held} bytes of it, as before); giving up for now")]
+    Stalled {
+        addr: String,
+        key: String,
+        held: u64,
+    },
     #[error("store {addr}: {op} {key:?}: {status}: {detail}")]
     Remote {
         addr: String,
@@ -204,7 +220,9 @@ impl StoreError {
             | StoreError::Busy { .. }
             | StoreError::Transport { .. }
             | StoreError::Locked { .. }
-            | StoreError::Io { .. } => true,
+            | StoreError::Io { .. }
+            | StoreError::UploadInProgress { .. }
+            | StoreError::Stalled { .. } => true,
             StoreError::Remote { status, .. } => *status == Status::Unavailable,
             StoreError::Config(_)
             | StoreError::SecretRead { .. }
@@ -222,6 +240,7 @@ impl StoreError {
             | StoreError::TooLarge { .. }
             | StoreError::InvalidRange { .. }
             | StoreError::LengthMismatch { .. }
+            | StoreError::CrcMismatch { .. }
             | StoreError::Bind { .. }
             | StoreError::UnknownStore { .. }
             | StoreError::Handshake { .. }
@@ -239,6 +258,7 @@ impl StoreError {
             StoreError::InvalidKey { .. }
             | StoreError::TooLarge { .. }
             | StoreError::LengthMismatch { .. }
+            | StoreError::CrcMismatch { .. }
             | StoreError::Protocol { .. } => Status::BadRequest,
             StoreError::InvalidRange { .. } => Status::InvalidRange,
             StoreError::Remote { status, .. } => *status,
@@ -259,6 +279,8 @@ impl StoreError {
             | StoreError::Timeout { .. }
             | StoreError::Handshake { .. }
             | StoreError::Busy { .. }
+            | StoreError::UploadInProgress { .. }
+            | StoreError::Stalled { .. }
             | StoreError::Transport { .. } => Status::Unavailable,
         }
     }

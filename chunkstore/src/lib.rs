@@ -14,15 +14,17 @@ mod error;
 mod init;
 pub mod layout;
 pub mod log_limit;
+mod partial;
 pub mod private;
 pub mod protocol;
+mod receive;
 mod scrub;
 mod secret;
 mod server;
 mod store;
 pub mod transport;
 
-pub use client::StoreClient;
+pub use client::{StoreClient, Upload};
 pub use error::{Status, StoreError};
 pub use init::{init, InitReport};
 pub use log_limit::LogLimit;

@@ -34,12 +34,30 @@
 //!                                                  host str, name str, uuid str,
 //!                                                  labels u16 count × str
 //! 0x07 Health                                 0x87 Health
+//! 0x10 Upload   key, len u64, crc u32,        0x81 Put      len u64, crc u32
+//!               then len bytes
+//! 0x11 Resume   key, len u64, crc u32         0x91 Resume   from u64, then the client
+//!                                                  sends len − from bytes → 0x81 Put
 //!                                             0x80 Error    status u16, detail str
 //! ```
 //! A connection serves one request at a time, in order. The store answers a
 //! failed put only after reading all its data, so the stream stays in step; a
 //! frame it cannot decode gets an Error (BadRequest) and the connection closes.
 //! A list page shorter than its limit is the last.
+//!
+//! **Resumable uploads** (0x10, 0x11; added within version 1, so a store of
+//! an older build answers them "unknown request kind": gateway and stores
+//! run the same release). An upload names its payload by (key, len, crc32c
+//! of the whole payload). When its connection drops, the store keeps the
+//! whole [`SHARD_BLOCK`](crate::layout::SHARD_BLOCK)s it received, for
+//! [`PARTIAL_TTL`]. A Resume of the same (key, len, crc) is answered with how
+//! many bytes the store holds (a multiple of the block size, ≤ len), and the
+//! client sends the rest; any other identity, or nothing held, answers 0 and
+//! the upload starts over. An upload whose bytes do not hash to its crc is
+//! refused and nothing is stored. A Resume refused up front (bad key, no
+//! space, the same upload still being received on another connection) gets
+//! an Error instead of 0x91, and no data follows. Upload 0x10 always starts
+//! over, dropping what the store held for the key.
 
 use std::time::Duration;
 
@@ -75,30 +93,77 @@ pub const MAX_HANDSHAKE_MESSAGE: usize = 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Wait for any one Noise message, read or written, within a request.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a store keeps the received blocks of an upload whose connection
+/// dropped, waiting for a Resume.
+pub const PARTIAL_TTL: Duration = Duration::from_secs(600);
+/// Most dropped uploads a store keeps at once; past it the oldest goes.
+pub const MAX_PARTIALS: usize = 64;
+/// Most bytes the kept uploads hold together; past it the oldest goes.
+pub const MAX_PARTIAL_BYTES: u64 = 1 << 30;
+/// How long a Resume waits for the same upload, still being received on
+/// another connection (whose drop the store has not seen yet), to stop.
+pub const RESUME_WAIT: Duration = Duration::from_secs(5);
 
 /// A request from the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Put { key: String, len: u64 },
-    Get { key: String, offset: u64, len: u64 },
-    Delete { key: String },
-    Stat { key: String },
-    List { after: Option<String>, limit: u32 },
+    Put {
+        key: String,
+        len: u64,
+    },
+    Get {
+        key: String,
+        offset: u64,
+        len: u64,
+    },
+    Delete {
+        key: String,
+    },
+    Stat {
+        key: String,
+    },
+    List {
+        after: Option<String>,
+        limit: u32,
+    },
     Capacity,
     Health,
+    /// A resumable put: `len` bytes whose crc32c is `crc` follow.
+    Upload {
+        key: String,
+        len: u64,
+        crc: u32,
+    },
+    /// Continue the upload (key, len, crc); the store answers how much it holds.
+    Resume {
+        key: String,
+        len: u64,
+        crc: u32,
+    },
 }
 
 /// A store's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    Error { status: Status, detail: String },
+    Error {
+        status: Status,
+        detail: String,
+    },
     Put(ShardStat),
-    Get { len: u64 },
-    Delete { existed: bool },
+    Get {
+        len: u64,
+    },
+    Delete {
+        existed: bool,
+    },
     Stat(ShardStat),
     List(Vec<ListEntry>),
     Capacity(Capacity),
     Health,
+    /// The store holds the first `from` bytes of the upload; send the rest.
+    Resume {
+        from: u64,
+    },
 }
 
 /// A stored shard's payload length and crc32c.
@@ -148,6 +213,8 @@ impl Request {
             Request::List { .. } => "list",
             Request::Capacity => "capacity",
             Request::Health => "health",
+            Request::Upload { .. } => "upload",
+            Request::Resume { .. } => "resume",
         }
     }
 
@@ -157,7 +224,9 @@ impl Request {
             Request::Put { key, .. }
             | Request::Get { key, .. }
             | Request::Delete { key }
-            | Request::Stat { key } => key,
+            | Request::Stat { key }
+            | Request::Upload { key, .. }
+            | Request::Resume { key, .. } => key,
             Request::List { after, .. } => after.as_deref().unwrap_or(""),
             Request::Capacity | Request::Health => "",
         }
@@ -304,6 +373,16 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
         }
         Request::Capacity => out.push(0x06),
         Request::Health => out.push(0x07),
+        Request::Upload { key, len, crc } | Request::Resume { key, len, crc } => {
+            out.push(if matches!(req, Request::Upload { .. }) {
+                0x10
+            } else {
+                0x11
+            });
+            put_key(&mut out, key);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
     }
     out
 }
@@ -314,11 +393,16 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     let req = match r.u8()? {
         0x01 => {
             let key = r.key()?;
-            let len = r.u64()?;
-            if len > MAX_PAYLOAD {
-                return Err(DecodeError("put length over 64 MiB"));
-            }
+            let len = payload_len(r.u64()?)?;
             Request::Put { key, len }
+        }
+        kind @ (0x10 | 0x11) => {
+            let (key, len, crc) = (r.key()?, payload_len(r.u64()?)?, r.u32()?);
+            if kind == 0x10 {
+                Request::Upload { key, len, crc }
+            } else {
+                Request::Resume { key, len, crc }
+            }
         }
         0x02 => Request::Get {
             key: r.key()?,
@@ -345,6 +429,15 @@ pub fn decode_request(body: &[u8]) -> Result<Request, DecodeError> {
     };
     r.finish()?;
     Ok(req)
+}
+
+/// A put's length, checked against [`MAX_PAYLOAD`].
+fn payload_len(len: u64) -> Result<u64, DecodeError> {
+    if len > MAX_PAYLOAD {
+        Err(DecodeError("put length over 64 MiB"))
+    } else {
+        Ok(len)
+    }
 }
 
 /// Encodes a response's frame body.
@@ -401,6 +494,10 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
             }
         }
         Response::Health => out.push(0x87),
+        Response::Resume { from } => {
+            out.push(0x91);
+            out.extend_from_slice(&from.to_le_bytes());
+        }
     }
     out
 }
@@ -473,6 +570,7 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
             })
         }
         0x87 => Response::Health,
+        0x91 => Response::Resume { from: r.u64()? },
         _ => return Err(DecodeError("unknown response kind")),
     };
     r.finish()?;
@@ -480,107 +578,5 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_round_trip() {
-        let reqs = [
-            Request::Put {
-                key: "c-1.x_y".into(),
-                len: 5,
-            },
-            Request::Get {
-                key: "k".into(),
-                offset: 1,
-                len: 2,
-            },
-            Request::Delete { key: "k".into() },
-            Request::Stat { key: "k".into() },
-            Request::List {
-                after: Some("k".into()),
-                limit: 10,
-            },
-            Request::List {
-                after: None,
-                limit: MAX_LIST,
-            },
-            Request::Capacity,
-            Request::Health,
-        ];
-        for req in reqs {
-            assert_eq!(decode_request(&encode_request(&req)), Ok(req));
-        }
-    }
-
-    #[test]
-    fn responses_round_trip() {
-        let resps = [
-            Response::Error {
-                status: Status::NoSpace,
-                detail: "full".into(),
-            },
-            Response::Put(ShardStat { len: 3, crc: 7 }),
-            Response::Get { len: 9 },
-            Response::Delete { existed: true },
-            Response::List(vec![ListEntry {
-                key: "a".into(),
-                len: 1,
-            }]),
-            Response::Capacity(Capacity {
-                total: 1,
-                free: 2,
-                used: 3,
-                stored: 4,
-                shards: 5,
-                reserve: 6,
-                zone: "z".into(),
-                host: "h".into(),
-                name: "n".into(),
-                store_uuid: "u".into(),
-                labels: vec!["hdd".into()],
-            }),
-            Response::Health,
-        ];
-        for resp in resps {
-            assert_eq!(decode_response(&encode_response(&resp)), Ok(resp));
-        }
-    }
-
-    #[test]
-    fn bad_frames_are_errors_not_panics() {
-        assert!(decode_request(&[]).is_err());
-        assert!(decode_request(&[0x09]).is_err());
-        assert!(decode_request(&[0x03, 3, b'a', b'/', b'b']).is_err());
-        assert!(decode_request(&[0x03, 2, b'.', b'.']).is_err());
-        assert!(decode_request(&[0x03, 5, b'a']).is_err());
-        assert!(decode_request(&[0x07, 0]).is_err());
-        let mut put = encode_request(&Request::Put {
-            key: "k".into(),
-            len: 0,
-        });
-        put[3..11].copy_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());
-        assert!(decode_request(&put).is_err());
-        let mut seed = 0x1234_5678_u32;
-        for len in 0..2000 {
-            let body: Vec<u8> = (0..len % 64)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
-            let _ = decode_request(&body);
-            let _ = decode_response(&body);
-        }
-    }
-
-    #[test]
-    fn keys_are_checked() {
-        check_key("chunk-00ff.v1_a").unwrap();
-        for bad in ["", ".hidden", "a/b", "a b", "é", &"k".repeat(129)] {
-            assert!(check_key(bad).is_err(), "{bad:?}");
-        }
-    }
-}
+#[path = "protocol_tests.rs"]
+mod tests;

@@ -24,9 +24,9 @@ use tracing::{debug, info, warn};
 
 use crate::admission::{Admission, Ticket, MAX_PENDING, MAX_PENDING_PER_IP};
 use crate::error::StoreError;
-use crate::layout::AlignedBuf;
 use crate::log_limit::LogLimit;
 use crate::protocol::{decode_request, encode_response, Request, Response, IDLE_TIMEOUT, MAX_LIST};
+use crate::receive;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::transport::{NoiseStream, Refusal};
@@ -38,8 +38,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Put data is read and written in pieces of this size.
-const PUT_CHUNK: u64 = 1 << 20;
+/// Kept partial uploads are checked for expiry this often.
+const EXPIRE_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the daemon until SIGINT or SIGTERM. `ready` is called with the bound
 /// address once the store accepts connections.
@@ -94,6 +94,17 @@ pub async fn serve_until(
     ready(addr);
 
     let scrubber = tokio::spawn(crate::scrub::run(Arc::clone(&store), cfg.scrub.clone()));
+    let expirer = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(EXPIRE_EVERY);
+            loop {
+                every.tick().await;
+                let s = Arc::clone(&store);
+                blocking(move || s.expire_partials(std::time::Instant::now())).await;
+            }
+        })
+    };
     let secret = Arc::new(secret);
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Gate {
@@ -138,6 +149,7 @@ pub async fn serve_until(
     }
     drop(listener);
     scrubber.abort();
+    expirer.abort();
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while conns.join_next().await.is_some() {}
@@ -155,7 +167,7 @@ pub async fn serve_until(
 }
 
 /// Runs blocking disk work off the async threads; a panic there is re-raised.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(err) => std::panic::resume_unwind(err.into_panic()),
@@ -256,15 +268,18 @@ async fn request(
     };
     let (op, key) = (req.op(), req.key().to_owned());
     let outcome: Result<(), StoreError> = match req {
-        Request::Put { key, len } => match put(store, stream, key, len).await? {
-            Ok(stat) => {
-                stream
-                    .write_frame(&encode_response(&Response::Put(stat)))
-                    .await?;
-                Ok(())
-            }
-            Err(err) => Err(err),
-        },
+        Request::Put { key, len } => {
+            let received = receive::put(store, stream, key, len).await?;
+            stored(stream, peer, op, received).await?
+        }
+        Request::Upload { key, len, crc } => {
+            let received = receive::upload(store, stream, key, len, crc).await?;
+            stored(stream, peer, op, received).await?
+        }
+        Request::Resume { key, len, crc } => {
+            let received = receive::resume(store, stream, key, len, crc).await?;
+            stored(stream, peer, op, received).await?
+        }
         Request::Get { key, offset, len } => {
             let s = Arc::clone(store);
             match blocking(move || s.get(&key, offset, len)).await {
@@ -317,6 +332,23 @@ async fn request(
     Ok(true)
 }
 
+/// Answers a put made durable (and logs it, with the bytes an earlier
+/// connection delivered), else hands the error back to be answered.
+async fn stored(
+    stream: &mut NoiseStream,
+    peer: SocketAddr,
+    op: &'static str,
+    received: Result<receive::Stored, StoreError>,
+) -> std::io::Result<Result<(), StoreError>> {
+    let stored = match received {
+        Ok(stored) => stored,
+        Err(err) => return Ok(Err(err)),
+    };
+    let key = stored.key.as_str();
+    info!(%peer, op, key, len = stored.stat.len, resumed = stored.resumed, "put stored");
+    reply(stream, Ok(Response::Put(stored.stat))).await
+}
+
 /// Writes `resp` if it is `Ok`, else hands the error back to be answered.
 async fn reply(
     stream: &mut NoiseStream,
@@ -329,40 +361,4 @@ async fn reply(
         }
         Err(err) => Ok(Err(err)),
     }
-}
-
-/// Receives a put's `len` data bytes into a temp file and commits it. When the
-/// put is refused (no space, poisoned) the data is still read and dropped, so
-/// the connection stays in step. The outer error is the connection's.
-async fn put(
-    store: &Arc<Store>,
-    stream: &mut NoiseStream,
-    key: String,
-    len: u64,
-) -> std::io::Result<Result<crate::protocol::ShardStat, StoreError>> {
-    let s = Arc::clone(store);
-    let mut writer = {
-        let key = key.clone();
-        blocking(move || s.begin_put(&key, len)).await
-    };
-    let mut buf = AlignedBuf::new(PUT_CHUNK.min(len) as usize);
-    let mut remaining = len;
-    while remaining > 0 {
-        let n = PUT_CHUNK.min(remaining) as usize;
-        stream.read_exact(&mut buf.as_mut_slice()[..n]).await?;
-        remaining -= n as u64;
-        if let Ok(mut w) = writer {
-            let (w, b, res) = blocking(move || {
-                let res = w.write(&buf.as_mut_slice()[..n]);
-                (w, buf, res)
-            })
-            .await;
-            buf = b;
-            writer = res.map(|()| w);
-        }
-    }
-    Ok(match writer {
-        Ok(w) => blocking(move || w.finish()).await,
-        Err(err) => Err(err),
-    })
 }

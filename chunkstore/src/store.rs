@@ -2,7 +2,9 @@
 //! every operation. It holds the folder's lock, keeps an in-memory index of
 //! keys and lengths (rebuilt from disk at start), verifies the whole shard's
 //! crc on every get, quarantines a shard that fails, and refuses all writes
-//! after a failed fsync (poisoned) until restarted.
+//! after a failed fsync (poisoned) until restarted. Resumable uploads keep
+//! what they received when their connection drops ([`Partials`]); what they
+//! keep stays counted against the free space until resumed or dropped.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,17 +12,24 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use cairn_config::StoreConfig;
 
 use crate::error::StoreError;
 use crate::layout::{
-    self, Marker, ShardHeader, StoreLock, SyncFailed, TempFile, QUARANTINE_DIR, SHARDS_DIR,
-    SHARD_BLOCK, SHARD_PAYLOAD_OFFSET,
+    self, Marker, ShardHeader, StoreLock, SyncFailed, QUARANTINE_DIR, SHARDS_DIR, SHARD_BLOCK,
+    SHARD_PAYLOAD_OFFSET,
 };
-use crate::protocol::{check_key, Capacity, ListEntry, ShardStat, MAX_PAYLOAD};
+use crate::partial::Partials;
+use crate::protocol::{
+    check_key, Capacity, ListEntry, ShardStat, MAX_PARTIALS, MAX_PARTIAL_BYTES, PARTIAL_TTL,
+};
+
 use crate::secret::Secret;
+
+mod put;
+pub use put::PutWriter;
 
 /// One open data folder.
 #[derive(Debug)]
@@ -36,25 +45,12 @@ pub struct Store {
     store_uuid: String,
     /// key → payload length, for list and capacity.
     index: Mutex<BTreeMap<String, u64>>,
-    /// Bytes promised to puts in progress.
+    /// Bytes promised to puts in progress (and to kept uploads).
     pending: AtomicU64,
     poisoned: AtomicBool,
+    /// Uploads being received, and those kept for a Resume.
+    partials: Partials,
     _lock: StoreLock,
-}
-
-/// A put in progress: a temp file, the running crc, the bytes still expected.
-#[derive(Debug)]
-pub struct PutWriter {
-    store: Arc<Store>,
-    key: String,
-    /// `None` once committed.
-    temp: Option<TempFile>,
-    expected: u64,
-    written: u64,
-    crc: u32,
-    /// crc32c of each finished block, and of the block being filled.
-    block_crcs: Vec<u32>,
-    block_crc: u32,
 }
 
 /// Creates `shards/00`..`shards/ff` and `quarantine/` where missing, durably.
@@ -119,6 +115,7 @@ impl Store {
             index: Mutex::new(index),
             pending: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            partials: Partials::new(MAX_PARTIALS, MAX_PARTIAL_BYTES, PARTIAL_TTL),
             _lock: lock,
         })
     }
@@ -172,50 +169,6 @@ impl Store {
                 (total, free.min(total.saturating_sub(used)), used)
             }
         })
-    }
-
-    /// Starts a put of `len` bytes: checks the key, the size, and that the
-    /// store keeps its reserve afterwards.
-    pub fn begin_put(self: &Arc<Self>, key: &str, len: u64) -> Result<PutWriter, StoreError> {
-        check_key(key)?;
-        if len > MAX_PAYLOAD {
-            return Err(StoreError::TooLarge {
-                key: key.to_owned(),
-                len,
-                max: MAX_PAYLOAD,
-            });
-        }
-        self.check_writable()?;
-        let need = len + SHARD_PAYLOAD_OFFSET;
-        let (_, free, _) = self.fs_space()?;
-        let pending = self.pending.fetch_add(need, Ordering::SeqCst);
-        let available = free.saturating_sub(pending);
-        if available < need.saturating_add(self.reserve) {
-            self.pending.fetch_sub(need, Ordering::SeqCst);
-            return Err(StoreError::NoSpace {
-                key: key.to_owned(),
-                len,
-                free: available,
-                reserve: self.reserve,
-            });
-        }
-        // The header block stays a hole until finish writes the header.
-        match TempFile::create_direct(&layout::shard_dir(&self.data_dir, key), key) {
-            Ok(temp) => Ok(PutWriter {
-                store: Arc::clone(self),
-                key: key.to_owned(),
-                temp: Some(temp),
-                expected: len,
-                written: 0,
-                crc: 0,
-                block_crcs: Vec::with_capacity(len.div_ceil(SHARD_BLOCK) as usize),
-                block_crc: 0,
-            }),
-            Err(err) => {
-                self.pending.fetch_sub(need, Ordering::SeqCst);
-                Err(err)
-            }
-        }
     }
 
     /// Reads `len` bytes at `offset` of a shard, checking the crc of every
@@ -395,75 +348,5 @@ impl Store {
             store_uuid: self.store_uuid.clone(),
             labels: self.labels.clone(),
         })
-    }
-}
-
-impl PutWriter {
-    /// Appends payload bytes; more than announced is an error.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        if self.written + data.len() as u64 > self.expected {
-            return Err(StoreError::LengthMismatch {
-                key: self.key.clone(),
-                expected: self.expected,
-                got: self.written + data.len() as u64,
-            });
-        }
-        let temp = self.temp.as_mut().expect("open until finish");
-        temp.write_at(data, SHARD_PAYLOAD_OFFSET + self.written)
-            .map_err(|e| StoreError::io("write", temp.temp_path(), e))?;
-        self.crc = crc32c::crc32c_append(self.crc, data);
-        let mut rest = data;
-        while !rest.is_empty() {
-            let room = (SHARD_BLOCK - self.written % SHARD_BLOCK) as usize;
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            self.block_crc = crc32c::crc32c_append(self.block_crc, now);
-            self.written += now.len() as u64;
-            if self.written.is_multiple_of(SHARD_BLOCK) {
-                self.block_crcs.push(std::mem::take(&mut self.block_crc));
-            }
-            rest = later;
-        }
-        Ok(())
-    }
-
-    /// Checks the length, writes the header, and makes the shard durable.
-    pub fn finish(mut self) -> Result<ShardStat, StoreError> {
-        if self.written != self.expected {
-            return Err(StoreError::LengthMismatch {
-                key: self.key.clone(),
-                expected: self.expected,
-                got: self.written,
-            });
-        }
-        if !self.written.is_multiple_of(SHARD_BLOCK) {
-            self.block_crcs.push(self.block_crc);
-        }
-        let header = ShardHeader {
-            len: self.written,
-            crc: self.crc,
-            block_crcs: std::mem::take(&mut self.block_crcs),
-        };
-        let mut temp = self.temp.take().expect("open until finish");
-        let path = temp.temp_path().to_owned();
-        temp.write_at(&header.encode(), 0)
-            .and_then(|()| temp.file().set_len(SHARD_PAYLOAD_OFFSET + header.len))
-            .map_err(|e| StoreError::io("write", path, e))?;
-        let store = Arc::clone(&self.store);
-        store.check_writable()?;
-        let key = std::mem::take(&mut self.key);
-        temp.commit().map_err(|failed| store.poison(failed))?;
-        store.index().insert(key, header.len);
-        Ok(ShardStat {
-            len: header.len,
-            crc: header.crc,
-        })
-    }
-}
-
-impl Drop for PutWriter {
-    fn drop(&mut self) {
-        self.store
-            .pending
-            .fetch_sub(self.expected + SHARD_PAYLOAD_OFFSET, Ordering::SeqCst);
     }
 }

@@ -3,24 +3,35 @@
 //! pooled connection that fails at the connection level may just be stale
 //! (the daemon restarted since), so the request runs once more on a fresh
 //! one (every store operation is idempotent). Silence is no stale
-//! connection: a timeout is returned at once.
+//! connection: a timeout is returned at once. A put whose connection drops
+//! mid-way resumes on a new one from what the store kept (see
+//! [`Upload`]), up to [`MAX_RESUMES`] times while each resume finds the
+//! store holding more; a put that still broke off is remembered, so the
+//! next put of that key resumes too.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cairn_chunkstore::{Secret, StoreClient};
+use cairn_chunkstore::{Secret, StoreClient, Upload};
 
 use super::{Capacity, ChunkStore, ListEntry, ShardStat, StoreError, StoreFuture};
 
 /// Connections kept open per store.
 const POOL: usize = 8;
+/// Resumes of one put after its connection dropped.
+pub const MAX_RESUMES: u32 = 5;
+/// Keys whose put broke off, remembered so their next put resumes.
+const MAX_INTERRUPTED: usize = 1024;
 
 /// A chunk-store daemon at an address.
 pub struct NoiseStore {
     address: String,
     secret: Secret,
     pool: Mutex<Vec<StoreClient>>,
+    /// Keys whose last put broke off mid-way, oldest first.
+    interrupted: Mutex<VecDeque<String>>,
 }
 
 impl std::fmt::Debug for NoiseStore {
@@ -35,6 +46,7 @@ impl NoiseStore {
             address: address.to_owned(),
             secret,
             pool: Mutex::new(Vec::new()),
+            interrupted: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -47,6 +59,73 @@ impl NoiseStore {
         if pool.len() < POOL {
             pool.push(client);
         }
+    }
+
+    /// Whether the last put of `key` broke off (and forgets it).
+    fn was_interrupted(&self, key: &str) -> bool {
+        let mut keys = self.interrupted.lock().unwrap_or_else(|p| p.into_inner());
+        let at = keys.iter().position(|k| k == key);
+        at.and_then(|at| keys.remove(at)).is_some()
+    }
+
+    fn remember_interrupted(&self, key: &str) {
+        let mut keys = self.interrupted.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= MAX_INTERRUPTED {
+            keys.pop_front();
+        }
+        keys.push_back(key.to_owned());
+    }
+
+    /// Puts `data`, resuming after dropped connections; see the module doc.
+    async fn put_resuming(&self, key: &str, data: &[u8]) -> Result<ShardStat, StoreError> {
+        let mut up = if self.was_interrupted(key) {
+            Upload::resuming(key, data)
+        } else {
+            Upload::new(key, data)
+        };
+        let mut resumes = 0;
+        loop {
+            let pooled = if up.started() {
+                None
+            } else {
+                self.pool().pop()
+            };
+            let mut client = match pooled {
+                Some(client) => client,
+                None => match StoreClient::connect(&self.address, &self.secret).await {
+                    Ok(client) => client,
+                    Err(err) => return Err(self.broke_off(key, &up, err)),
+                },
+            };
+            let err = match client.upload(&mut up).await {
+                Ok(stat) => {
+                    self.give_back(client);
+                    return Ok(stat);
+                }
+                Err(err) if !err.retryable() => {
+                    self.give_back(client);
+                    return Err(err);
+                }
+                Err(err) => err,
+            };
+            self.reset();
+            // Silence is no dropped connection; a stalled upload gets no further now.
+            let again = !matches!(err, StoreError::Timeout { .. } | StoreError::Stalled { .. });
+            if !again || resumes >= MAX_RESUMES {
+                return Err(self.broke_off(key, &up, err));
+            }
+            resumes += 1;
+            tracing::info!(store = %self.address, key, held = ?up.held(), resumes, cause = %err,
+                "put interrupted; resuming on a new connection");
+        }
+    }
+
+    /// A put gave up: if it had started, its next put resumes.
+    fn broke_off(&self, key: &str, up: &Upload<'_>, err: StoreError) -> StoreError {
+        if up.started() && err.retryable() {
+            self.remember_interrupted(key);
+        }
+        err
     }
 
     /// Runs `op` on a pooled connection, or a fresh one made within
@@ -100,10 +179,7 @@ impl ChunkStore for NoiseStore {
     }
 
     fn put<'a>(&'a self, key: &'a str, data: &'a [u8]) -> StoreFuture<'a, ShardStat> {
-        Box::pin(self.with(None, move |mut c| async move {
-            let r = c.put(key, data).await;
-            (c, r)
-        }))
+        Box::pin(self.put_resuming(key, data))
     }
 
     fn get<'a>(
