@@ -222,7 +222,11 @@ impl PutWriter {
     /// The connection broke: a resumable upload keeps its whole blocks for
     /// a Resume; any other put's temp file is removed.
     pub fn keep(mut self) {
-        let (Some(mut received), Some((_, ticket))) = (self.received.take(), self.upload) else {
+        // A plain put: dropping the writer removes its temp file.
+        let Some((_, ticket)) = self.upload else {
+            return;
+        };
+        let Some(mut received) = self.received.take() else {
             return;
         };
         let store = Arc::clone(&self.store);
@@ -230,6 +234,7 @@ impl PutWriter {
             Ok(()) => store.partials.keep(ticket, received, Instant::now()),
             Err(err) => {
                 tracing::warn!(key = received.key, cause = %err, "cannot trim a partial upload; dropping it");
+                store.partials.end(&received.key, ticket);
                 vec![received]
             }
         };
@@ -296,5 +301,151 @@ impl Drop for PutWriter {
                 self.store.partials.end(&received.key, ticket);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use cairn_config::StoreConfig;
+
+    use super::*;
+    use crate::protocol::PARTIAL_TTL;
+    use crate::secret::Secret;
+
+    fn open_store(tmp: &Path) -> Arc<Store> {
+        let secret_file = tmp.join("cluster.secret");
+        std::fs::write(&secret_file, format!("{}\n", "5a".repeat(32))).unwrap();
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let data = tmp.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let cfg = StoreConfig::with_defaults(listen, data, "z", "h", secret_file);
+        crate::init(&cfg).unwrap();
+        let secret = Secret::load(&cfg.secret_file).unwrap();
+        Arc::new(Store::open(&cfg, &secret).unwrap())
+    }
+
+    fn temps(store: &Store) -> usize {
+        let mut n = 0;
+        layout::for_each_shard_file(&store.data_dir, |_, name, _| {
+            n += usize::from(layout::is_temp_name(name));
+            Ok(())
+        })
+        .unwrap();
+        n
+    }
+
+    fn pending(store: &Store) -> u64 {
+        store.pending.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_kept_upload_resumes_exactly_and_an_old_one_expires() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open_store(tmp.path());
+        let data: Vec<u8> = (0..3 * SHARD_BLOCK - 10).map(|i| (i * 7) as u8).collect();
+        let (len, crc) = (data.len() as u64, crc32c::crc32c(&data));
+
+        // The connection broke inside the third block: two blocks are kept,
+        // and the whole put's space stays promised.
+        let mut w = store.begin_upload("k", len, crc).unwrap();
+        w.write(&data[..(2 * SHARD_BLOCK + 100) as usize]).unwrap();
+        w.keep();
+        assert_eq!(store.partials().kept(), (1, 2 * SHARD_BLOCK));
+        assert_eq!(pending(&store), len + SHARD_PAYLOAD_OFFSET);
+        assert_eq!(temps(&store), 1);
+
+        let mut w = store.resume_upload("k", len, crc).unwrap();
+        assert_eq!(w.resumed(), 2 * SHARD_BLOCK);
+        w.write(&data[2 * SHARD_BLOCK as usize..]).unwrap();
+        let stat = w.finish().unwrap();
+        assert_eq!((stat.len, stat.crc), (len, crc));
+        assert_eq!(store.get("k", 0, len).unwrap(), data);
+        assert_eq!(store.get("k", 0, 0).unwrap(), b"", "every block crc checks");
+        assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
+
+        // Kept until its time is up, then removed with its promise of space.
+        let mut w = store.begin_upload("old", len, crc).unwrap();
+        w.write(&data[..SHARD_BLOCK as usize + 5]).unwrap();
+        w.keep();
+        let now = Instant::now();
+        store.expire_partials(now + PARTIAL_TTL - Duration::from_secs(1));
+        assert_eq!(store.partials().kept(), (1, SHARD_BLOCK));
+        store.expire_partials(now + PARTIAL_TTL);
+        assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
+        assert_eq!(temps(&store), 0);
+        let w = store.resume_upload("old", len, crc).unwrap();
+        assert_eq!(w.resumed(), 0, "an expired upload starts over");
+    }
+
+    #[test]
+    fn a_resume_of_another_identity_or_a_fresh_upload_starts_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open_store(tmp.path());
+        let data = vec![3u8; 2 * SHARD_BLOCK as usize];
+        let (len, crc) = (data.len() as u64, crc32c::crc32c(&data));
+        let keep_one_block = |store: &Arc<Store>| {
+            let mut w = store.begin_upload("k", len, crc).unwrap();
+            w.write(&data[..SHARD_BLOCK as usize]).unwrap();
+            w.keep();
+        };
+        keep_one_block(&store);
+        for (other_len, other_crc) in [(len, crc ^ 1), (len - 1, crc)] {
+            let w = store.resume_upload("k", other_len, other_crc).unwrap();
+            assert_eq!(w.resumed(), 0);
+            drop(w);
+            assert_eq!(store.partials().kept(), (0, 0));
+            keep_one_block(&store);
+        }
+        let w = store.begin_upload("k", len, crc).unwrap();
+        assert_eq!(w.resumed(), 0);
+        drop(w);
+        assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
+        assert_eq!(temps(&store), 0);
+
+        // A plain put keeps nothing; nor does an upload with no whole block.
+        let mut w = store.begin_put("p", len).unwrap();
+        w.write(&data).unwrap();
+        w.keep();
+        let mut w = store.begin_upload("q", len, crc).unwrap();
+        w.write(&data[..100]).unwrap();
+        w.keep();
+        assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
+        assert_eq!(temps(&store), 0);
+    }
+
+    #[test]
+    fn kept_uploads_are_bounded_oldest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let partials = Partials::new(2, 2 * SHARD_BLOCK, PARTIAL_TTL);
+        let id = Identity { len: 8, crc: 0 };
+        let start = Instant::now();
+        let keep = |key: &str, blocks: usize, at: u64| {
+            let (ticket, _) = partials.start(key, id);
+            let received = Received {
+                key: key.to_owned(),
+                temp: TempFile::create(tmp.path(), key).unwrap(),
+                expected: 8 * SHARD_BLOCK,
+                written: blocks as u64 * SHARD_BLOCK,
+                crc: 0,
+                block_crcs: vec![0; blocks],
+                block_crc: 0,
+                crc_of_blocks: 0,
+            };
+            let dropped = partials.keep(ticket, received, start + Duration::from_secs(at));
+            dropped.into_iter().map(|r| r.key).collect::<Vec<_>>()
+        };
+        assert!(keep("a", 1, 0).is_empty());
+        assert!(keep("b", 1, 1).is_empty());
+        assert_eq!(keep("c", 1, 2), ["a"], "count bound");
+        assert_eq!(keep("d", 2, 3), ["b", "c"], "byte bound");
+        assert_eq!(partials.kept(), (1, 2 * SHARD_BLOCK));
+        // A resume of a key still being received is told so.
+        let (_ticket, _) = partials.start("e", id);
+        assert!(matches!(partials.claim("e", id), Claim::InProgress));
     }
 }
