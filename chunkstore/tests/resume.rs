@@ -6,17 +6,14 @@
 
 mod common;
 
-#[path = "common/cut_proxy.rs"]
-mod cut_proxy;
-
 use cairn_chunkstore::layout::SHARD_BLOCK;
 use cairn_chunkstore::protocol::{
     decode_response, encode_request, Request, Response, MAX_NOISE_MESSAGE, MAX_PAYLOAD,
 };
 use cairn_chunkstore::transport::NoiseStream;
 use cairn_chunkstore::{Status, StoreClient, Upload};
+use common::cut_proxy::CutProxy;
 use common::{temp_files, Rng, TestStore};
-use cut_proxy::CutProxy;
 use tokio::net::TcpStream;
 
 /// What the Noise framing adds to `len` payload bytes, and then some:

@@ -2,10 +2,7 @@
 //! short: the i-th connection accepted is closed, both ways, once `cuts[i]`
 //! bytes went upstream (client to target); connections past the list are
 //! relayed whole. It counts the bytes each connection carried upstream, so a
-//! test sees how much a client really delivered. Stops when dropped. (Also
-//! used by the gateway's tests, through `#[path]`.)
-
-#![allow(dead_code)]
+//! test sees how much a client really delivered. Stops when dropped.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

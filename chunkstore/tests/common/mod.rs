@@ -1,7 +1,10 @@
 //! Test harness: a chunk store served in-process on 127.0.0.1:0 over a temp
-//! folder, stopped (and its lock released) on drop or by `stop`.
+//! folder, stopped (and its lock released) on drop or by `stop`; and a
+//! proxy that cuts connections short. The gateway's tests use it too.
 
 #![allow(dead_code)]
+
+pub mod cut_proxy;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
