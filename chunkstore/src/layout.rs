@@ -7,7 +7,8 @@
 //!   cairn-store.marker     written once by `init`; the daemon refuses a folder without it
 //!   store.lock             flock(LOCK_EX|LOCK_NB) held by the running daemon
 //!   shards/<hh>/<key>      one file per shard; hh = crc32c(key) & 0xff, two lowercase hex
-//!   shards/<hh>/.<key>.<random>.tmp   a put in progress (removed on drop and at start)
+//!   shards/<hh>/.<key>.<random>.tmp   a put in progress, or an upload kept for a resume
+//!                                     (removed on drop, when the kept upload expires, and at start)
 //!   quarantine/<key>.<unix-nanos>     shards that failed their checksum
 //! ```
 //!

@@ -4,7 +4,8 @@
 //! their crcs and the running crc of the payload, under the upload's
 //! identity (key, length, crc32c of the whole payload): a Resume continues it
 //! only when all three match, so two payloads never mix. Kept uploads are
-//! bounded in count and bytes (the oldest goes first) and in age; a dropped
+//! bounded in count and in the bytes they promise (their whole lengths; the
+//! oldest goes first) and in age; a dropped
 //! one's temp file is removed (and the store removes every temp file at
 //! start). An upload still being received is registered too: a Resume of
 //! the same identity waits for it, and any newer put of the key displaces it.
@@ -212,13 +213,13 @@ impl Partials {
             let kept = table.slots.iter().filter_map(|(key, slot)| match slot {
                 Slot::Kept {
                     received, since, ..
-                } => Some((key, received.written, *since)),
+                } => Some((key, received.expected, *since)),
                 Slot::Receiving { .. } => None,
             });
             let (mut count, mut bytes, mut oldest) = (0usize, 0u64, None);
-            for (key, written, since) in kept {
+            for (key, promised, since) in kept {
                 count += 1;
-                bytes += written;
+                bytes += promised;
                 if oldest.as_ref().is_none_or(|(_, t)| since < *t) {
                     oldest = Some((key.clone(), since));
                 }

@@ -231,7 +231,15 @@ impl PutWriter {
         };
         let store = Arc::clone(&self.store);
         let dropped = match received.cut_to_block() {
-            Ok(()) => store.partials.keep(ticket, received, Instant::now()),
+            Ok(()) => {
+                tracing::info!(
+                    key = received.key,
+                    held = received.written,
+                    len = received.expected,
+                    "upload interrupted; keeping its whole blocks for a resume"
+                );
+                store.partials.keep(ticket, received, Instant::now())
+            }
             Err(err) => {
                 tracing::warn!(key = received.key, cause = %err, "cannot trim a partial upload; dropping it");
                 store.partials.end(&received.key, ticket);
@@ -429,7 +437,7 @@ mod tests {
             let received = Received {
                 key: key.to_owned(),
                 temp: TempFile::create(tmp.path(), key).unwrap(),
-                expected: 8 * SHARD_BLOCK,
+                expected: blocks as u64 * SHARD_BLOCK,
                 written: blocks as u64 * SHARD_BLOCK,
                 crc: 0,
                 block_crcs: vec![0; blocks],
