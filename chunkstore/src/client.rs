@@ -14,8 +14,8 @@ use tokio::net::TcpStream;
 use crate::error::StoreError;
 use crate::layout::SHARD_BLOCK;
 use crate::protocol::{
-    check_key, decode_response, encode_request, Capacity, ListEntry, Request, Response, ShardStat,
-    HANDSHAKE_TIMEOUT, MAX_LIST, MAX_PAYLOAD, MESSAGE_TIMEOUT,
+    check_key, check_len, decode_response, encode_request, Capacity, ListEntry, Request, Response,
+    ShardStat, HANDSHAKE_TIMEOUT, MAX_LIST, MESSAGE_TIMEOUT,
 };
 use crate::secret::Secret;
 use crate::transport::NoiseStream;
@@ -147,13 +147,7 @@ impl StoreClient {
         let (key, data, crc) = (up.key, up.data, up.crc);
         check_key(key)?;
         let len = data.len() as u64;
-        if len > MAX_PAYLOAD {
-            return Err(StoreError::TooLarge {
-                key: key.to_owned(),
-                len,
-                max: MAX_PAYLOAD,
-            });
-        }
+        check_len(key, len)?;
         let resp = if up.resume {
             let req = Request::Resume {
                 key: key.to_owned(),
@@ -225,13 +219,7 @@ impl StoreClient {
         stall: Duration,
     ) -> Result<Vec<u8>, StoreError> {
         check_key(key)?;
-        if len > MAX_PAYLOAD {
-            return Err(StoreError::TooLarge {
-                key: key.to_owned(),
-                len,
-                max: MAX_PAYLOAD,
-            });
-        }
+        check_len(key, len)?;
         let req = Request::Get {
             key: key.to_owned(),
             offset,

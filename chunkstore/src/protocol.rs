@@ -256,6 +256,18 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     })
 }
 
+/// Checks a payload length against [`MAX_PAYLOAD`].
+pub fn check_len(key: &str, len: u64) -> Result<(), StoreError> {
+    if len > MAX_PAYLOAD {
+        return Err(StoreError::TooLarge {
+            key: key.to_owned(),
+            len,
+            max: MAX_PAYLOAD,
+        });
+    }
+    Ok(())
+}
+
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed frame: {0}")]

@@ -32,28 +32,17 @@ pub(crate) struct Stored {
 /// The outcome of a put-like request; the outer error is the connection's.
 type Outcome = io::Result<Result<Stored, StoreError>>;
 
-/// Put (0x01): not resumable.
+/// Put (0x01, no crc: not resumable) or Upload (0x10, resumable, starts
+/// over).
 pub(crate) async fn put(
     store: &Arc<Store>,
     stream: &mut NoiseStream,
     key: String,
     len: u64,
+    crc: Option<u32>,
 ) -> Outcome {
     let s = Arc::clone(store);
-    let writer = blocking(move || s.begin_put(&key, len)).await;
-    receive(stream, writer, len).await
-}
-
-/// Upload (0x10): resumable, starts over.
-pub(crate) async fn upload(
-    store: &Arc<Store>,
-    stream: &mut NoiseStream,
-    key: String,
-    len: u64,
-    crc: u32,
-) -> Outcome {
-    let s = Arc::clone(store);
-    let writer = blocking(move || s.begin_upload(&key, len, crc)).await;
+    let writer = blocking(move || s.begin_put(&key, len, crc)).await;
     receive(stream, writer, len).await
 }
 

@@ -269,11 +269,11 @@ async fn request(
     let (op, key) = (req.op(), req.key().to_owned());
     let outcome: Result<(), StoreError> = match req {
         Request::Put { key, len } => {
-            let received = receive::put(store, stream, key, len).await?;
+            let received = receive::put(store, stream, key, len, None).await?;
             stored(stream, peer, op, received).await?
         }
         Request::Upload { key, len, crc } => {
-            let received = receive::upload(store, stream, key, len, crc).await?;
+            let received = receive::put(store, stream, key, len, Some(crc)).await?;
             stored(stream, peer, op, received).await?
         }
         Request::Resume { key, len, crc } => {

@@ -11,7 +11,7 @@ use super::Store;
 use crate::error::StoreError;
 use crate::layout::{self, ShardHeader, TempFile, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
 use crate::partial::{Claim, Identity, Partials, Received};
-use crate::protocol::{check_key, ShardStat, MAX_PAYLOAD};
+use crate::protocol::{check_key, check_len, ShardStat};
 
 /// A put in progress: a temp file, the running crc, the bytes still expected.
 #[derive(Debug)]
@@ -27,26 +27,23 @@ pub struct PutWriter {
 
 impl Store {
     /// Starts a put of `len` bytes: checks the key, the size, and that the
-    /// store keeps its reserve afterwards. Not resumable: its temp file goes
-    /// when its connection drops.
-    pub fn begin_put(self: &Arc<Self>, key: &str, len: u64) -> Result<PutWriter, StoreError> {
-        self.check_put(key, len)?;
-        self.new_writer(key, len, None)
-    }
-
-    /// Starts a resumable upload of `len` bytes with crc32c `crc`, dropping
-    /// whatever was kept for `key`.
-    pub fn begin_upload(
+    /// store keeps its reserve afterwards. With the payload's `crc` it is a
+    /// resumable upload (dropping whatever was kept for `key`); without, its
+    /// temp file goes when its connection drops.
+    pub fn begin_put(
         self: &Arc<Self>,
         key: &str,
         len: u64,
-        crc: u32,
+        crc: Option<u32>,
     ) -> Result<PutWriter, StoreError> {
         self.check_put(key, len)?;
-        let id = Identity { len, crc };
-        let (ticket, dropped) = self.partials.start(key, id);
-        self.discard(dropped, "a new upload of the key replaced it");
-        self.new_writer(key, len, Some((id, ticket)))
+        let upload = crc.map(|crc| {
+            let id = Identity { len, crc };
+            let (ticket, dropped) = self.partials.start(key, id);
+            self.discard(dropped, "a new upload of the key replaced it");
+            (id, ticket)
+        });
+        self.new_writer(key, len, upload)
     }
 
     /// Continues the upload (`key`, `len`, `crc`) from what the store kept
@@ -81,13 +78,7 @@ impl Store {
 
     fn check_put(&self, key: &str, len: u64) -> Result<(), StoreError> {
         check_key(key)?;
-        if len > MAX_PAYLOAD {
-            return Err(StoreError::TooLarge {
-                key: key.to_owned(),
-                len,
-                max: MAX_PAYLOAD,
-            });
-        }
+        check_len(key, len)?;
         self.check_writable()
     }
 
@@ -360,7 +351,7 @@ mod tests {
 
         // The connection broke inside the third block: two blocks are kept,
         // and the whole put's space stays promised.
-        let mut w = store.begin_upload("k", len, crc).unwrap();
+        let mut w = store.begin_put("k", len, Some(crc)).unwrap();
         w.write(&data[..(2 * SHARD_BLOCK + 100) as usize]).unwrap();
         w.keep();
         assert_eq!(store.partials().kept(), (1, 2 * SHARD_BLOCK));
@@ -377,7 +368,7 @@ mod tests {
         assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
 
         // Kept until its time is up, then removed with its promise of space.
-        let mut w = store.begin_upload("old", len, crc).unwrap();
+        let mut w = store.begin_put("old", len, Some(crc)).unwrap();
         w.write(&data[..SHARD_BLOCK as usize + 5]).unwrap();
         w.keep();
         let now = Instant::now();
@@ -397,7 +388,7 @@ mod tests {
         let data = vec![3u8; 2 * SHARD_BLOCK as usize];
         let (len, crc) = (data.len() as u64, crc32c::crc32c(&data));
         let keep_one_block = |store: &Arc<Store>| {
-            let mut w = store.begin_upload("k", len, crc).unwrap();
+            let mut w = store.begin_put("k", len, Some(crc)).unwrap();
             w.write(&data[..SHARD_BLOCK as usize]).unwrap();
             w.keep();
         };
@@ -409,17 +400,17 @@ mod tests {
             assert_eq!(store.partials().kept(), (0, 0));
             keep_one_block(&store);
         }
-        let w = store.begin_upload("k", len, crc).unwrap();
+        let w = store.begin_put("k", len, Some(crc)).unwrap();
         assert_eq!(w.resumed(), 0);
         drop(w);
         assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
         assert_eq!(temps(&store), 0);
 
         // A plain put keeps nothing; nor does an upload with no whole block.
-        let mut w = store.begin_put("p", len).unwrap();
+        let mut w = store.begin_put("p", len, None).unwrap();
         w.write(&data).unwrap();
         w.keep();
-        let mut w = store.begin_upload("q", len, crc).unwrap();
+        let mut w = store.begin_put("q", len, Some(crc)).unwrap();
         w.write(&data[..100]).unwrap();
         w.keep();
         assert_eq!((store.partials().kept(), pending(&store)), ((0, 0), 0));
