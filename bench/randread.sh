@@ -19,7 +19,7 @@
 #      GANESHA_NFS_PORT (20490), GANESHA_MNT_PORT (20048), BENCH_GANESHA_DIR (bench/ganesha),
 #      CARGO_TARGET_DIR (<repo>/target), NO_BUILD=1, KEEP=1, RUST_LOG (default "info").
 # Processes: the stores and the gateway are started here and stopped by PID on exit (also on
-# Ctrl-C); ganesha as in bench/nfs.sh (started by setup.sh and stopped by teardown.sh, or used as
+# Ctrl-C); ganesha as in bench/nfs.sh (installed with apt-get if missing, started by setup.sh and stopped by teardown.sh, or used as
 # is and left running if one already answers on GANESHA_NFS_PORT). Everything on 127.0.0.1.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -62,8 +62,9 @@ if tcp_up "$G_NFS"; then
   log "a server already answers on 127.0.0.1:$G_NFS: using it as the ganesha baseline (left running)"
 else
   log "starting ganesha (BASE=$GANESHA_BASE) with $BENCH_GANESHA_DIR/setup.sh"
-  GANESHA_STARTED=1
-  INSTALL=0 BASE=$GANESHA_BASE NFS_PORT=$G_NFS MNT_PORT=$G_MNT \
+  GANESHA_STARTED=1   # teardown.sh only stops what setup.sh recorded
+  INSTALL_FLAG=0; command -v ganesha.nfsd >/dev/null || INSTALL_FLAG=1   # apt-get installs it
+  INSTALL=$INSTALL_FLAG BASE=$GANESHA_BASE NFS_PORT=$G_NFS MNT_PORT=$G_MNT \
     "$BENCH_GANESHA_DIR/setup.sh" >&2 || die "ganesha setup failed"
 fi
 G_EXPORT_DIR=$GANESHA_BASE/export
