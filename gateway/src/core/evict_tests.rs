@@ -116,8 +116,17 @@ async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
     assert_eq!(attached, n);
 }
 
-#[tokio::test]
-async fn evicted_slots_read_and_rewrite_through_their_blocks() {
+/// A file "big" of `size` bytes (`i % 253` at `i`) written and drained
+/// into `mem`, on a fresh core over it.
+async fn big_drained(
+    size: usize,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<MemBlocks>,
+    Fs,
+    Inode,
+    Vec<u8>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mem = std::sync::Arc::new(MemBlocks::default());
     let fs = Fs::open(
@@ -128,7 +137,6 @@ async fn evicted_slots_read_and_rewrite_through_their_blocks() {
     .unwrap()
     .with_blocks(mem.clone());
     let f = file(&fs, InodeId::ROOT, "big").await;
-    let size = cairn_metadata::SLOT_SIZE as usize + 1_000_000;
     let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
     for (i, part) in data.chunks(MAX_IO as usize).enumerate() {
         let off = (i * MAX_IO as usize) as u64;
@@ -137,6 +145,13 @@ async fn evicted_slots_read_and_rewrite_through_their_blocks() {
             .unwrap();
     }
     drain_into(&fs, &mem, f.id).await;
+    (dir, mem, fs, f, data)
+}
+
+#[tokio::test]
+async fn evicted_slots_read_and_rewrite_through_their_blocks() {
+    let size = cairn_metadata::SLOT_SIZE as usize + 1_000_000;
+    let (_dir, _mem, fs, f, data) = big_drained(size).await;
     assert_eq!(fs.metadata().read(|v| v.backlog()).unwrap().slots, 0);
     let evicted = fs.evict(None).await.unwrap();
     assert_eq!(evicted.slots, 2);
@@ -218,26 +233,9 @@ async fn eviction_takes_the_least_recently_used_slots_first() {
 
 #[tokio::test]
 async fn a_small_read_of_an_evicted_slot_asks_only_for_its_range() {
-    let dir = tempfile::tempdir().unwrap();
-    let mem = std::sync::Arc::new(MemBlocks::default());
-    let fs = Fs::open(
-        &dir.path().join("meta.db"),
-        &dir.path().join("cache"),
-        1 << 30,
-    )
-    .unwrap()
-    .with_blocks(mem.clone());
-    let f = file(&fs, InodeId::ROOT, "big").await;
     let slot = cairn_metadata::SLOT_SIZE;
     let size = slot as usize + 100_000;
-    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    for (i, part) in data.chunks(MAX_IO as usize).enumerate() {
-        let off = (i * MAX_IO as usize) as u64;
-        fs.write(&root(), f.id, off, part.to_vec(), Stability::Unstable)
-            .await
-            .unwrap();
-    }
-    drain_into(&fs, &mem, f.id).await;
+    let (_dir, mem, fs, f, data) = big_drained(size).await;
     fs.evict(None).await.unwrap();
     for (off, n) in [
         (8192u64, 4096usize),
