@@ -139,12 +139,10 @@ impl Fs {
             let to = end.min(slot_start + SLOT_SIZE);
             let dst = &mut out[start + (from - offset) as usize..start + (to - offset) as usize];
             dst.fill(0);
-            let bytes = self.slot_bytes(&slot).await?;
-            let (a, b) = ((from - slot_start) as usize, (to - slot_start) as usize);
-            let have = bytes.len().min(b);
-            if a < have {
-                dst[..have - a].copy_from_slice(&bytes[a..have]);
-            }
+            let a = from - slot_start;
+            let bytes = self.slot_range(&slot, a, to - from).await?;
+            let have = bytes.len().min(dst.len());
+            dst[..have].copy_from_slice(&bytes[..have]);
         }
         Ok(out)
     }
@@ -152,6 +150,33 @@ impl Fs {
     /// The current bytes of an evicted slot, from its block (at most
     /// `valid_len` of them; the rest of the slot reads as zeros).
     pub(crate) async fn slot_bytes(&self, slot: &Slot) -> Result<Vec<u8>, FsError> {
+        let Some((loc, source)) = self.slot_block(slot)? else {
+            return Ok(Vec::new());
+        };
+        let mut bytes = source.fetch(&loc).await?;
+        bytes.truncate(slot.valid_len as usize);
+        Ok(bytes)
+    }
+
+    /// Bytes `from..from + len` of an evicted slot's current bytes (cut
+    /// short at `valid_len`), fetching only what covers them.
+    async fn slot_range(&self, slot: &Slot, from: u64, len: u64) -> Result<Vec<u8>, FsError> {
+        let Some((loc, source)) = self.slot_block(slot)? else {
+            return Ok(Vec::new());
+        };
+        let len = len.min(slot.valid_len.saturating_sub(from));
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        source.fetch_range(&loc, from, len).await
+    }
+
+    /// Where an evicted slot's block is (`None` for a slot with no block),
+    /// and what reads it.
+    fn slot_block(
+        &self,
+        slot: &Slot,
+    ) -> Result<Option<(cairn_metadata::BlockLocation, &dyn super::BlockSource)>, FsError> {
         if slot.lost {
             return Err(FsError::DataLost {
                 inode: slot.inode,
@@ -159,16 +184,14 @@ impl Fs {
             });
         }
         let Some(block) = slot.block else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let source = self.blocks.as_ref().ok_or(FsError::NoStores)?;
         let loc = self
             .meta
             .read(|v| v.block_location(block))?
             .ok_or(FsError::BlockLost(block))?;
-        let mut bytes = source.fetch(&loc).await?;
-        bytes.truncate(slot.valid_len as usize);
-        Ok(bytes)
+        Ok(Some((loc, source.as_ref())))
     }
 
     /// Writes `data` at `offset`. Returns the new attributes and how stable

@@ -10,8 +10,12 @@ use super::tests::{file, root};
 use super::*;
 
 /// Blocks kept in memory, keyed by chunk and offset: the stores' stand-in.
+/// Counts whole-block fetches and records the ranges asked for.
 #[derive(Default)]
-struct MemBlocks(std::sync::Mutex<HashMap<(u64, u64), Vec<u8>>>);
+struct MemBlocks(
+    std::sync::Mutex<HashMap<(u64, u64), Vec<u8>>>,
+    std::sync::Mutex<(usize, Vec<(u64, u64)>)>,
+);
 
 impl BlockSource for MemBlocks {
     fn fetch<'a>(
@@ -20,6 +24,7 @@ impl BlockSource for MemBlocks {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>
     {
         Box::pin(async move {
+            self.1.lock().unwrap().0 += 1;
             let blocks = self.0.lock().unwrap();
             blocks
                 .get(&(loc.chunk.0, loc.offset))
@@ -28,6 +33,27 @@ impl BlockSource for MemBlocks {
                     chunk: Some(loc.chunk),
                     why: "not in memory".into(),
                 })
+        })
+    }
+
+    fn fetch_range<'a>(
+        &'a self,
+        loc: &'a cairn_metadata::BlockLocation,
+        from: u64,
+        len: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.1.lock().unwrap().1.push((from, len));
+            let blocks = self.0.lock().unwrap();
+            let block = blocks
+                .get(&(loc.chunk.0, loc.offset))
+                .ok_or(FsError::Unavailable {
+                    chunk: Some(loc.chunk),
+                    why: "not in memory".into(),
+                })?;
+            let from = (from as usize).min(block.len());
+            Ok(block[from..(from + len as usize).min(block.len())].to_vec())
         })
     }
 }
@@ -90,8 +116,17 @@ async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
     assert_eq!(attached, n);
 }
 
-#[tokio::test]
-async fn evicted_slots_read_and_rewrite_through_their_blocks() {
+/// A file "big" of `size` bytes (`i % 253` at `i`) written and drained
+/// into `mem`, on a fresh core over it.
+async fn big_drained(
+    size: usize,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<MemBlocks>,
+    Fs,
+    Inode,
+    Vec<u8>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mem = std::sync::Arc::new(MemBlocks::default());
     let fs = Fs::open(
@@ -102,7 +137,6 @@ async fn evicted_slots_read_and_rewrite_through_their_blocks() {
     .unwrap()
     .with_blocks(mem.clone());
     let f = file(&fs, InodeId::ROOT, "big").await;
-    let size = cairn_metadata::SLOT_SIZE as usize + 1_000_000;
     let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
     for (i, part) in data.chunks(MAX_IO as usize).enumerate() {
         let off = (i * MAX_IO as usize) as u64;
@@ -111,6 +145,13 @@ async fn evicted_slots_read_and_rewrite_through_their_blocks() {
             .unwrap();
     }
     drain_into(&fs, &mem, f.id).await;
+    (dir, mem, fs, f, data)
+}
+
+#[tokio::test]
+async fn evicted_slots_read_and_rewrite_through_their_blocks() {
+    let size = cairn_metadata::SLOT_SIZE as usize + 1_000_000;
+    let (_dir, _mem, fs, f, data) = big_drained(size).await;
     assert_eq!(fs.metadata().read(|v| v.backlog()).unwrap().slots, 0);
     let evicted = fs.evict(None).await.unwrap();
     assert_eq!(evicted.slots, 2);
@@ -188,4 +229,35 @@ async fn eviction_takes_the_least_recently_used_slots_first() {
         "a recently used slot was evicted"
     );
     assert!(!cached(ids[2]), "the least recently used slot stayed");
+}
+
+#[tokio::test]
+async fn a_small_read_of_an_evicted_slot_asks_only_for_its_range() {
+    let slot = cairn_metadata::SLOT_SIZE;
+    let size = slot as usize + 100_000;
+    let (_dir, mem, fs, f, data) = big_drained(size).await;
+    fs.evict(None).await.unwrap();
+    for (off, n) in [
+        (8192u64, 4096usize),
+        (slot - 2048, 4096),
+        (size as u64 - 100, 4096),
+    ] {
+        let (got, _, _) = fs.read(&root(), f.id, off, n as u32).await.unwrap();
+        assert_eq!(
+            got,
+            &data[off as usize..(off as usize + n).min(size)],
+            "at {off}"
+        );
+    }
+    let (wholes, ranges) = mem.1.lock().unwrap().clone();
+    assert_eq!(wholes, 0, "no whole block fetched for a small read");
+    assert_eq!(
+        ranges,
+        [
+            (8192, 4096),
+            (slot - 2048, 2048),
+            (0, 2048),
+            (100_000 - 100, 100)
+        ]
+    );
 }

@@ -165,6 +165,24 @@ pub trait BlockSource: Send + Sync {
         loc: &'a BlockLocation,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>;
 
+    /// Plain bytes `from..from + len` of a block (clamped to its end).
+    /// Sources that can fetch part of a block override this to move only
+    /// what covers the range.
+    fn fetch_range<'a>(
+        &'a self,
+        loc: &'a BlockLocation,
+        from: u64,
+        len: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut bytes = self.fetch(loc).await?;
+            let from = from.min(bytes.len() as u64) as usize;
+            bytes.truncate(from + (len as usize).min(bytes.len() - from));
+            bytes.drain(..from);
+            Ok(bytes)
+        })
+    }
+
     /// Raw bytes the stores can hold in all and still take (their
     /// reserves left out), as last probed; `None` when unknown.
     fn capacity(&self) -> Option<(u64, u64)> {

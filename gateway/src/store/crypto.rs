@@ -1,12 +1,15 @@
-//! Encryption of blocks before they leave the gateway.
+//! Encryption of what leaves the gateway: AES-256-GCM under a key derived
+//! from the cluster secret with HKDF-SHA256 (salt and info name cairn and
+//! the purpose), so neither a chunk store's disk nor the wire shows file
+//! content.
 //!
-//! The block key is derived from the cluster secret with HKDF-SHA256 (salt
-//! and info name cairn and the purpose), so neither a chunk store's disk nor
-//! the wire shows file content. Each block is sealed with AES-256-GCM under
-//! a fresh random 96-bit nonce; the stored form is `nonce (12) ‖ ciphertext
-//! ‖ tag (16)`. Random nonces stay safe far past any block count a gateway
-//! writes (the collision bound is 2^32 blocks per key), and unlike counters
-//! they cannot repeat after a metadata restore.
+//! [`BlockKey::seal`] makes format v1, one AEAD over a whole object:
+//! `nonce (12) ‖ ciphertext ‖ tag (16)` under a fresh random 96-bit nonce.
+//! Metadata backups use it, and blocks drained before format v2 are in it
+//! (v1 blocks bind [`block_aad`]). Blocks are now sealed as frames
+//! (`frames.rs`, format v2), each frame a v1-shaped unit made with
+//! [`BlockKey::seal_append`]. Random nonces, unlike counters, cannot repeat
+//! after a metadata restore; `frames.rs` gives the collision bound.
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hkdf::{Salt, HKDF_SHA256};
@@ -23,6 +26,8 @@ pub enum CryptoError {
         "a block failed authentication: it was corrupted, or sealed under another cluster's key"
     )]
     Forged,
+    #[error("a block is recorded as {stored} stored bytes for {plain} plain bytes, which no block format gives")]
+    Layout { stored: u64, plain: u64 },
 }
 
 /// Authenticated data bound to a sealed block: its chunk and offset, so a
@@ -79,40 +84,83 @@ impl BlockKey {
         }
     }
 
-    /// Seals `plain`; `aad` binds the block to its context (not secret).
-    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    /// A fresh random 96-bit nonce.
+    pub fn random_nonce(&self) -> Result<[u8; NONCE_LEN], CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        Ok(nonce)
+    }
+
+    /// Seals `plain` (format v1) under a fresh random nonce; `aad` binds it
+    /// to its context (not secret).
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let nonce = self.random_nonce()?;
         let mut out = Vec::with_capacity(plain.len() + OVERHEAD);
+        self.seal_append(nonce, plain, aad, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `nonce ‖ ciphertext ‖ tag` of `plain` to `out`. The caller
+    /// promises `nonce` is never used twice under this key.
+    pub fn seal_append(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        plain: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         out.extend_from_slice(&nonce);
+        let body = out.len();
         out.extend_from_slice(plain);
         let tag = self
             .key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
-                &mut out[NONCE_LEN..],
+                &mut out[body..],
             )
             .map_err(|_| CryptoError::Random)?;
         out.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Opens a sealed object (format v1, or one frame), failing on any
+    /// change to it or its `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::with_capacity(sealed.len().saturating_sub(OVERHEAD));
+        self.open_append(sealed, aad, &mut out)?;
         Ok(out)
     }
 
-    /// Opens a sealed block, failing on any change to it or its `aad`.
-    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    /// Opens `sealed` as [`BlockKey::open`] does and appends the plain bytes
+    /// to `out`; on failure `out` is as it was.
+    pub fn open_append(
+        &self,
+        sealed: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         if sealed.len() < OVERHEAD {
             return Err(CryptoError::Forged);
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Forged)?;
-        let mut buf = body.to_vec();
-        let plain_len = self
+        let start = out.len();
+        out.extend_from_slice(body);
+        match self
             .key
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .map_err(|_| CryptoError::Forged)?
-            .len();
-        buf.truncate(plain_len);
-        Ok(buf)
+            .open_in_place(nonce, Aad::from(aad), &mut out[start..])
+        {
+            Ok(plain) => {
+                let len = plain.len();
+                out.truncate(start + len);
+                Ok(())
+            }
+            Err(_) => {
+                out.truncate(start);
+                Err(CryptoError::Forged)
+            }
+        }
     }
 }
 

@@ -20,12 +20,17 @@ pub mod conformance;
 pub mod crypto;
 pub mod ec;
 pub mod faulty;
+pub mod frames;
+mod hedge;
 pub mod keys;
+mod load;
 pub mod memory;
 pub mod noise;
 pub mod placement;
 pub mod pool;
 mod read;
+#[cfg(test)]
+mod read_tests;
 #[cfg(test)]
 mod tests;
 

@@ -18,6 +18,7 @@ use cairn_metadata::{StoreId, StoreState};
 use tracing::{info, warn};
 
 use super::crypto::BlockKey;
+use super::load::Loads;
 use super::noise::NoiseStore;
 use super::placement::StoreView;
 use super::{unreachable, ChunkStore, ListEntry, ShardStat, StoreError};
@@ -106,6 +107,10 @@ pub struct Stores {
     read_stall: Duration,
     /// A block read fails after this long.
     pub(super) read_timeout: Duration,
+    /// Gets in flight and latency per store, for replica choice and hedging.
+    pub(super) loads: Loads,
+    /// A fixed hedge delay (`None`: derived from each store's latency).
+    pub(super) hedge: Option<Duration>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -131,6 +136,8 @@ impl Stores {
             bandwidth,
             read_stall: READ_STALL,
             read_timeout: READ_TIMEOUT,
+            loads: Loads::default(),
+            hedge: None,
         }
     }
 

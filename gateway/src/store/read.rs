@@ -1,8 +1,10 @@
-//! Reading drained blocks back for the core ([`BlockSource`]): a replica
-//! from the first store whose copy verifies (online stores first), or the
-//! data shards of an erasure-coded chunk, a piece whose shard cannot be read
-//! rebuilt from the same range of `k` others; decrypted, verified, and kept
-//! in a small cache of hot blocks.
+//! Reading drained blocks back for the core ([`BlockSource`]): whole
+//! blocks, kept in a small cache of hot ones, or any plain range of one,
+//! for which only the frames that cover it leave the stores (format v2, see
+//! `frames.rs`; a v1 block is read whole). Replicas are read hedged and
+//! spread by load (`hedge.rs`); an erasure-coded chunk from the data shards
+//! that hold the range, a piece whose shard cannot be read rebuilt from the
+//! same range of `k` others. Every byte is verified before it is returned.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,8 +13,10 @@ use std::sync::Arc;
 use cairn_metadata::{BlockLocation, ChunkLayout, StoreId};
 use tracing::{debug, warn};
 
-use super::crypto::block_aad;
+use super::crypto::CryptoError;
 use super::ec;
+use super::frames::{self, Format, Span};
+use super::hedge::all;
 use super::keys::ObjectKey;
 use super::placement::StoreView;
 use super::pool::Stores;
@@ -43,45 +47,124 @@ impl BlockSource for Stores {
         &'a self,
         loc: &'a BlockLocation,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>> {
+        Box::pin(async move { Ok(self.whole(loc).await?.as_ref().clone()) })
+    }
+
+    fn fetch_range<'a>(
+        &'a self,
+        loc: &'a BlockLocation,
+        from: u64,
+        len: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(hit) = self.hot().get(&loc.block) {
-                return Ok(hit.as_ref().clone());
+            let span = frames::span(loc.plain_len, from, len);
+            let hit = self.hot().get(&loc.block).cloned();
+            let framed = frames::format(loc.stored_len, loc.plain_len)
+                .map_err(|e| unreadable(loc, "metadata", &e))?
+                == Format::Framed;
+            if hit.is_some() || !framed || span.count == frames::count(loc.plain_len) {
+                let plain = match hit {
+                    Some(p) => p,
+                    None => self.whole(loc).await?,
+                };
+                let a = from.min(plain.len() as u64) as usize;
+                let b = from.saturating_add(len).min(plain.len() as u64) as usize;
+                return Ok(plain[a..b].to_vec());
             }
-            let plain = tokio::time::timeout(self.read_timeout, self.fetch_remote(loc))
-                .await
-                .unwrap_or_else(|_| {
-                    warn!(chunk = %loc.chunk, timeout = ?self.read_timeout, "no copy of a block could be read within [read] timeout");
-                    Err(FsError::Unavailable {
-                        chunk: Some(loc.chunk),
-                        why: format!("no copy answered within [read] timeout ({:?})", self.read_timeout),
-                    })
-                })?;
-            let plain = Arc::new(plain);
-            self.hot().put(loc.block, plain.clone());
-            Ok(plain.as_ref().clone())
+            if span.count == 0 {
+                return Ok(Vec::new());
+            }
+            let mut plain = self.timed(loc, self.fetch_frames(loc, span)).await?;
+            plain.truncate((span.skip + span.take) as usize);
+            plain.drain(..span.skip as usize);
+            Ok(plain)
         })
     }
 }
 
+/// A block read that fetched bytes which do not open.
+fn unreadable(loc: &BlockLocation, from: &str, e: &CryptoError) -> FsError {
+    warn!(chunk = %loc.chunk, from = %from, cause = %e, "a block failed verification");
+    FsError::Unavailable {
+        chunk: Some(loc.chunk),
+        why: format!("{from}: {e}"),
+    }
+}
+
 impl Stores {
-    /// A block's plain bytes from the stores: a replica, or the data shards
-    /// (rebuilt from parity where one cannot be read).
+    /// A whole block's plain bytes, from the hot cache or the stores.
+    async fn whole(&self, loc: &BlockLocation) -> Result<Arc<Vec<u8>>, FsError> {
+        if let Some(hit) = self.hot().get(&loc.block) {
+            return Ok(hit.clone());
+        }
+        let plain = Arc::new(self.timed(loc, self.fetch_remote(loc)).await?);
+        self.hot().put(loc.block, plain.clone());
+        Ok(plain)
+    }
+
+    /// `read` unless it takes longer than `[read] timeout`.
+    async fn timed(
+        &self,
+        loc: &BlockLocation,
+        read: impl Future<Output = Result<Vec<u8>, FsError>>,
+    ) -> Result<Vec<u8>, FsError> {
+        tokio::time::timeout(self.read_timeout, read)
+            .await
+            .unwrap_or_else(|_| {
+                warn!(chunk = %loc.chunk, timeout = ?self.read_timeout, "no copy of a block could be read within [read] timeout");
+                Err(FsError::Unavailable {
+                    chunk: Some(loc.chunk),
+                    why: format!("no copy answered within [read] timeout ({:?})", self.read_timeout),
+                })
+            })
+    }
+
+    /// A whole block's plain bytes from the stores.
     async fn fetch_remote(&self, loc: &BlockLocation) -> Result<Vec<u8>, FsError> {
+        let format = frames::format(loc.stored_len, loc.plain_len)
+            .map_err(|e| unreadable(loc, "metadata", &e))?;
+        if format == Format::Framed {
+            return self
+                .fetch_frames(loc, frames::span(loc.plain_len, 0, loc.plain_len))
+                .await;
+        }
+        let open = |sealed: &[u8]| {
+            frames::open_block(&self.key, sealed, loc.chunk, loc.offset, loc.plain_len)
+        };
         match loc.layout {
-            ChunkLayout::Replicas => self.read_replica(loc).await,
+            ChunkLayout::Replicas => {
+                let order = self.replica_order(loc, loc.stored_len);
+                self.hedged(loc, order, loc.offset, loc.stored_len, open)
+                    .await
+            }
             ChunkLayout::Ec { k, m, shard_len } => {
+                let code = (k as usize, m as usize, shard_len);
                 let (sealed, from) = self
-                    .read_shards(loc, k as usize, m as usize, shard_len)
+                    .read_shards(loc, code, loc.offset, loc.stored_len)
                     .await?;
-                self.key
-                    .open(&sealed, &block_aad(loc.chunk, loc.offset))
-                    .map_err(|e| {
-                        warn!(chunk = %loc.chunk, from = %from, cause = %e, "a block failed verification");
-                        FsError::Unavailable {
-                            chunk: Some(loc.chunk),
-                            why: format!("{from}: {e}"),
-                        }
-                    })
+                open(&sealed).map_err(|e| unreadable(loc, &from, &e))
+            }
+        }
+    }
+
+    /// The plain bytes of frames `span` of a v2 block (from its first frame).
+    async fn fetch_frames(&self, loc: &BlockLocation, span: Span) -> Result<Vec<u8>, FsError> {
+        match loc.layout {
+            ChunkLayout::Replicas => self.replica_frames(loc, span).await,
+            ChunkLayout::Ec { k, m, shard_len } => {
+                let code = (k as usize, m as usize, shard_len);
+                let start = loc.offset + span.start;
+                let (sealed, from) = self.read_shards(loc, code, start, span.len).await?;
+                frames::open(
+                    &self.key,
+                    &sealed,
+                    loc.chunk,
+                    loc.offset,
+                    loc.plain_len,
+                    span.first,
+                    span.count,
+                )
+                .map_err(|e| unreadable(loc, &from, &e))
             }
         }
     }
@@ -107,82 +190,27 @@ impl Stores {
         order
     }
 
-    /// A block's bytes from the first replica whose copy verifies.
-    async fn read_replica(&self, loc: &BlockLocation) -> Result<Vec<u8>, FsError> {
-        let key = ObjectKey::Chunk(loc.chunk).to_string();
-        let aad = block_aad(loc.chunk, loc.offset);
-        let mut why = String::from("no replica is recorded");
-        for (_, store) in self.online_first(&loc.placements) {
-            match self.get(store, &key, loc.offset, loc.stored_len).await {
-                // A replica whose block does not verify is skipped for the next.
-                Ok(sealed) => match self.key.open(&sealed, &aad) {
-                    Ok(plain) => return Ok(plain),
-                    Err(e) => {
-                        warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica failed verification");
-                        why = format!("{}: {e}", self.name(store));
-                    }
-                },
-                Err(e) => {
-                    warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica could not be read; trying the next");
-                    why = format!("{}: {e}", self.name(store));
-                }
-            }
-        }
-        Err(FsError::Unavailable {
-            chunk: Some(loc.chunk),
-            why,
-        })
-    }
-
-    /// A block's sealed bytes from the data shards that hold them; a piece
+    /// Sealed bytes `start..start + len` of an erasure-coded chunk body,
+    /// from the data shards that hold them, all pieces at once; a piece
     /// whose shard cannot be read is rebuilt from the same range of `k`
-    /// other shards.
+    /// other shards. Also says where the bytes came from, for errors.
     async fn read_shards(
         &self,
         loc: &BlockLocation,
-        k: usize,
-        m: usize,
-        shard_len: u64,
+        (k, m, shard_len): (usize, usize, u64),
+        start: u64,
+        len: u64,
     ) -> Result<(Vec<u8>, String), FsError> {
-        let mut sealed = Vec::with_capacity(loc.stored_len as usize);
+        let reads: Vec<_> = ec::pieces(start, len, shard_len)
+            .into_iter()
+            .map(|piece| Box::pin(self.read_piece(loc, k, m, piece)))
+            .collect();
+        let mut sealed = Vec::with_capacity(len as usize);
         let mut rebuilt = 0;
-        for piece in ec::pieces(loc.offset, loc.stored_len, shard_len) {
-            let holder = loc
-                .placements
-                .iter()
-                .find(|(s, _)| *s as usize == piece.shard)
-                .map(|&(_, store)| store);
-            let direct = match holder {
-                Some(store) if self.is_online(store) => self
-                    .get(
-                        store,
-                        &ObjectKey::Shard {
-                            chunk: loc.chunk,
-                            shard: piece.shard as u32,
-                        }
-                        .to_string(),
-                        piece.start,
-                        piece.end - piece.start,
-                    )
-                    .await
-                    .map_err(|e| format!("{}: {e}", self.name(store))),
-                Some(store) => Err(format!("{} is offline", self.name(store))),
-                None => Err("no store holds it".to_owned()),
-            };
-            match direct {
-                Ok(bytes) => sealed.extend_from_slice(&bytes),
-                Err(why) => {
-                    let bytes = self.rebuild_piece(loc, k, m, piece).await.map_err(|e| {
-                        FsError::Unavailable {
-                            chunk: Some(loc.chunk),
-                            why: format!("shard {} ({why}) cannot be rebuilt: {e}", piece.shard),
-                        }
-                    })?;
-                    debug!(chunk = %loc.chunk, shard = piece.shard, why = %why, "read around a missing shard");
-                    sealed.extend_from_slice(&bytes);
-                    rebuilt += 1;
-                }
-            }
+        for piece in all(reads).await {
+            let (bytes, was_rebuilt) = piece?;
+            sealed.extend_from_slice(&bytes);
+            rebuilt += usize::from(was_rebuilt);
         }
         let from = if rebuilt > 0 {
             format!("ec {k}+{m}, {rebuilt} piece(s) rebuilt")
@@ -190,6 +218,51 @@ impl Stores {
             format!("ec {k}+{m}")
         };
         Ok((sealed, from))
+    }
+
+    /// One piece of a data shard, read or rebuilt (then `true`).
+    async fn read_piece(
+        &self,
+        loc: &BlockLocation,
+        k: usize,
+        m: usize,
+        piece: ec::Piece,
+    ) -> Result<(Vec<u8>, bool), FsError> {
+        let holder = loc
+            .placements
+            .iter()
+            .find(|(s, _)| *s as usize == piece.shard)
+            .map(|&(_, store)| store);
+        let direct = match holder {
+            Some(store) if self.is_online(store) => self
+                .get(
+                    store,
+                    &ObjectKey::Shard {
+                        chunk: loc.chunk,
+                        shard: piece.shard as u32,
+                    }
+                    .to_string(),
+                    piece.start,
+                    piece.end - piece.start,
+                )
+                .await
+                .map_err(|e| format!("{}: {e}", self.name(store))),
+            Some(store) => Err(format!("{} is offline", self.name(store))),
+            None => Err("no store holds it".to_owned()),
+        };
+        match direct {
+            Ok(bytes) => Ok((bytes, false)),
+            Err(why) => {
+                let bytes = self.rebuild_piece(loc, k, m, piece).await.map_err(|e| {
+                    FsError::Unavailable {
+                        chunk: Some(loc.chunk),
+                        why: format!("shard {} ({why}) cannot be rebuilt: {e}", piece.shard),
+                    }
+                })?;
+                debug!(chunk = %loc.chunk, shard = piece.shard, why = %why, "read around a missing shard");
+                Ok((bytes, true))
+            }
+        }
     }
 
     /// Bytes `piece.start..piece.end` of shard `piece.shard`, rebuilt from

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::class::{ClassSpec, Layout};
 use crate::core::{Fs, FsError};
 use crate::error::Error;
-use crate::store::crypto::block_aad;
+use crate::store::frames;
 use crate::store::placement::{place, PlacementHealth};
 use crate::store::{ObjectKey, Stores};
 
@@ -39,23 +39,20 @@ impl Upload {
         } = self;
         let estimate: u64 = items
             .iter()
-            .map(|(_, b)| (b.len() + crate::store::crypto::OVERHEAD) as u64)
+            .map(|(_, b)| frames::sealed_len(b.len() as u64))
             .sum();
         let chunk = fs.new_chunk(class, estimate).await?;
         let mut body = Vec::with_capacity(estimate as usize);
         let mut blocks = Vec::with_capacity(items.len());
         for (slot, plain) in &items {
             let offset = body.len() as u64;
-            let sealed = stores
-                .key()
-                .seal(plain, &block_aad(chunk, offset))
-                .map_err(|e| {
-                    FsError::Invalid(if matches!(e, crate::store::crypto::CryptoError::Random) {
-                        "random"
-                    } else {
-                        "seal"
-                    })
-                })?;
+            let sealed = frames::seal(stores.key(), plain, chunk, offset).map_err(|e| {
+                FsError::Invalid(if matches!(e, crate::store::crypto::CryptoError::Random) {
+                    "random"
+                } else {
+                    "seal"
+                })
+            })?;
             blocks.push(NewBlock {
                 inode: slot.inode,
                 index: slot.index,
