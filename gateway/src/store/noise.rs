@@ -21,6 +21,8 @@ pub struct NoiseStore {
     address: String,
     secret: Secret,
     pool: Mutex<Vec<StoreClient>>,
+    /// The probe's own connection, never queued behind a transfer.
+    probe: tokio::sync::Mutex<Option<StoreClient>>,
 }
 
 impl std::fmt::Debug for NoiseStore {
@@ -35,6 +37,7 @@ impl NoiseStore {
             address: address.to_owned(),
             secret,
             pool: Mutex::new(Vec::new()),
+            probe: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -148,6 +151,19 @@ impl ChunkStore for NoiseStore {
             let r = c.capacity().await;
             (c, r)
         }))
+    }
+
+    fn probe(&self) -> StoreFuture<'_, Capacity> {
+        Box::pin(async move {
+            let mut conn = self.probe.lock().await;
+            let mut client = match conn.take() {
+                Some(c) if c.is_connected() => c,
+                _ => StoreClient::connect(&self.address, &self.secret).await?,
+            };
+            let r = client.capacity().await;
+            *conn = Some(client).filter(StoreClient::is_connected);
+            r
+        })
     }
 
     fn reset(&self) {
