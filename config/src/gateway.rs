@@ -78,7 +78,8 @@ pub struct DrainConfig {
     pub chunk_size: ByteSize,
     /// Uploads to one store at a time.
     pub store_concurrency: usize,
-    /// Bytes per second sent to one store; "0" for no limit.
+    /// Bytes per second of new data (and metadata backups) sent to one
+    /// store; "0" for no limit.
     pub store_bandwidth: ByteSize,
     /// Bytes of chunks per second the archive transition re-lays (reads,
     /// encodes and writes again) at most; "0" for no limit.
@@ -107,6 +108,12 @@ pub struct RepairConfig {
     /// Bytes per second repair, scrub repairs and decommissioning write at
     /// most; "0" for no limit.
     pub bandwidth: ByteSize,
+    /// Bytes per second repairs and decommissioning send to any one store;
+    /// "0" for no limit (the drain's own is `[drain] store_bandwidth`).
+    pub store_bandwidth: ByteSize,
+    /// Bytes per second rebalancing moves send to any one store; "0" for no
+    /// limit.
+    pub rebalance_store_bandwidth: ByteSize,
     /// How often every store's listing is compared with the metadata (finds
     /// shards a scrub quarantined, and objects nothing references).
     pub audit_every: Duration,
@@ -120,6 +127,8 @@ impl Default for RepairConfig {
         Self {
             grace: Duration::secs(600),
             bandwidth: ByteSize::mib(32),
+            store_bandwidth: ByteSize(0),
+            rebalance_store_bandwidth: ByteSize(0),
             audit_every: Duration::secs(60),
             orphan_delay: Duration::secs(3600),
         }

@@ -159,6 +159,8 @@ mod tests {
             capacity: 1 << 40,
             used: 0,
             reserve: 0,
+            queued: 0,
+            rate: 0,
         }
     }
 

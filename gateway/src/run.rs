@@ -223,7 +223,12 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                     cfg.drain.store_concurrency,
                     cfg.drain.store_bandwidth.bytes(),
                 )
-                .with_read_limits(cfg.read.stall.get(), cfg.read.timeout.get()),
+                .with_read_limits(cfg.read.stall.get(), cfg.read.timeout.get())
+                .with_caps(crate::store::Caps {
+                    drain: cfg.drain.store_bandwidth.bytes(),
+                    repair: cfg.repair.store_bandwidth.bytes(),
+                    rebalance: cfg.repair.rebalance_store_bandwidth.bytes(),
+                }),
             );
             for s in &cfg.stores {
                 let id = fs.register_store(&s.name, &s.address).await?;

@@ -211,6 +211,22 @@ pub struct StoreRow {
     pub used: u64,
     pub free: u64,
     pub fill_percent: f64,
+    /// Round trip to it in ms (average of recent probes); none before one
+    /// answered.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// Measured upload and download rates in MB/s (10^6 bytes), from
+    /// transfers of 1 MiB or more; none before one.
+    #[serde(default)]
+    pub up_mb_s: Option<f64>,
+    #[serde(default)]
+    pub down_mb_s: Option<f64>,
+    /// Bytes waiting for or on their way to it.
+    #[serde(default)]
+    pub queued_bytes: u64,
+    /// Seconds since bytes last moved to or from it; none before any did.
+    #[serde(default)]
+    pub idle_seconds: Option<f64>,
 }
 
 /// How a store stands: how it answers when in service, else its life.

@@ -34,6 +34,8 @@ impl Admin {
                     0.0
                 };
                 let (reach, life) = stores.health(v.id, self.grace);
+                let link = stores.link(v.id);
+                let round = |x: f64| (x * 100.0).round() / 100.0;
                 let state = match (life, reach) {
                     (StoreState::Active, Reach::Online) => StoreStanding::Online,
                     (StoreState::Active, Reach::Suspect) => StoreStanding::Suspect,
@@ -53,6 +55,11 @@ impl Admin {
                     used: v.used,
                     free: v.capacity.saturating_sub(v.used),
                     fill_percent: (fill * 10.0).round() / 10.0,
+                    rtt_ms: link.rtt.map(|d| round(d.as_secs_f64() * 1e3)),
+                    up_mb_s: link.up.map(|r| round(r / 1e6)),
+                    down_mb_s: link.down.map(|r| round(r / 1e6)),
+                    queued_bytes: link.queued,
+                    idle_seconds: link.idle.map(|d| round(d.as_secs_f64())),
                 }
             })
             .collect()

@@ -31,6 +31,11 @@ pub(crate) fn example_status() -> Status {
             used: 250,
             free: 750,
             fill_percent: 25.0,
+            rtt_ms: Some(42.0),
+            up_mb_s: Some(1.2),
+            down_mb_s: None,
+            queued_bytes: 0,
+            idle_seconds: Some(0.5),
         }],
         classes: vec![ClassHealth {
             name: "default".into(),

@@ -259,6 +259,9 @@ mod tests {
         assert_eq!(v["stores"][0]["state"], "online");
         assert_eq!(v["stores"][0]["fill_percent"], 25.0);
         assert_eq!(v["stores"][0]["labels"], serde_json::json!(["hdd"]));
+        assert_eq!(v["stores"][0]["rtt_ms"], 42.0);
+        assert_eq!(v["stores"][0]["up_mb_s"], 1.2);
+        assert_eq!(v["stores"][0]["down_mb_s"], Value::Null);
         assert_eq!(v["repair"]["repaired_chunks"], 5);
         assert_eq!(v["repair"]["eta_seconds"], Value::Null);
         assert_eq!(v["repair"]["rebalance"]["moved_chunks"], 4);

@@ -20,13 +20,20 @@ pub(super) fn human(bytes: u64) -> String {
 }
 
 pub(super) fn print_stores(stores: &[StoreRow]) {
-    println!(
-        "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>6}",
-        "STORE", "STATE", "ZONE", "HOST", "LABELS", "USED", "FREE", "FILL"
+    print!("{}", store_table(stores));
+}
+
+/// The stores table: standing, fill, and each link's round trip and
+/// measured rates (`-` until measured).
+fn store_table(stores: &[StoreRow]) -> String {
+    let mut out = format!(
+        "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>6} {:>7} {:>13}\n",
+        "STORE", "STATE", "ZONE", "HOST", "LABELS", "USED", "FREE", "FILL", "RTT", "MB/S UP/DOWN"
     );
+    let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"));
     for s in stores {
-        println!(
-            "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}%",
+        out += &format!(
+            "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}% {:>7} {:>13}\n",
             s.name,
             match s.state {
                 StoreStanding::Online => s.state.name().to_owned(),
@@ -37,9 +44,13 @@ pub(super) fn print_stores(stores: &[StoreRow]) {
             s.labels.join(","),
             human(s.used),
             human(s.free),
-            s.fill_percent
+            s.fill_percent,
+            s.rtt_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}ms")),
+            format!("{}/{}", rate(s.up_mb_s), rate(s.down_mb_s)),
         );
     }
+    out
 }
 
 pub(super) fn print_chunks(chunks: &[ChunkRow]) {
@@ -181,4 +192,19 @@ jobs: {}",
             jobs.join(", ")
         );
     }
+}
+
+#[cfg(test)]
+#[test]
+fn the_stores_table_shows_each_links_round_trip_and_rates() {
+    let status = crate::admin::tests::example_status();
+    let table = store_table(&status.stores);
+    let mut lines = table.lines();
+    let head = lines.next().unwrap_or_default();
+    assert!(
+        head.contains("RTT") && head.contains("MB/S UP/DOWN"),
+        "{table}"
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(row.ends_with("42ms         1.2/-"), "{table}");
 }

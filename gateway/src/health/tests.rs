@@ -15,6 +15,8 @@ fn view(id: u64, host: &str) -> StoreView {
         capacity: 1 << 30,
         used: 0,
         reserve: 0,
+        queued: 0,
+        rate: 0,
     }
 }
 

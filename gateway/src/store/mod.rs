@@ -6,7 +6,7 @@
 //! [`conformance`] suite. Implementations: [`noise::NoiseStore`] (a
 //! `cairn chunkstore` daemon over Noise/TCP), [`memory::MemoryStore`] and
 //! [`faulty::Faulty`] (fault injection) for tests. [`pool::Stores`] pools
-//! them with health, pacing and placement views and reads blocks back;
+//! them with health, pacing ([`link`]: per-store link estimates) and placement views and reads blocks back;
 //! [`keys`] names every object, [`placement`], [`ec`] and [`crypto`] decide
 //! where bytes go and what they look like.
 
@@ -24,6 +24,7 @@ pub mod frames;
 mod hedge;
 pub mod keys;
 mod load;
+pub mod link;
 pub mod memory;
 pub mod noise;
 pub mod placement;
@@ -35,6 +36,7 @@ mod read_tests;
 mod tests;
 
 pub use keys::ObjectKey;
+pub use link::{Caps, Purpose};
 pub use pool::{Reach, Stores};
 
 /// What every [`ChunkStore`] operation returns.
@@ -77,6 +79,12 @@ pub trait ChunkStore: Send + Sync + std::fmt::Debug {
 
     /// The store's space, identity and labels.
     fn capacity(&self) -> StoreFuture<'_, Capacity>;
+
+    /// A liveness probe: the capacity, asked so that it waits behind no bulk
+    /// transfer (a backend with shared connections uses one of its own).
+    fn probe(&self) -> StoreFuture<'_, Capacity> {
+        self.capacity()
+    }
 
     /// Forgets any idle connections: the pool found the store not answering.
     fn reset(&self) {}

@@ -32,6 +32,8 @@ pub struct NoiseStore {
     pool: Mutex<Vec<StoreClient>>,
     /// Keys whose last put broke off mid-way, oldest first.
     interrupted: Mutex<VecDeque<String>>,
+    /// The probe's own connection, never queued behind a transfer.
+    probe: tokio::sync::Mutex<Option<StoreClient>>,
 }
 
 impl std::fmt::Debug for NoiseStore {
@@ -47,6 +49,7 @@ impl NoiseStore {
             secret,
             pool: Mutex::new(Vec::new()),
             interrupted: Mutex::new(VecDeque::new()),
+            probe: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -224,6 +227,19 @@ impl ChunkStore for NoiseStore {
             let r = c.capacity().await;
             (c, r)
         }))
+    }
+
+    fn probe(&self) -> StoreFuture<'_, Capacity> {
+        Box::pin(async move {
+            let mut conn = self.probe.lock().await;
+            let mut client = match conn.take() {
+                Some(c) if c.is_connected() => c,
+                _ => StoreClient::connect(&self.address, &self.secret).await?,
+            };
+            let r = client.capacity().await;
+            *conn = Some(client).filter(StoreClient::is_connected);
+            r
+        })
     }
 
     fn reset(&self) {

@@ -5,14 +5,23 @@
 //! its reserve whose labels satisfy that copy's rule; no store gets two copies;
 //! a strict class never puts two copies in one spread domain; a loose class
 //! spreads as wide as the stores allow and says when it had to share a domain.
-//! Among equally good choices the store with the lowest fill ratio wins (ties
-//! by id), so equal drives fill evenly. The result is deterministic.
+//! Among equally good choices the store whose link would finish the chunk
+//! soonest wins (bytes queued to it plus the chunk, over its measured upload
+//! rate, counted in chunk-times of the fastest link), so every link is kept
+//! busy; stores whose fill is more than [`FILL_BAND`] above the emptiest come
+//! after, by fill, so fills stay within bounds. Equal waits go to the lowest
+//! fill ratio (ties by id), so equal drives fill evenly. The result is
+//! deterministic.
 
 use std::cmp::Ordering;
 
 use cairn_metadata::StoreId;
 
 use crate::class::{ClassSpec, LabelRule, Layout, Spread};
+
+/// Stores whose fill ratio is within this of the emptiest eligible store
+/// share new chunks by link load; fuller ones wait until the others catch up.
+pub const FILL_BAND: f64 = 0.05;
 
 /// What placement needs to know about one chunk store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +38,10 @@ pub struct StoreView {
     pub used: u64,
     /// Bytes that must stay free.
     pub reserve: u64,
+    /// Bytes queued or in flight to it now.
+    pub queued: u64,
+    /// Its measured upload rate, bytes per second (0: not measured yet).
+    pub rate: u64,
 }
 
 /// Where one chunk's copies or shards go, and how well that meets its class.
@@ -77,6 +90,26 @@ impl StoreView {
         }
     }
 
+    /// `(used + size) / capacity`.
+    fn fill(&self, size: u64) -> f64 {
+        (self.used.saturating_add(size)) as f64 / self.capacity.max(1) as f64
+    }
+
+    /// How many chunk-times of a link at `best` bytes/s this store's link
+    /// needs to finish what is queued to it and `size` more (an unmeasured
+    /// link counts as fast as `best`; with nothing measured, bytes queued in
+    /// chunks of `size`).
+    fn wait(&self, size: u64, best: u64) -> u64 {
+        let size = size.max(1 << 20);
+        let rate = if self.rate == 0 { best } else { self.rate };
+        let ahead = u128::from(self.queued) + u128::from(size);
+        if rate == 0 || best == 0 {
+            return (ahead / u128::from(size)) as u64;
+        }
+        let chunk_times = ahead * u128::from(best) / (u128::from(rate) * u128::from(size));
+        chunk_times.min(u128::from(u64::MAX)) as u64
+    }
+
     /// Compares fill ratios `(used + size) / capacity`, exactly; ties by id.
     fn fuller_than(&self, other: &StoreView, size: u64) -> Ordering {
         let a = (u128::from(self.used) + u128::from(size)) * u128::from(other.capacity);
@@ -116,7 +149,16 @@ pub fn place(spec: &ClassSpec, stores: &[StoreView], size: u64, exclude: &[Store
         .iter()
         .filter(|s| s.online && s.has_room(size) && !exclude.contains(&s.id))
         .collect();
-    eligible.sort_by(|a, b| a.fuller_than(b, size));
+    let emptiest = eligible
+        .iter()
+        .map(|s| s.fill(size))
+        .fold(f64::INFINITY, f64::min);
+    let best = eligible.iter().map(|s| s.rate).max().unwrap_or(0);
+    let key = |s: &StoreView| {
+        let banded = s.fill(size) <= emptiest + FILL_BAND;
+        (!banded, if banded { s.wait(size, best) } else { 0 })
+    };
+    eligible.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.fuller_than(b, size)));
     eligible.dedup_by_key(|s| s.id);
 
     let mut domains: Vec<Domain<'_>> = eligible.iter().map(|s| s.domain(spec.spread)).collect();
@@ -165,7 +207,8 @@ pub fn place(spec: &ClassSpec, stores: &[StoreView], size: u64, exclude: &[Store
                         best.push((d, s)); // candidates are best first
                     }
                 }
-                // Least-loaded domains first; stable, so by fill within a load.
+                // Least-loaded domains first; stable, so by link wait and fill
+                // within a load.
                 best.sort_by_key(|&(d, _)| domain_load[d]);
                 best
             })

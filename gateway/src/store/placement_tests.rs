@@ -14,6 +14,8 @@ fn store(id: u64, zone: &str, host: &str, labels: &[&str], used: u64) -> StoreVi
         capacity: 1000,
         used,
         reserve: 0,
+        queued: 0,
+        rate: 0,
     }
 }
 
@@ -187,6 +189,8 @@ fn arb_stores() -> impl Strategy<Value = Vec<StoreView>> {
                         capacity,
                         used: capacity * used_pct / 100,
                         reserve,
+                        queued: 0,
+                        rate: 0,
                     },
                 )
                 .collect()
@@ -312,6 +316,8 @@ proptest! {
                     capacity: per_store * SIZE,
                     used: 0,
                     reserve: SIZE,
+                    queued: 0,
+                    rate: 0,
                 }
             })
             .collect();
@@ -327,4 +333,64 @@ proptest! {
         let min = fills.iter().cloned().fold(1.0, f64::min);
         prop_assert!(max - min <= 0.10, "fills {:?} for {}", fills, spec.describe());
     }
+}
+
+/// A store with `queued` bytes waiting on a link of `rate` bytes/s.
+fn loaded(id: u64, used: u64, queued: u64, rate: u64) -> StoreView {
+    StoreView {
+        queued,
+        rate,
+        ..store(id, "z", &format!("h{id}"), &["hdd"], used)
+    }
+}
+
+#[test]
+fn the_idle_link_gets_the_next_chunk() {
+    const MIB: u64 = 1 << 20;
+    let mut stores = [
+        loaded(1, 100, 64 * MIB, 0),
+        loaded(2, 100, 64 * MIB, 0),
+        loaded(3, 100, 0, 0),
+    ];
+    for s in &mut stores {
+        s.capacity = 1 << 40;
+    }
+    let two = place(&spec(2, "*", "host", true), &stores, 32 * MIB, &[]);
+    assert!(two.targets.contains(&Some(StoreId(3))), "{:?}", two.targets);
+    let one = place(&spec(1, "*", "host", true), &stores, 32 * MIB, &[]);
+    assert_eq!(one.targets, vec![Some(StoreId(3))]);
+    // Measured rates count: a link 100× faster with one chunk queued
+    // finishes sooner than a slow idle one.
+    stores[0] = loaded(1, 100, 32 * MIB, 100 * MIB);
+    stores[0].capacity = 1 << 40;
+    stores[2].rate = MIB;
+    let one = place(&spec(1, "*", "host", true), &stores, 32 * MIB, &[]);
+    assert_eq!(one.targets, vec![Some(StoreId(1))]);
+}
+
+#[test]
+fn equal_load_goes_by_fill_and_a_far_fuller_store_waits() {
+    // Equal load: the emptiest.
+    let stores = [
+        loaded(1, 300, 5, 10),
+        loaded(2, 100, 5, 10),
+        loaded(3, 200, 5, 10),
+    ];
+    let one = place(&spec(1, "*", "host", true), &stores, 1, &[]);
+    assert_eq!(one.targets, vec![Some(StoreId(2))]);
+    // Store 1 is idle but 50 points fuller than the others (more than
+    // FILL_BAND): the busy ones take the copies.
+    let stores = [
+        loaded(1, 600, 0, 10),
+        loaded(2, 100, 1 << 30, 10),
+        loaded(3, 100, 1 << 30, 10),
+    ];
+    let two = place(&spec(2, "*", "host", true), &stores, 1, &[]);
+    assert_eq!(two.targets, vec![Some(StoreId(2)), Some(StoreId(3))]);
+    // Never past its reserve, however idle.
+    let mut stores = stores;
+    stores[0] = loaded(1, 100, 0, 10);
+    stores[0].reserve = 900;
+    let one = place(&spec(1, "*", "host", true), &stores, 1, &[]);
+    assert_ne!(one.targets, vec![Some(StoreId(1))]);
 }

@@ -11,14 +11,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_chunkstore::Secret;
 use cairn_metadata::{StoreId, StoreState};
-use tracing::{info, warn};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::crypto::BlockKey;
 use super::load::Loads;
+use super::link::{Caps, Direction, Link, LinkStats, Pace, Purpose};
 use super::noise::NoiseStore;
 use super::placement::StoreView;
 use super::{unreachable, ChunkStore, ListEntry, ShardStat, StoreError};
@@ -47,40 +49,8 @@ const HOT_BLOCKS: usize = 64;
 /// says otherwise.
 const READ_STALL: Duration = Duration::from_secs(2);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Paces uploads to one store: at most `concurrency` at once and, when a
-/// bandwidth is set, no faster than it on average.
-struct Pace {
-    slots: Arc<tokio::sync::Semaphore>,
-    bytes_per_sec: u64,
-    next_free: tokio::sync::Mutex<tokio::time::Instant>,
-}
-
-impl Pace {
-    fn new(concurrency: usize, bytes_per_sec: u64) -> Self {
-        Pace {
-            slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
-            bytes_per_sec,
-            next_free: tokio::sync::Mutex::new(tokio::time::Instant::now()),
-        }
-    }
-
-    /// Waits until `bytes` may be sent; returns the concurrency permit.
-    async fn admit(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let permit = self.slots.clone().acquire_owned().await.ok();
-        if self.bytes_per_sec > 0 {
-            let start = {
-                let mut next = self.next_free.lock().await;
-                let now = tokio::time::Instant::now();
-                let start = (*next).max(now);
-                *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-                start
-            };
-            tokio::time::sleep_until(start).await;
-        }
-        permit
-    }
-}
+/// A probe not answered within this is a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Entry {
     name: String,
@@ -93,6 +63,7 @@ struct Entry {
     /// In service, being emptied, or retired.
     life: StoreState,
     pace: Arc<Pace>,
+    link: Link,
 }
 
 /// Every store the gateway knows.
@@ -102,7 +73,7 @@ pub struct Stores {
     entries: Mutex<HashMap<StoreId, Entry>>,
     pub(super) hot: Mutex<lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>>,
     concurrency: usize,
-    bandwidth: u64,
+    caps: Caps,
     /// A read gives a store up after this long without a byte.
     read_stall: Duration,
     /// A block read fails after this long.
@@ -121,7 +92,7 @@ impl std::fmt::Debug for Stores {
 
 impl Stores {
     /// `concurrency` uploads at once per store, at most `bandwidth` bytes
-    /// per second to each (0: unlimited).
+    /// per second of drain to each (0: unlimited; see [`Stores::with_caps`]).
     pub fn new(secret: Secret, concurrency: usize, bandwidth: u64) -> Self {
         let mut key = [0u8; 32];
         secret.derive(b"cairn block encryption v1", &mut key);
@@ -133,7 +104,10 @@ impl Stores {
                 std::num::NonZeroUsize::new(HOT_BLOCKS).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             concurrency,
-            bandwidth,
+            caps: Caps {
+                drain: bandwidth,
+                ..Caps::default()
+            },
             read_stall: READ_STALL,
             read_timeout: READ_TIMEOUT,
             loads: Loads::default(),
@@ -146,6 +120,12 @@ impl Stores {
     pub fn with_read_limits(mut self, stall: Duration, timeout: Duration) -> Self {
         self.read_stall = stall;
         self.read_timeout = timeout;
+        self
+    }
+
+    /// Per-store bandwidth caps for each purpose, for stores added after.
+    pub fn with_caps(mut self, caps: Caps) -> Self {
+        self.caps = caps;
         self
     }
 
@@ -181,8 +161,11 @@ impl Stores {
                     capacity: 0,
                     used: 0,
                     reserve: 0,
+                    queued: 0,
+                    rate: 0,
                 },
-                pace: Arc::new(Pace::new(self.concurrency, self.bandwidth)),
+                pace: Arc::new(Pace::new(self.concurrency, self.caps)),
+                link: Link::default(),
                 failing_since: Some(Instant::now()),
                 cause: None,
                 life: StoreState::Active,
@@ -205,7 +188,7 @@ impl Stores {
             .lock()
             .values()
             .map(|e| {
-                let mut view = e.view.clone();
+                let mut view = e.loaded_view();
                 view.online &= e.life == StoreState::Active;
                 view
             })
@@ -214,15 +197,17 @@ impl Stores {
         v
     }
 
-    /// Where a store stands: answering (online), not answering for less than
-    /// `grace` (suspect), or for longer (offline: its chunks need repair);
-    /// and its life-cycle state.
+    /// Where a store stands: answering or moving bytes (online), not
+    /// answering for less than `grace` (suspect), or for longer (offline: its
+    /// chunks need repair); and its life-cycle state. A store whose
+    /// transfers make progress is online whatever its probes say.
     pub fn health(&self, id: StoreId, grace: Duration) -> (Reach, StoreState) {
         match self.lock().get(&id) {
             None => (Reach::Offline, StoreState::Removed),
             Some(e) => {
                 let reach = match e.failing_since {
                     None => Reach::Online,
+                    Some(_) if e.view.online && e.link.moving(Instant::now()) => Reach::Online,
                     Some(t) if t.elapsed() < grace => Reach::Suspect,
                     Some(_) => Reach::Offline,
                 };
@@ -233,7 +218,7 @@ impl Stores {
 
     /// The stores as placement sees them.
     pub fn views(&self) -> Vec<StoreView> {
-        let mut v: Vec<StoreView> = self.lock().values().map(|e| e.view.clone()).collect();
+        let mut v: Vec<StoreView> = self.lock().values().map(Entry::loaded_view).collect();
         v.sort_by_key(|s| s.id);
         v
     }
@@ -244,17 +229,53 @@ impl Stores {
             .map_or_else(|| id.to_string(), |e| e.name.clone())
     }
 
+    /// The link to store `id` as `cairn status` shows it.
+    pub fn link(&self, id: StoreId) -> LinkStats {
+        self.lock()
+            .get(&id)
+            .map(|e| e.link.stats(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// Uploads of `object` bytes to keep in flight to reach every online
+    /// store's bandwidth-delay product, summed over the stores that take new
+    /// copies (each store's share within `2..=` the upload concurrency).
+    pub fn upload_depth(&self, object: u64) -> usize {
+        self.lock()
+            .values()
+            .filter(|e| e.view.online && e.life == StoreState::Active)
+            .map(|e| e.link.depth(object, self.concurrency))
+            .sum()
+    }
+
     /// Records a store as answering (`failure` none) or not, and logs the
     /// change with its cause.
     fn mark(&self, id: StoreId, failure: Option<&dyn std::fmt::Display>) {
-        let online = failure.is_none();
+        self.note(id, failure, false);
+    }
+
+    /// A request to store `id` went unanswered (a timeout): slow or gone. A
+    /// store that moves bytes meanwhile (`Link::moving`) is slow: it stays
+    /// online, though the grace clock starts; one that moves none is marked
+    /// as not answering. A refused or broken connection is no excuse.
+    fn mark_silent(&self, id: StoreId, cause: &dyn std::fmt::Display) {
+        self.note(id, Some(cause), true);
+    }
+
+    fn note(&self, id: StoreId, failure: Option<&dyn std::fmt::Display>, silence: bool) {
         if let Some(e) = self.lock().get_mut(&id) {
-            match (online, e.failing_since) {
+            let now = Instant::now();
+            match (failure.is_none(), e.failing_since) {
                 (true, _) => e.failing_since = None,
-                (false, None) => e.failing_since = Some(Instant::now()),
+                (false, None) => e.failing_since = Some(now),
                 (false, Some(_)) => {}
             }
-            let cause = failure.map(ToString::to_string);
+            let slow = silence && e.link.moving(now);
+            if let Some(why) = failure.filter(|_| slow) {
+                debug!(store = %e.name, cause = %why, "chunk store slow to answer, but its transfers make progress");
+            }
+            let online = failure.is_none() || (slow && e.view.online);
+            let cause = failure.filter(|_| !online).map(ToString::to_string);
             if e.view.online != online {
                 if online {
                     info!(store = %e.name, "chunk store online");
@@ -292,32 +313,80 @@ impl Stores {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let result = op(self.store(id)?).await;
-        if let Err(e) = &result {
-            if unreachable(e) {
-                self.mark(id, Some(e));
-            }
+        match &result {
+            Err(e @ StoreError::Timeout { .. }) => self.mark_silent(id, e),
+            Err(e) if unreachable(e) => self.mark(id, Some(e)),
+            _ => {}
         }
         result
     }
 
+    /// Puts an object of new data (see [`Stores::put_for`]).
     pub async fn put(&self, id: StoreId, key: &str, data: Arc<Vec<u8>>) -> Result<(), StoreError> {
-        let pace = self.lock().get(&id).map(|e| e.pace.clone());
+        self.put_for(id, key, data, Purpose::Drain).await
+    }
+
+    /// Puts an object, paced by the store's cap for `purpose`. Its bytes
+    /// count as the store's load from now until the put ends, so placement
+    /// sees them at once.
+    pub async fn put_for(
+        &self,
+        id: StoreId,
+        key: &str,
+        data: Arc<Vec<u8>>,
+        purpose: Purpose,
+    ) -> Result<(), StoreError> {
+        let len = data.len() as u64;
+        let pace = self.lock().get_mut(&id).map(|e| {
+            e.link.enqueue(len);
+            e.pace.clone()
+        });
+        let _queued = Dequeue(self, id, len);
         let _permit = match &pace {
-            Some(p) => p.admit(data.len() as u64).await,
+            Some(p) => p.admit(purpose, len).await,
             None => None,
         };
         let data = &data;
         let stored = self
-            .with(id, |s| async move { s.put(key, data).await.map(|_| ()) })
+            .transfer(id, Direction::Up, len, |s| async move {
+                s.put(key, data).await.map(|_| ())
+            })
             .await;
         if stored.is_ok() {
             // Counted at once, so the next placement sees it before the next
             // probe reports the store's fill.
             if let Some(e) = self.lock().get_mut(&id) {
-                e.view.used = e.view.used.saturating_add(data.len() as u64);
+                e.view.used = e.view.used.saturating_add(len);
             }
         }
         stored
+    }
+
+    /// Runs a transfer of `len` bytes as [`Stores::with`] does, timing it for
+    /// the link's estimates; one that completes proves the store answers.
+    async fn transfer<T, Fut>(
+        &self,
+        id: StoreId,
+        dir: Direction,
+        len: u64,
+        op: impl FnOnce(Arc<dyn ChunkStore>) -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let ticket = self
+            .lock()
+            .get_mut(&id)
+            .map(|e| e.link.start(dir, len, Instant::now()));
+        let result = self.with(id, op).await;
+        let moved = if result.is_ok() { len } else { 0 };
+        if let (Some(ticket), Some(e)) = (ticket, self.lock().get_mut(&id)) {
+            e.link.finish(ticket, moved, Instant::now());
+        }
+        if moved > 0 && !self.is_online(id) {
+            self.mark(id, None);
+        }
+        result
     }
 
     /// `len` bytes at `offset` of object `key` on store `id`; gives up with
@@ -330,10 +399,9 @@ impl Stores {
         len: u64,
     ) -> Result<Vec<u8>, StoreError> {
         let stall = self.read_stall;
-        self.with(
-            id,
-            |s| async move { s.get(key, offset, len, Some(stall)).await },
-        )
+        self.transfer(id, Direction::Down, len, |s| async move {
+            s.get(key, offset, len, Some(stall)).await
+        })
         .await
     }
 
@@ -384,15 +452,28 @@ impl Stores {
         }
     }
 
-    /// Asks every store for its identity and fill; marks each online or not.
+    /// Asks every store at once, each on its own connection and never
+    /// paced, for its identity and fill (within [`PROBE_TIMEOUT`]); marks each
+    /// online or not and times the answer for the round-trip estimate.
     pub async fn probe(&self) {
-        let ids: Vec<StoreId> = self.lock().keys().copied().collect();
-        for id in ids {
-            let result = tokio::time::timeout(Duration::from_secs(5), async {
-                self.with(id, |s| async move { s.capacity().await }).await
-            })
-            .await;
-            match result {
+        let stores: Vec<(StoreId, Arc<dyn ChunkStore>)> = self
+            .lock()
+            .iter()
+            .map(|(id, e)| (*id, e.store.clone()))
+            .collect();
+        let mut probes = tokio::task::JoinSet::new();
+        for (id, store) in stores {
+            probes.spawn(async move {
+                let sent = Instant::now();
+                let answer = tokio::time::timeout(PROBE_TIMEOUT, store.probe()).await;
+                (id, answer, sent.elapsed())
+            });
+        }
+        while let Some(done) = probes.join_next().await {
+            let Ok((id, answer, took)) = done else {
+                continue;
+            };
+            match answer {
                 Ok(Ok(cap)) => {
                     if let Some(e) = self.lock().get_mut(&id) {
                         e.view.zone = cap.zone.clone();
@@ -401,11 +482,13 @@ impl Stores {
                         e.view.capacity = cap.total;
                         e.view.used = cap.total.saturating_sub(cap.free);
                         e.view.reserve = cap.reserve;
+                        e.link.add_rtt(took);
                     }
                     self.mark(id, None);
                 }
+                Ok(Err(e @ StoreError::Timeout { .. })) => self.mark_silent(id, &e),
                 Ok(Err(e)) => self.mark(id, Some(&e)),
-                Err(_) => self.mark(id, Some(&"no answer to a capacity probe within 5 s")),
+                Err(_) => self.mark_silent(id, &"no answer to a capacity probe within 5 s"),
             }
         }
     }
@@ -414,3 +497,28 @@ impl Stores {
         self.lock().get(&id).is_some_and(|e| e.view.online)
     }
 }
+
+impl Entry {
+    /// Its view with the link's load: bytes queued and the upload rate.
+    fn loaded_view(&self) -> StoreView {
+        let mut view = self.view.clone();
+        view.queued = self.link.queued();
+        view.rate = self.link.up_rate().map_or(0, |r| r as u64);
+        view
+    }
+}
+
+/// Takes a put's bytes off its store's queue when the put ends, however.
+struct Dequeue<'a>(&'a Stores, StoreId, u64);
+
+impl Drop for Dequeue<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.0.lock().get_mut(&self.1) {
+            e.link.dequeue(self.2);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod link_tests;

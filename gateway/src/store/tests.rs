@@ -21,7 +21,7 @@ fn pool() -> Stores {
 }
 
 /// A faulty memory store added to `stores` as `id`.
-fn add(stores: &Stores, id: u64) -> Arc<Faulty> {
+pub(super) fn add(stores: &Stores, id: u64) -> Arc<Faulty> {
     let name = format!("s{id}");
     let memory = Arc::new(MemoryStore::new(Identity::named(&name, 1 << 30)));
     let faulty = Arc::new(Faulty::new(memory));

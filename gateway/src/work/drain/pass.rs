@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::upload::Upload;
 use super::{class_of, gone, Drainer, PACK_WAIT, PASS};
+use crate::class::Layout;
 use crate::core::FsError;
 use crate::error::Error;
 
@@ -19,9 +20,9 @@ impl Drainer {
     /// Slots of one class are packed into chunks of `chunk_size`. A class
     /// with less than a chunk's worth waiting is held back until its oldest
     /// slot has waited `PACK_WAIT` more than the quiet period, so a stream
-    /// of small files still fills chunks. Chunks upload concurrently, up to
-    /// `store_concurrency` at once; a class that cannot be placed does not
-    /// hold up the others.
+    /// of small files still fills chunks. Chunks upload concurrently: enough
+    /// to keep every store's link full (see [`chunks_in_flight`]); a class
+    /// that cannot be placed does not hold up the others.
     pub async fn drain_once(&self) -> Result<usize, Error> {
         let quiet = i64::try_from(self.cfg.quiet.get().as_nanos()).unwrap_or(i64::MAX);
         let now = Timestamp::now().0;
@@ -44,7 +45,6 @@ impl Drainer {
         let mut uploads = JoinSet::new();
         let mut attached = 0;
         let mut first_error = None;
-        let in_flight = self.cfg.store_concurrency.max(1);
         for (class, slots) in by_class {
             let waiting: u64 = slots
                 .iter()
@@ -83,7 +83,16 @@ impl Drainer {
                     }
                 }
                 if !batch.is_empty() && (size >= target || slots.peek().is_none()) {
-                    if uploads.len() >= in_flight {
+                    let object = match spec.layout {
+                        Layout::Replicas { .. } => target,
+                        Layout::ErasureCoded { k, .. } => target / u64::from(k.max(1)),
+                    };
+                    let in_flight = chunks_in_flight(
+                        self.stores.upload_depth(object),
+                        spec.copies(),
+                        self.cfg.store_concurrency,
+                    );
+                    while uploads.len() >= in_flight {
                         collect_upload(uploads.join_next().await, &mut attached, &mut first_error);
                     }
                     let job = Upload {
@@ -146,4 +155,27 @@ fn collect_upload(
         None => return,
     };
     first_error.get_or_insert(error);
+}
+
+/// Chunks at most in flight at once: enough for every store link to have
+/// `depth` objects (summed over the stores) on their way when each chunk
+/// writes `copies` of them, plus one being sealed; never fewer than
+/// `[drain] store_concurrency`, never more than [`MAX_CHUNKS_IN_FLIGHT`]
+/// (each is held in memory).
+fn chunks_in_flight(depth: usize, copies: usize, configured: usize) -> usize {
+    (depth.div_ceil(copies.max(1)) + 1).clamp(configured.max(1), MAX_CHUNKS_IN_FLIGHT)
+}
+
+/// See [`chunks_in_flight`].
+const MAX_CHUNKS_IN_FLIGHT: usize = 16;
+
+#[cfg(test)]
+#[test]
+fn chunks_in_flight_fill_every_link() {
+    // Three stores, two uploads each, two copies a chunk: three chunks fill
+    // them, one more is sealed; the configured four stay the floor.
+    assert_eq!(chunks_in_flight(6, 2, 4), 4);
+    // Twelve stores: today's four would leave most links idle.
+    assert_eq!(chunks_in_flight(24, 2, 4), 13);
+    assert_eq!(chunks_in_flight(200, 1, 4), MAX_CHUNKS_IN_FLIGHT);
 }

@@ -14,21 +14,23 @@ use crate::core::Repaired;
 use crate::error::Error;
 use crate::store::ec;
 use crate::store::placement::place;
-use crate::store::{ObjectKey, Reach};
+use crate::store::{ObjectKey, Purpose, Reach};
 
 impl Repairer {
     /// Makes the missing copies or shards of one chunk and commits them.
     pub(super) async fn repair(&self, need: Need) -> Result<u64, Error> {
         let size = per_object(&need.info);
         let targets = self.targets(&need.spec, &need.info, &need.keep, &need.make, size)?;
-        self.repair_to(need, targets).await
+        self.repair_to(need, targets, Purpose::Repair).await
     }
 
-    /// As [`Repairer::repair`], onto the given `(index, store)` targets.
+    /// As [`Repairer::repair`], onto the given `(index, store)` targets,
+    /// paced by each store's cap for `purpose`.
     pub(super) async fn repair_to(
         &self,
         need: Need,
         targets: Vec<(u32, StoreId)>,
+        purpose: Purpose,
     ) -> Result<u64, Error> {
         let Need {
             info, spec, drop, ..
@@ -76,7 +78,11 @@ impl Repairer {
         for (shard, store, bytes) in &objects {
             let key = ObjectKey::of(chunk, info.layout, *shard).to_string();
             tried.push((*store, key.clone()));
-            if let Err(e) = self.stores.put(*store, &key, bytes.clone()).await {
+            if let Err(e) = self
+                .stores
+                .put_for(*store, &key, bytes.clone(), purpose)
+                .await
+            {
                 self.fs.trash(tried).await?;
                 return Err(Error::Store {
                     store: self.stores.name(*store),

@@ -68,7 +68,9 @@ impl Repairer {
                 make: vec![i],
                 ..need
             };
-            return self.repair_to(need, targets).await;
+            return self
+                .repair_to(need, targets, crate::store::Purpose::Rebalance)
+                .await;
         }
         Ok(0)
     }
