@@ -340,6 +340,8 @@ async fn put(
     key: String,
     len: u64,
 ) -> std::io::Result<Result<crate::protocol::ShardStat, StoreError>> {
+    // One line per upload attempt: the WAN tests count them per key.
+    debug!(key, len, "put begins");
     let s = Arc::clone(store);
     let mut writer = {
         let key = key.clone();
