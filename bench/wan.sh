@@ -23,7 +23,8 @@
 # Env: SIZE_MB (1024), RTT_MS (100), JITTER_MS (10), MBIT (100; lower it if the 2 cores cannot push 3
 #      links, the table says what ran), STALL_PCT (1% of 32 MiB transfers: 0.03125), READS (200),
 #      SEED (1), QUIET (500ms), POLL (0.2), DRAIN_TIMEOUT (1800 s), WORK (/tmp/cairn-wan-bench),
-#      CARGO_TARGET_DIR (<repo>/target), NO_BUILD=1, KEEP=1 (keep WORK's data), RUST_LOG (info).
+#      CARGO_TARGET_DIR (<repo>/target), PROFILE (release; debug = the dev profile's binaries, which
+#      the workspace builds optimised), NO_BUILD=1, KEEP=1 (keep WORK's data), RUST_LOG (info).
 # Processes: `cairn up --stores 3` lays out WORK/data and is stopped; the stores, the gateway and the
 # three emulators are started here and stopped by PID on exit (also on Ctrl-C). Everything listens
 # on 127.0.0.1.
@@ -38,9 +39,10 @@ DATA=$WORK/data
 LOGS=$WORK/logs
 export RUST_LOG=${RUST_LOG:-info}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-CAIRN=$CARGO_TARGET_DIR/release/cairn
-WANPROXY=$CARGO_TARGET_DIR/release/examples/wanproxy
-RANDREAD=$CARGO_TARGET_DIR/release/examples/nfs_randread
+PROFILE=${PROFILE:-release}
+CAIRN=$CARGO_TARGET_DIR/$PROFILE/cairn
+WANPROXY=$CARGO_TARGET_DIR/$PROFILE/examples/wanproxy
+RANDREAD=$CARGO_TARGET_DIR/$PROFILE/examples/nfs_randread
 N_STORES=3
 # shellcheck source=bench/cluster.sh
 . "$HERE/cluster.sh"
@@ -49,6 +51,11 @@ bench_cleanup() {
   local n p
   for n in $STORES; do p=${WAN_PID[$n]:-}; WAN_PID[$n]=""; stop_pid "wanproxy $n" "$p"; done
 }
+if [ "$PROFILE" = debug ] && [ "${NO_BUILD:-0}" != 1 ]; then
+  log "building: cargo build -p cairn-gateway -p cairn-tests --bins --examples (dev profile)"
+  (cd "$ROOT" && cargo build -p cairn-gateway -p cairn-tests --bins --examples) || die "cargo build failed"
+  NO_BUILD=1
+fi
 build_release -p cairn-gateway -p cairn-tests --bins --examples
 [ -x "$WANPROXY" ] || die "$WANPROXY not built"
 start_cluster
