@@ -189,22 +189,22 @@ echo
 echo "cairn over emulated WAN links vs loopback; 3 stores, default class (2 replicas); $SIZE_MB MiB file; drain quiet $QUIET"
 echo "links: $RTT_MS ms ± $JITTER_MS ms RTT, $MBIT Mbit/s per direction per store$([ "$MBIT" != 100 ] && echo " (scaled down from the issue's 100 Mbit/s)"), $STALL_PCT % of MiBs start a 2-10 s stall; wan run saw $(get wan stalls) stalls, $(get wan drops) drops"
 echo "$(date -u +%FT%TZ) $(uname -r) $(nproc) cpus; load at end $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-50s %10s %10s %8s %10s %7s\n' "" loopback wan wan/lo "of capacity" target
-printf '%-50s %10s %10s %8s %10s %7s %s\n' "drain [MB/s] (wall - quiet; cap = 3 links / 2 copies)" \
+printf '%-56s %10s %10s %8s %10s %7s\n' "" loopback wan wan/lo "of capacity" target
+printf '%-56s %10s %10s %8s %10s %7s %s\n' "drain [MB/s] (wall - quiet; cap = 3 links / 2 copies)" \
   "$(get loopback drain_mbs)" "$(get wan drain_mbs)" "$(ratio "$(get wan drain_mbs)" "$(get loopback drain_mbs)")" "$fd" 0.8 "$(okif "$fd" 0.8 ge)"
-printf '%-50s %10s %10s %8s %10s %7s %s\n' "cold sequential read [MB/s] (cap = $(get wan holders) holders)" \
+printf '%-56s %10s %10s %8s %10s %7s %s\n' "cold sequential read [MB/s] (cap = $(get wan holders) holders)" \
   "$(get loopback read_mbs)" "$(get wan read_mbs)" "$(ratio "$(get wan read_mbs)" "$(get loopback read_mbs)")" "$fr" 0.8 "$(okif "$fr" 0.8 ge)"
 if [ -n "$(get wan rand_median_us)" ]; then
   RTT_US=$((RTT_MS * 1000))
   m=$(ratio "$(get wan rand_median_us)" "$RTT_US"); p=$(ratio "$(get wan rand_p99_us)" "$RTT_US")
-  printf '%-50s %10s %10s %8s %10s %7s %s\n' "random 4 KiB cold read, median [us] (wan: in RTTs)" \
+  printf '%-56s %10s %10s %8s %10s %7s %s\n' "random 4 KiB cold read, median [us] (wan: in RTTs)" \
     "$(get loopback rand_median_us)" "$(get wan rand_median_us)" "$(ratio "$(get wan rand_median_us)" "$(get loopback rand_median_us)")" "${m} RTT" 1.5 "$(okif "$m" 1.5 le)"
-  printf '%-50s %10s %10s %8s %10s\n' "random 4 KiB cold read, p99 [us] (wan: in RTTs)" \
+  printf '%-56s %10s %10s %8s %10s\n' "random 4 KiB cold read, p99 [us] (wan: in RTTs)" \
     "$(get loopback rand_p99_us)" "$(get wan rand_p99_us)" "$(ratio "$(get wan rand_p99_us)" "$(get loopback rand_p99_us)")" "${p} RTT"
-  printf '%-50s %10s %10s %8s %10s %7s %s\n' "random 4 KiB cold read, reads/s" \
+  printf '%-56s %10s %10s %8s %10s %7s %s\n' "random 4 KiB cold read, reads/s" \
     "$(get loopback rand_per_sec)" "$(get wan rand_per_sec)" "$(ratio "$(get wan rand_per_sec)" "$(get loopback rand_per_sec)")" "" "" ""
   b=$(get wan rand_bytes_per_read)
-  printf '%-50s %10s %10s %8s %10s %7s %s\n' "  link bytes per random read [B]" "-" "$b" "" "" 65536 "$(okif "$b" 65536 le)"
+  printf '%-56s %10s %10s %8s %10s %7s %s\n' "  link bytes per random read [B]" "-" "$b" "" "" 65536 "$(okif "$b" 65536 le)"
 else
   echo "random 4 KiB cold reads: skipped (no $RANDREAD yet)"
 fi

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;
+mod relay;
 pub mod smb;
 pub mod view;
 pub mod wan;

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::gateway::allocate_port;
+use crate::relay::RelayThread;
 
 #[cfg(test)]
 mod tests;
@@ -268,12 +269,11 @@ impl Link {
 struct Reset;
 
 /// An emulated WAN link in front of one target, on its own thread and
-/// runtime; stops when dropped.
+/// runtime ([`RelayThread`]); stops when dropped.
 pub struct WanProxy {
     addr: SocketAddr,
     link: Arc<Link>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: RelayThread,
 }
 
 impl WanProxy {
@@ -293,22 +293,14 @@ impl WanProxy {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let link = Arc::new(Link::new(spec));
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let shared = link.clone();
-        let thread = std::thread::Builder::new()
-            .name("wan-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("WAN proxy runtime");
-                rt.block_on(accept_loop(listener, target, shared, rx));
-            })?;
+        let thread = RelayThread::spawn("wan-proxy", move |stop| {
+            accept_loop(listener, target, shared, stop)
+        })?;
         Ok(Self {
             addr,
             link,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 
@@ -329,17 +321,6 @@ impl WanProxy {
     /// What the link has relayed and done so far.
     pub fn counters(&self) -> WanCounters {
         self.link.counters()
-    }
-}
-
-impl Drop for WanProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

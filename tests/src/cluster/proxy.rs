@@ -26,8 +26,7 @@ pub struct RecordingProxy {
     addr: SocketAddr,
     recording: Recording,
     silence: Silence,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: crate::relay::RelayThread,
 }
 
 impl RecordingProxy {
@@ -41,25 +40,17 @@ impl RecordingProxy {
             .expect("nonblocking listener");
         let recording: Recording = Arc::default();
         let silence: Silence = Arc::default();
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let rec = recording.clone();
         let quiet = silence.clone();
-        let thread = std::thread::Builder::new()
-            .name("recording-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("proxy runtime");
-                rt.block_on(proxy_main(listener, target, rec, quiet, rx));
-            })
-            .expect("spawn the proxy thread");
+        let thread = crate::relay::RelayThread::spawn("recording-proxy", move |stop| {
+            proxy_main(listener, target, rec, quiet, stop)
+        })
+        .expect("spawn the proxy thread");
         Self {
             addr,
             recording,
             silence,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -90,17 +81,6 @@ impl RecordingProxy {
             .iter()
             .map(|r| r.upstream.len() + r.downstream.len())
             .sum()
-    }
-}
-
-impl Drop for RecordingProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
