@@ -294,8 +294,9 @@ impl WanProxy {
         let addr = listener.local_addr()?;
         let link = Arc::new(Link::new(spec));
         let shared = link.clone();
-        let thread = RelayThread::spawn("wan-proxy", move |stop| {
-            accept_loop(listener, target, shared, stop)
+        let thread = RelayThread::accept("wan-proxy", listener, move |client| {
+            let index = shared.connections.fetch_add(1, Ordering::SeqCst);
+            connection(client, target, shared.clone(), index)
         })?;
         Ok(Self {
             addr,
@@ -321,25 +322,6 @@ impl WanProxy {
     /// What the link has relayed and done so far.
     pub fn counters(&self) -> WanCounters {
         self.link.counters()
-    }
-}
-
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    target: SocketAddr,
-    link: Arc<Link>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                let index = link.connections.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(connection(client, target, link.clone(), index));
-            }
-        }
     }
 }
 
