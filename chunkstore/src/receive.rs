@@ -41,6 +41,9 @@ pub(crate) async fn put(
     len: u64,
     crc: Option<u32>,
 ) -> Outcome {
+    // One line per upload sent from its first byte (a Resume logs its own):
+    // the WAN tests count them per key.
+    tracing::debug!(key, len, "put begins");
     let s = Arc::clone(store);
     let writer = blocking(move || s.begin_put(&key, len, crc)).await;
     receive(stream, writer, len).await
@@ -60,6 +63,7 @@ pub(crate) async fn resume(
         Err(err) => return Ok(Err(err)),
     };
     let from = writer.resumed();
+    tracing::debug!(key, len, from, "put resumes");
     let told = async {
         stream
             .write_frame(&encode_response(&Response::Resume { from }))

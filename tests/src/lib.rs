@@ -13,14 +13,17 @@ pub mod disk;
 pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;
+mod relay;
 pub mod smb;
 pub mod view;
+pub mod wan;
 
 pub use client::{Creds, Nfs, NfsError};
 pub use cluster::{
     poll_until, ChunkInfo, Cluster, ClusterOptions, RecordingProxy, Store, StoreSpec,
 };
 pub use gateway::{Gateway, GatewayOptions, Squash};
+pub use wan::{WanCounters, WanProxy, WanSpec};
 
 use std::io::Write;
 use std::path::Path;

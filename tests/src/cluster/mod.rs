@@ -2,7 +2,8 @@
 //! each initialised in its own folder), one `cairn gateway` whose config lists
 //! them, the cluster secret file, the admin CLI (`cairn status`, `class`,
 //! `store`, `cache drop`) with its JSON parsed, the stores' own shard folders,
-//! and a [`RecordingProxy`] to put between the gateway and one store.
+//! a [`RecordingProxy`] to put between the gateway and one store, and an
+//! emulated WAN link ([`crate::wan`]) in front of every store on request.
 //!
 //! Same promises as [`crate::gateway`]: one temp dir per cluster, ports below
 //! the ephemeral range, readiness polled with deadlines (never a fixed sleep),
@@ -26,6 +27,7 @@ use serde_json::Value;
 use crate::client::{Creds, Nfs};
 use crate::command;
 use crate::gateway::{allocate_port, cairn_bin, toml_str, READY_DEADLINE, STOP_DEADLINE};
+use crate::wan::{WanProxy, WanSpec};
 
 /// How long one admin CLI call may take.
 pub const ADMIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -113,6 +115,11 @@ pub struct ClusterOptions {
     pub gateway_disk: Option<u64>,
     /// Lines of the gateway's `[read]` section (empty: the defaults).
     pub read: String,
+    /// More lines of the gateway's `[drain]` section (e.g. `store_bandwidth`).
+    pub drain: String,
+    /// Every store reached through its own emulated WAN link (the seed
+    /// advanced per store; see [`Cluster::wan_of`]).
+    pub wan: Option<WanSpec>,
 }
 
 impl ClusterOptions {
@@ -129,7 +136,15 @@ impl ClusterOptions {
             backup: String::new(),
             gateway_disk: None,
             read: String::new(),
+            drain: String::new(),
+            wan: None,
         }
+    }
+
+    /// Every store behind its own emulated link of `spec`.
+    pub fn wan(mut self, spec: WanSpec) -> Self {
+        self.wan = Some(spec);
+        self
     }
 }
 
@@ -158,6 +173,8 @@ pub struct Cluster {
     proxy: Option<RecordingProxy>,
     /// The proxies of [`ClusterOptions::also_proxied`], by store name.
     more_proxies: BTreeMap<String, RecordingProxy>,
+    /// The emulated links of [`ClusterOptions::wan`], by store name.
+    wans: BTreeMap<String, WanProxy>,
     gateway: Proc,
     gateway_port: u16,
 }
@@ -192,6 +209,7 @@ impl Cluster {
             stores: Vec::new(),
             proxy: None,
             more_proxies: BTreeMap::new(),
+            wans: BTreeMap::new(),
             gateway,
             gateway_port: 0,
         };
@@ -208,6 +226,13 @@ impl Cluster {
             cluster
                 .more_proxies
                 .insert(name.clone(), RecordingProxy::start(target));
+        }
+        if let Some(spec) = &options.wan {
+            for (i, s) in cluster.stores.iter().enumerate() {
+                let link = spec.reseeded(spec.seed.wrapping_add(i as u64));
+                let wan = WanProxy::start(s.addr(), link);
+                cluster.wans.insert(s.spec.name.clone(), wan);
+            }
         }
         for attempt in 1..=5 {
             cluster.gateway_port = allocate_port();
@@ -249,6 +274,9 @@ impl Cluster {
             toml_str(&self.options.quiet),
             toml_str(&self.options.chunk_size)
         );
+        if !self.options.drain.is_empty() {
+            let _ = writeln!(t, "{}", self.options.drain);
+        }
         if !self.options.repair.is_empty() {
             let _ = writeln!(t, "\n[repair]\n{}", self.options.repair);
         }
@@ -261,10 +289,13 @@ impl Cluster {
         for s in &self.stores {
             let address = match (&self.proxy, &self.options.proxied_store) {
                 (Some(p), Some(n)) if *n == s.spec.name => p.addr(),
-                _ => self
-                    .more_proxies
-                    .get(&s.spec.name)
-                    .map_or_else(|| s.addr(), RecordingProxy::addr),
+                _ => match self.wans.get(&s.spec.name) {
+                    Some(wan) => wan.addr(),
+                    None => self
+                        .more_proxies
+                        .get(&s.spec.name)
+                        .map_or_else(|| s.addr(), RecordingProxy::addr),
+                },
             };
             let _ = writeln!(
                 t,
@@ -378,6 +409,13 @@ impl Cluster {
                 .get(name)
                 .unwrap_or_else(|| panic!("store {name} is not behind a proxy")),
         }
+    }
+
+    /// The emulated link in front of store `name` ([`ClusterOptions::wan`]).
+    pub fn wan_of(&self, name: &str) -> &WanProxy {
+        self.wans
+            .get(name)
+            .unwrap_or_else(|| panic!("store {name} is not behind an emulated link"))
     }
 
     /// Mounts the export as root.
@@ -616,6 +654,7 @@ impl Drop for Cluster {
         }
         self.proxy = None;
         self.more_proxies.clear();
+        self.wans.clear();
         if std::thread::panicking() {
             eprintln!(
                 "===== cairn cluster (dir {}, gateway port {}) =====\nconfig:\n{}\n{}",

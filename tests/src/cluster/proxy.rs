@@ -26,8 +26,7 @@ pub struct RecordingProxy {
     addr: SocketAddr,
     recording: Recording,
     silence: Silence,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: crate::relay::RelayThread,
 }
 
 impl RecordingProxy {
@@ -41,25 +40,24 @@ impl RecordingProxy {
             .expect("nonblocking listener");
         let recording: Recording = Arc::default();
         let silence: Silence = Arc::default();
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let rec = recording.clone();
         let quiet = silence.clone();
-        let thread = std::thread::Builder::new()
-            .name("recording-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("proxy runtime");
-                rt.block_on(proxy_main(listener, target, rec, quiet, rx));
+        let thread =
+            crate::relay::RelayThread::accept("recording-proxy", listener, move |client| {
+                // Numbered in accept order.
+                let index = {
+                    let mut all = rec.lock().unwrap_or_else(|e| e.into_inner());
+                    all.push(Relayed::default());
+                    all.len() - 1
+                };
+                connection(client, target, rec.clone(), quiet.clone(), index)
             })
             .expect("spawn the proxy thread");
         Self {
             addr,
             recording,
             silence,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -93,50 +91,22 @@ impl RecordingProxy {
     }
 }
 
-impl Drop for RecordingProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-pub(super) async fn proxy_main(
-    listener: std::net::TcpListener,
+/// Relays one accepted connection both ways, recording it.
+async fn connection(
+    client: tokio::net::TcpStream,
     target: SocketAddr,
     recording: Recording,
     silence: Silence,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+    index: usize,
 ) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                let index = {
-                    let mut rec = recording.lock().unwrap_or_else(|e| e.into_inner());
-                    rec.push(Relayed::default());
-                    rec.len() - 1
-                };
-                let rec = recording.clone();
-                let silence = silence.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    let up = relay(cr, sw, rec.clone(), silence.clone(), index, true);
-                    let down = relay(sr, cw, rec, silence, index, false);
-                    tokio::join!(up, down);
-                });
-            }
-        }
-    }
+    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+        return;
+    };
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let up = relay(cr, sw, recording.clone(), silence.clone(), index, true);
+    let down = relay(sr, cw, recording, silence, index, false);
+    tokio::join!(up, down);
 }
 
 pub(super) async fn relay(
