@@ -22,7 +22,7 @@
 #
 # Env: SIZE_MB (1024), RTT_MS (100), JITTER_MS (10), MBIT (100; lower it if the 2 cores cannot push 3
 #      links, the table says what ran), STALL_PCT (1% of 32 MiB transfers: 0.03125), READS (200),
-#      SEED (1), QUIET (500ms), POLL (0.2), DRAIN_TIMEOUT (1800 s), WORK (/tmp/cairn-wan-bench),
+#      SEED (1), RANDREAD (the nfs_randread binary), QUIET (500ms), POLL (0.2), DRAIN_TIMEOUT (1800 s), WORK (/tmp/cairn-wan-bench),
 #      CARGO_TARGET_DIR (<repo>/target), PROFILE (release; debug = the dev profile's binaries, which
 #      the workspace builds optimised), NO_BUILD=1, KEEP=1 (keep WORK's data), RUST_LOG (info).
 # Processes: `cairn up --stores 3` lays out WORK/data and is stopped; the stores, the gateway and the
@@ -42,7 +42,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${PROFILE:-release}
 CAIRN=$CARGO_TARGET_DIR/$PROFILE/cairn
 WANPROXY=$CARGO_TARGET_DIR/$PROFILE/examples/wanproxy
-RANDREAD=$CARGO_TARGET_DIR/$PROFILE/examples/nfs_randread
+RANDREAD=${RANDREAD:-$CARGO_TARGET_DIR/$PROFILE/examples/nfs_randread}
 N_STORES=3
 # shellcheck source=bench/cluster.sh
 . "$HERE/cluster.sh"
