@@ -19,6 +19,12 @@ use tokio::sync::Notify;
 
 use crate::layout::{TempFile, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
 
+/// Most dropped uploads a store keeps at once; past it the oldest goes.
+pub const MAX_PARTIALS: usize = 64;
+/// Most bytes the kept uploads promise together (their whole lengths: the
+/// space they keep from other puts); past it the oldest goes.
+pub const MAX_PARTIAL_BYTES: u64 = 1 << 30;
+
 /// What the client promises about an upload's whole payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {

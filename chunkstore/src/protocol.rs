@@ -96,11 +96,6 @@ pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a store keeps the received blocks of an upload whose connection
 /// dropped, waiting for a Resume.
 pub const PARTIAL_TTL: Duration = Duration::from_secs(600);
-/// Most dropped uploads a store keeps at once; past it the oldest goes.
-pub const MAX_PARTIALS: usize = 64;
-/// Most bytes the kept uploads promise together (their whole lengths: the
-/// space they keep from other puts); past it the oldest goes.
-pub const MAX_PARTIAL_BYTES: u64 = 1 << 30;
 /// How long a Resume waits for the same upload, still being received on
 /// another connection (whose drop the store has not seen yet), to stop.
 pub const RESUME_WAIT: Duration = Duration::from_secs(5);

@@ -21,10 +21,8 @@ use crate::layout::{
     self, Marker, ShardHeader, StoreLock, SyncFailed, QUARANTINE_DIR, SHARDS_DIR, SHARD_BLOCK,
     SHARD_PAYLOAD_OFFSET,
 };
-use crate::partial::Partials;
-use crate::protocol::{
-    check_key, Capacity, ListEntry, ShardStat, MAX_PARTIALS, MAX_PARTIAL_BYTES, PARTIAL_TTL,
-};
+use crate::partial::{Partials, MAX_PARTIALS, MAX_PARTIAL_BYTES};
+use crate::protocol::{check_key, Capacity, ListEntry, ShardStat, PARTIAL_TTL};
 
 use crate::secret::Secret;
 

@@ -53,6 +53,10 @@ async fn secret_and_payload_never_appear_in_logs() {
 
     let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     assert!(logs.contains("handshake refused"), "{logs}");
+    assert!(
+        logs.contains("put stored") && logs.contains("resumed=0"),
+        "each stored put is logged with the bytes resumed: {logs}"
+    );
     assert!(logs.contains("quarantined"), "{logs}");
     assert!(logs.contains("logged-key"), "keys are logged: {logs}");
     assert!(!logs.contains(secret_text.trim()), "secret in logs");

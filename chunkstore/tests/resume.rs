@@ -13,7 +13,7 @@ use cairn_chunkstore::protocol::{
 use cairn_chunkstore::transport::NoiseStream;
 use cairn_chunkstore::{Status, StoreClient, Upload};
 use common::cut_proxy::CutProxy;
-use common::{temp_files, Rng, TestStore};
+use common::{eventually, temp_files, Rng, TestStore};
 use tokio::net::TcpStream;
 
 /// What the Noise framing adds to `len` payload bytes, and then some:
@@ -85,7 +85,14 @@ async fn a_resume_of_another_payload_starts_over() {
         .await
         .unwrap_err();
 
-    // Same key and length, other bytes: nothing kept is used.
+    let data_dir = store.data_dir();
+    eventually("the cut upload's blocks are kept", || {
+        temp_files(&data_dir).len() == 1
+    })
+    .await;
+
+    // Same key and length, other bytes: nothing kept is used, and what was
+    // kept is dropped.
     let second = Rng(2).bytes(4 << 20);
     let mut up = Upload::resuming("chunk-x", &second);
     connect(&proxy, &store).await.upload(&mut up).await.unwrap();

@@ -112,8 +112,10 @@ impl NoiseStore {
                 Err(err) => err,
             };
             self.reset();
-            // Silence is no dropped connection; a stalled upload gets no further now.
-            let again = !matches!(err, StoreError::Timeout { .. } | StoreError::Stalled { .. });
+            // Only a lost connection is resumed: silence (a timeout) is no
+            // dropped connection, a stalled upload gets no further now, and a
+            // store's own refusal would be the same on a new connection.
+            let again = matches!(err, StoreError::Transport { .. });
             if !again || resumes >= MAX_RESUMES {
                 return Err(self.broke_off(key, &up, err));
             }
