@@ -1,8 +1,9 @@
 //! The pool of chunk stores the gateway knows: each an `Arc<dyn ChunkStore>`
 //! with its name, identity and fill as last probed ([`StoreView`]), whether
 //! it answers ([`Reach`]: a store that fails to answer is suspect, and
-//! offline once that lasts past the caller's grace), its life-cycle state,
-//! and upload pacing. Block reads (the core's [`BlockSource`]) are in
+//! offline once that lasts past the caller's grace; one that only times out
+//! while its transfers make progress stays online), its life-cycle state,
+//! its link estimates and upload pacing (`link.rs`). Block reads (the core's [`BlockSource`]) are in
 //! `read.rs`. A read never waits on a silent store for long: a store that
 //! sends nothing for `[read] stall` is given up on for the next copy or
 //! shard, and a block read that has found no copy within `[read] timeout`
@@ -197,10 +198,10 @@ impl Stores {
         v
     }
 
-    /// Where a store stands: answering or moving bytes (online), not
-    /// answering for less than `grace` (suspect), or for longer (offline: its
-    /// chunks need repair); and its life-cycle state. A store whose
-    /// transfers make progress is online whatever its probes say.
+    /// Where a store stands: answering, or slow to answer while its
+    /// transfers make progress (online); not answering for less than `grace`
+    /// (suspect), or for longer (offline: its chunks need repair); and its
+    /// life-cycle state.
     pub fn health(&self, id: StoreId, grace: Duration) -> (Reach, StoreState) {
         match self.lock().get(&id) {
             None => (Reach::Offline, StoreState::Removed),
@@ -313,12 +314,18 @@ impl Stores {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let result = op(self.store(id)?).await;
-        match &result {
+        self.judge(id, &result);
+        result
+    }
+
+    /// Marks store `id` by a request's outcome: a timeout is silence (maybe
+    /// slowness), an unreachable store is not answering.
+    fn judge<T>(&self, id: StoreId, result: &Result<T, StoreError>) {
+        match result {
             Err(e @ StoreError::Timeout { .. }) => self.mark_silent(id, e),
             Err(e) if unreachable(e) => self.mark(id, Some(e)),
             _ => {}
         }
-        result
     }
 
     /// Puts an object of new data (see [`Stores::put_for`]).
@@ -374,16 +381,22 @@ impl Stores {
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let ticket = self
-            .lock()
-            .get_mut(&id)
-            .map(|e| e.link.start(dir, len, Instant::now()));
-        let result = self.with(id, op).await;
-        let moved = if result.is_ok() { len } else { 0 };
-        if let (Some(ticket), Some(e)) = (ticket, self.lock().get_mut(&id)) {
-            e.link.finish(ticket, moved, Instant::now());
-        }
-        if moved > 0 && !self.is_online(id) {
+        let store = self.store(id)?;
+        let mut running = Running {
+            stores: self,
+            id,
+            ticket: self
+                .lock()
+                .get_mut(&id)
+                .map(|e| e.link.start(dir, len, Instant::now())),
+            moved: 0,
+        };
+        let result = op(store).await;
+        running.moved = if result.is_ok() { len } else { 0 };
+        // Ended before it is judged: a failed transfer excuses nothing.
+        drop(running);
+        self.judge(id, &result);
+        if result.is_ok() && len > 0 && !self.is_online(id) {
             self.mark(id, None);
         }
         result
@@ -505,6 +518,24 @@ impl Entry {
         view.queued = self.link.queued();
         view.rate = self.link.up_rate().map_or(0, |r| r as u64);
         view
+    }
+}
+
+/// Ends a transfer on its store's link when it ends, however (a dropped
+/// one moved nothing).
+struct Running<'a> {
+    stores: &'a Stores,
+    id: StoreId,
+    ticket: Option<super::link::Ticket>,
+    moved: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let (Some(ticket), Some(e)) = (self.ticket.take(), self.stores.lock().get_mut(&self.id))
+        {
+            e.link.finish(ticket, self.moved, Instant::now());
+        }
     }
 }
 
