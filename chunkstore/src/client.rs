@@ -6,7 +6,9 @@
 //! connection) resumes from the whole blocks the store kept.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -30,10 +32,28 @@ pub struct Upload<'a> {
     key: &'a str,
     data: &'a [u8],
     crc: u32,
+    /// Paces the payload piece by piece, when set.
+    pacer: Option<&'a dyn Pacer>,
     /// The next attempt resumes.
     resume: bool,
     /// What the store held at the last resume.
     held: Option<u64>,
+}
+
+/// Bytes of a paced payload sent between two waits: small enough that a
+/// cap holds within a fraction of a second at any rate above 64 KiB/s.
+pub const PACE_PIECE: usize = 16 * 1024;
+
+/// Decides when the next bytes of a payload may go: a bandwidth cap.
+pub trait Pacer: Send + Sync + std::fmt::Debug {
+    /// Returns once `bytes` more may be sent.
+    fn wait(&self, bytes: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// A payload to send after a request frame, and what paces it.
+struct Payload<'a> {
+    data: &'a [u8],
+    pacer: Option<&'a dyn Pacer>,
 }
 
 impl<'a> Upload<'a> {
@@ -43,9 +63,18 @@ impl<'a> Upload<'a> {
             key,
             data,
             crc: crc32c::crc32c(data),
+            pacer: None,
             resume: false,
             held: None,
         }
+    }
+
+    /// Sends the payload no faster than `pacer` allows, one [`PACE_PIECE`]
+    /// at a time, so a bandwidth cap holds within a transfer and not only
+    /// on average over many.
+    pub fn paced(mut self, pacer: &'a dyn Pacer) -> Self {
+        self.pacer = Some(pacer);
+        self
     }
 
     /// An upload whose first attempt resumes (an earlier one broke off).
@@ -177,7 +206,11 @@ impl StoreClient {
                 });
             }
             up.held = Some(from);
-            self.send_and_read("resume", key, None, &data[from as usize..], MESSAGE_TIMEOUT)
+            let rest = Payload {
+                data: &data[from as usize..],
+                pacer: up.pacer,
+            };
+            self.send_and_read("resume", key, None, rest, MESSAGE_TIMEOUT)
                 .await?
         } else {
             up.resume = true;
@@ -186,7 +219,13 @@ impl StoreClient {
                 len,
                 crc,
             };
-            self.call(&req, data).await?
+            let frame = encode_request(&req);
+            let payload = Payload {
+                data,
+                pacer: up.pacer,
+            };
+            self.send_and_read(req.op(), key, Some(&frame), payload, MESSAGE_TIMEOUT)
+                .await?
         };
         match resp {
             Response::Put(stat) if stat.len == len && stat.crc == crc => Ok(stat),
@@ -317,7 +356,8 @@ impl StoreClient {
         stall: Duration,
     ) -> Result<Response, StoreError> {
         let frame = encode_request(req);
-        self.send_and_read(req.op(), req.key(), Some(&frame), data, stall)
+        let payload = Payload { data, pacer: None };
+        self.send_and_read(req.op(), req.key(), Some(&frame), payload, stall)
             .await
     }
 
@@ -328,7 +368,7 @@ impl StoreClient {
         op: &'static str,
         key: &str,
         frame: Option<&[u8]>,
-        data: &[u8],
+        payload: Payload<'_>,
         stall: Duration,
     ) -> Result<Response, StoreError> {
         let Some(stream) = self.stream.as_mut() else {
@@ -345,7 +385,16 @@ impl StoreClient {
             if let Some(frame) = frame {
                 stream.write_frame(frame).await?;
             }
-            stream.write(data).await?;
+            match payload.pacer {
+                None => stream.write(payload.data).await?,
+                Some(pacer) => {
+                    for piece in payload.data.chunks(PACE_PIECE) {
+                        pacer.wait(piece.len() as u64).await;
+                        stream.write(piece).await?;
+                        stream.flush().await?;
+                    }
+                }
+            }
             stream.flush().await?;
             stream.read_frame_within(stall).await
         }

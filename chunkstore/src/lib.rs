@@ -24,7 +24,7 @@ mod server;
 mod store;
 pub mod transport;
 
-pub use client::{StoreClient, Upload};
+pub use client::{Pacer, StoreClient, Upload, PACE_PIECE};
 pub use error::{Status, StoreError};
 pub use init::{init, InitReport};
 pub use log_limit::LogLimit;

@@ -8,11 +8,15 @@
 //! size should take at the measured rate, is moving bytes, and no failed probe
 //! makes it suspect. All times are tokio's, so tests run on a paused clock.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use super::Pacer;
 
 /// A store whose transfer finished this recently is moving bytes.
 pub const PROGRESS_WINDOW: Duration = Duration::from_secs(10);
@@ -246,38 +250,62 @@ impl Link {
 }
 
 /// One bandwidth cap: the time the link is next free for this purpose.
+/// Uploads are paced piece by piece through it ([`Pacer`]), so the cap
+/// holds within a transfer, not only on average over many.
 #[derive(Debug)]
-struct Limiter {
+pub struct Limiter {
     bytes_per_sec: u64,
     next_free: Mutex<Instant>,
+    /// Uploads of this purpose at once when capped: two keep the link busy
+    /// between two uploads, and a capped purpose never holds every slot.
+    flights: Arc<Semaphore>,
 }
+
+/// Uploads of one capped purpose to one store at once.
+const CAPPED_FLIGHTS: usize = 2;
 
 impl Limiter {
     fn new(bytes_per_sec: u64) -> Self {
         Limiter {
             bytes_per_sec,
             next_free: Mutex::new(Instant::now()),
+            flights: Arc::new(Semaphore::new(CAPPED_FLIGHTS)),
         }
     }
 
-    /// Waits until `bytes` may start so that, on average, no more than the
-    /// cap is sent.
-    async fn wait(&self, bytes: u64) {
-        if self.bytes_per_sec == 0 {
-            return;
-        }
-        let start = {
-            let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
-            let start = (*next).max(Instant::now());
-            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            start
-        };
-        tokio::time::sleep_until(start).await;
+    fn capped(&self) -> bool {
+        self.bytes_per_sec > 0
     }
 }
 
+impl Pacer for Limiter {
+    /// Waits until `bytes` may start so that no more than the cap is sent.
+    fn wait(&self, bytes: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if !self.capped() {
+                return;
+            }
+            let start = {
+                let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+                let start = (*next).max(Instant::now());
+                *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        })
+    }
+}
+
+/// Leave to send one upload: its store slot, its purpose's flight when
+/// capped, and the pacer its bytes go through.
+pub struct Admission<'a> {
+    _slot: Option<OwnedSemaphorePermit>,
+    _flight: Option<OwnedSemaphorePermit>,
+    pub pacer: &'a Limiter,
+}
+
 /// Paces uploads to one store: at most `concurrency` at once and, per
-/// purpose with a cap, no faster than it on average. Probes never pass here.
+/// purpose with a cap, no faster than it. Probes never pass here.
 #[derive(Debug)]
 pub struct Pace {
     slots: Arc<Semaphore>,
@@ -296,16 +324,25 @@ impl Pace {
         }
     }
 
-    /// Waits until `bytes` for `purpose` may be sent (its cap first, so a
-    /// capped purpose holds no slot while it waits); returns the slot.
-    pub async fn admit(&self, purpose: Purpose, bytes: u64) -> Option<OwnedSemaphorePermit> {
+    /// Waits for a slot for one upload of `purpose` (a capped purpose first
+    /// waits for one of its own few flights, so it holds no more than those
+    /// slots while its bytes trickle); the upload then sends through
+    /// [`Admission::pacer`].
+    pub async fn admit(&self, purpose: Purpose) -> Admission<'_> {
         let limiter = match purpose {
             Purpose::Drain => &self.drain,
             Purpose::Repair => &self.repair,
             Purpose::Rebalance => &self.rebalance,
         };
-        limiter.wait(bytes).await;
-        self.slots.clone().acquire_owned().await.ok()
+        let flight = match limiter.capped() {
+            true => limiter.flights.clone().acquire_owned().await.ok(),
+            false => None,
+        };
+        Admission {
+            _slot: self.slots.clone().acquire_owned().await.ok(),
+            _flight: flight,
+            pacer: limiter,
+        }
     }
 }
 

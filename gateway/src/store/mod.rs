@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use cairn_chunkstore::{Capacity, ListEntry, ShardStat, Status, StoreError};
+pub use cairn_chunkstore::{Capacity, ListEntry, Pacer, ShardStat, Status, StoreError};
 
 pub mod conformance;
 pub mod crypto;
@@ -23,8 +23,8 @@ pub mod faulty;
 pub mod frames;
 mod hedge;
 pub mod keys;
-mod load;
 pub mod link;
+mod load;
 pub mod memory;
 pub mod noise;
 pub mod placement;
@@ -53,6 +53,21 @@ pub trait ChunkStore: Send + Sync + std::fmt::Debug {
     /// crc32c the store made durable. A store that would keep less than its
     /// reserve free refuses ([`Status::NoSpace`]).
     fn put<'a>(&'a self, key: &'a str, data: &'a [u8]) -> StoreFuture<'a, ShardStat>;
+
+    /// [`put`](Self::put), sending no faster than `pacer` allows. A backend
+    /// that cannot pace within a transfer waits for the whole payload's
+    /// allowance first.
+    fn put_paced<'a>(
+        &'a self,
+        key: &'a str,
+        data: &'a [u8],
+        pacer: &'a dyn Pacer,
+    ) -> StoreFuture<'a, ShardStat> {
+        Box::pin(async move {
+            pacer.wait(data.len() as u64).await;
+            self.put(key, data).await
+        })
+    }
 
     /// `len` bytes at `offset` of `key` (`len` 0: none, after checking the
     /// whole object). A range past the end is [`Status::InvalidRange`], a

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cairn_chunkstore::{Secret, StoreClient, Upload};
 
-use super::{Capacity, ChunkStore, ListEntry, ShardStat, StoreError, StoreFuture};
+use super::{Capacity, ChunkStore, ListEntry, Pacer, ShardStat, StoreError, StoreFuture};
 
 /// Connections kept open per store.
 const POOL: usize = 8;
@@ -80,12 +80,20 @@ impl NoiseStore {
     }
 
     /// Puts `data`, resuming after dropped connections; see the module doc.
-    async fn put_resuming(&self, key: &str, data: &[u8]) -> Result<ShardStat, StoreError> {
+    async fn put_resuming(
+        &self,
+        key: &str,
+        data: &[u8],
+        pacer: Option<&dyn Pacer>,
+    ) -> Result<ShardStat, StoreError> {
         let mut up = if self.was_interrupted(key) {
             Upload::resuming(key, data)
         } else {
             Upload::new(key, data)
         };
+        if let Some(pacer) = pacer {
+            up = up.paced(pacer);
+        }
         let mut resumes = 0;
         loop {
             let pooled = if up.started() {
@@ -184,7 +192,16 @@ impl ChunkStore for NoiseStore {
     }
 
     fn put<'a>(&'a self, key: &'a str, data: &'a [u8]) -> StoreFuture<'a, ShardStat> {
-        Box::pin(self.put_resuming(key, data))
+        Box::pin(self.put_resuming(key, data, None))
+    }
+
+    fn put_paced<'a>(
+        &'a self,
+        key: &'a str,
+        data: &'a [u8],
+        pacer: &'a dyn Pacer,
+    ) -> StoreFuture<'a, ShardStat> {
+        Box::pin(self.put_resuming(key, data, Some(pacer)))
     }
 
     fn get<'a>(

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::crypto::BlockKey;
-use super::load::Loads;
 use super::link::{Caps, Direction, Link, LinkStats, Pace, Purpose};
+use super::load::Loads;
 use super::noise::NoiseStore;
 use super::placement::StoreView;
 use super::{unreachable, ChunkStore, ListEntry, ShardStat, StoreError};
@@ -349,14 +349,17 @@ impl Stores {
             e.pace.clone()
         });
         let _queued = Dequeue(self, id, len);
-        let _permit = match &pace {
-            Some(p) => p.admit(purpose, len).await,
+        let admission = match &pace {
+            Some(p) => Some(p.admit(purpose).await),
             None => None,
         };
-        let data = &data;
+        let (data, pacer) = (&data, admission.as_ref().map(|a| a.pacer));
         let stored = self
             .transfer(id, Direction::Up, len, |s| async move {
-                s.put(key, data).await.map(|_| ())
+                match pacer {
+                    Some(pacer) => s.put_paced(key, data, pacer).await.map(|_| ()),
+                    None => s.put(key, data).await.map(|_| ()),
+                }
             })
             .await;
         if stored.is_ok() {
