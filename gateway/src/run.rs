@@ -223,7 +223,8 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                     cfg.drain.store_concurrency,
                     cfg.drain.store_bandwidth.bytes(),
                 )
-                .with_read_limits(cfg.read.stall.get(), cfg.read.timeout.get()),
+                .with_read_limits(cfg.read.stall.get(), cfg.read.timeout.get())
+                .with_hedge(cfg.read.hedge.map(|d| d.get())),
             );
             for s in &cfg.stores {
                 let id = fs.register_store(&s.name, &s.address).await?;

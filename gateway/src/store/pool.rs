@@ -149,6 +149,14 @@ impl Stores {
         self
     }
 
+    /// A replica read asks another copy too after `hedge` (`[read] hedge`;
+    /// `None`: after three times that store's median latency, at least
+    /// 20 ms).
+    pub fn with_hedge(mut self, hedge: Option<Duration>) -> Self {
+        self.hedge = hedge;
+        self
+    }
+
     pub fn key(&self) -> &BlockKey {
         &self.key
     }
