@@ -43,6 +43,10 @@ impl Reach {
 
 /// Decrypted blocks kept in memory for repeated reads (at most 4 MiB each).
 const HOT_BLOCKS: usize = 64;
+/// Frames (16 KiB each) of ranged reads kept in memory.
+const RECENT_FRAMES: usize = 256;
+/// Plain frames by block and frame index.
+pub(super) type KeptFrames = lru::LruCache<(cairn_metadata::BlockId, u64), Arc<Vec<u8>>>;
 /// `[read] stall` and `[read] timeout` unless [`Stores::with_read_limits`]
 /// says otherwise.
 const READ_STALL: Duration = Duration::from_secs(2);
@@ -101,6 +105,8 @@ pub struct Stores {
     pub(super) key: BlockKey,
     entries: Mutex<HashMap<StoreId, Entry>>,
     pub(super) hot: Mutex<lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>>,
+    /// Frames recently opened by ranged reads, by block and frame index.
+    pub(super) frames: Mutex<KeptFrames>,
     concurrency: usize,
     bandwidth: u64,
     /// A read gives a store up after this long without a byte.
@@ -131,6 +137,9 @@ impl Stores {
             entries: Mutex::new(HashMap::new()),
             hot: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(HOT_BLOCKS).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            frames: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(RECENT_FRAMES).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             concurrency,
             bandwidth,
