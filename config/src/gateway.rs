@@ -179,6 +179,11 @@ pub struct ReadConfig {
     /// A read of one block from the stores that has found no copy by then
     /// fails with an I/O error (NFS3ERR_IO, EIO).
     pub timeout: Duration,
+    /// How long a replica may take before the same bytes are asked of
+    /// another copy too (the first good answer wins). Unset: three times
+    /// that store's median latency, at least 20 ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<Duration>,
 }
 
 impl Default for ReadConfig {
@@ -186,6 +191,7 @@ impl Default for ReadConfig {
         Self {
             stall: Duration::secs(2),
             timeout: Duration::secs(30),
+            hedge: None,
         }
     }
 }

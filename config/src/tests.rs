@@ -219,10 +219,14 @@ fn read_limits_are_checked_against_each_other() {
     assert!(message.contains("read.stall"), "{message}");
 
     let text = format!(
-        "{}[read]\nstall = \"500ms\"\ntimeout = \"10s\"\n",
+        "{}[read]\nstall = \"500ms\"\ntimeout = \"10s\"\nhedge = \"50ms\"\n",
         minimal(tmp.path())
     );
     let config = GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap();
+    assert_eq!(
+        config.read.hedge.map(|d| d.get()),
+        Some(std::time::Duration::from_millis(50))
+    );
     assert_eq!(
         config.read.stall.get(),
         std::time::Duration::from_millis(500)

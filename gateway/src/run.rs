@@ -228,7 +228,8 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                     drain: cfg.drain.store_bandwidth.bytes(),
                     repair: cfg.repair.store_bandwidth.bytes(),
                     rebalance: cfg.repair.rebalance_store_bandwidth.bytes(),
-                }),
+                })
+                .with_hedge(cfg.read.hedge.map(|d| d.get())),
             );
             for s in &cfg.stores {
                 let id = fs.register_store(&s.name, &s.address).await?;

@@ -46,6 +46,10 @@ impl Reach {
 
 /// Decrypted blocks kept in memory for repeated reads (at most 4 MiB each).
 const HOT_BLOCKS: usize = 64;
+/// Frames (16 KiB each) of ranged reads kept in memory.
+const RECENT_FRAMES: usize = 256;
+/// Plain frames by block and frame index.
+pub(super) type KeptFrames = lru::LruCache<(cairn_metadata::BlockId, u64), Arc<Vec<u8>>>;
 /// `[read] stall` and `[read] timeout` unless [`Stores::with_read_limits`]
 /// says otherwise.
 const READ_STALL: Duration = Duration::from_secs(2);
@@ -73,6 +77,8 @@ pub struct Stores {
     pub(super) key: BlockKey,
     entries: Mutex<HashMap<StoreId, Entry>>,
     pub(super) hot: Mutex<lru::LruCache<cairn_metadata::BlockId, Arc<Vec<u8>>>>,
+    /// Frames recently opened by ranged reads, by block and frame index.
+    pub(super) frames: Mutex<KeptFrames>,
     concurrency: usize,
     caps: Caps,
     /// A read gives a store up after this long without a byte.
@@ -104,6 +110,9 @@ impl Stores {
             hot: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(HOT_BLOCKS).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
+            frames: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(RECENT_FRAMES).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
             concurrency,
             caps: Caps {
                 drain: bandwidth,
@@ -127,6 +136,14 @@ impl Stores {
     /// Per-store bandwidth caps for each purpose, for stores added after.
     pub fn with_caps(mut self, caps: Caps) -> Self {
         self.caps = caps;
+        self
+    }
+
+    /// A replica read asks another copy too after `hedge` (`[read] hedge`;
+    /// `None`: after three times that store's median latency, at least
+    /// 20 ms).
+    pub fn with_hedge(mut self, hedge: Option<Duration>) -> Self {
+        self.hedge = hedge;
         self
     }
 

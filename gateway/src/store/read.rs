@@ -4,7 +4,9 @@
 //! `frames.rs`; a v1 block is read whole). Replicas are read hedged and
 //! spread by load (`hedge.rs`); an erasure-coded chunk from the data shards
 //! that hold the range, a piece whose shard cannot be read rebuilt from the
-//! same range of `k` others. Every byte is verified before it is returned.
+//! same range of `k` others. Every byte is verified before it is returned;
+//! the frames of recent ranged reads are kept too, so small reads in a row
+//! fetch each frame once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -74,10 +76,15 @@ impl BlockSource for Stores {
             if span.count == 0 {
                 return Ok(Vec::new());
             }
-            let mut plain = self.timed(loc, self.fetch_frames(loc, span)).await?;
-            plain.truncate((span.skip + span.take) as usize);
-            plain.drain(..span.skip as usize);
-            Ok(plain)
+            let plain = match self.recent_frames(loc, span) {
+                Some(plain) => plain,
+                None => {
+                    let plain = self.timed(loc, self.fetch_frames(loc, span)).await?;
+                    self.keep_frames(loc, span, &plain);
+                    plain
+                }
+            };
+            Ok(plain[span.skip as usize..(span.skip + span.take) as usize].to_vec())
         })
     }
 }
@@ -175,9 +182,32 @@ impl Stores {
         self.hot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets the blocks kept in memory (`cairn cache drop`).
+    /// Forgets the blocks and frames kept in memory (`cairn cache drop`).
     pub fn drop_hot(&self) {
         self.hot().clear();
+        self.frames_kept().clear();
+    }
+
+    fn frames_kept(&self) -> std::sync::MutexGuard<'_, super::pool::KeptFrames> {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The plain frames of `span`, if every one was opened lately.
+    fn recent_frames(&self, loc: &BlockLocation, span: Span) -> Option<Vec<u8>> {
+        let mut kept = self.frames_kept();
+        let mut plain = Vec::with_capacity((span.count * frames::FRAME) as usize);
+        for i in span.first..span.first + span.count {
+            plain.extend_from_slice(kept.get(&(loc.block, i))?);
+        }
+        Some(plain)
+    }
+
+    /// Keeps the frames of `span` just opened (`plain`) for the next reads.
+    fn keep_frames(&self, loc: &BlockLocation, span: Span, plain: &[u8]) {
+        let mut kept = self.frames_kept();
+        for (n, frame) in plain.chunks(frames::FRAME as usize).enumerate() {
+            kept.put((loc.block, span.first + n as u64), Arc::new(frame.to_vec()));
+        }
     }
 
     /// `placements` with the stores that are online first.

@@ -147,6 +147,10 @@ async fn a_4k_read_of_a_drained_block_moves_at_most_64k() {
             "{moved} bytes moved for 4 KiB at {from}"
         );
     }
+    // The frames just read are kept: reading near them again moves nothing.
+    let again = rig.stores.fetch_range(&loc, 4096, 8192).await.unwrap();
+    assert_eq!(again, &p[4096..12288]);
+    assert_eq!(rig.moved(), 0, "a kept frame was fetched again");
     // Past the end: clamped.
     let tail = rig
         .stores
@@ -215,6 +219,7 @@ async fn an_ec_ranged_read_rebuilds_around_a_failed_shard() {
     assert_eq!(got, &p[mid as usize..mid as usize + 4096]);
     assert!(rig.moved() <= 64 * 1024);
     rig.faulty[0].fail_always(Op::Get, true);
+    rig.stores.drop_hot();
     for from in [mid, 4096] {
         let got = rig.stores.fetch_range(&loc, from, 4096).await.unwrap();
         assert_eq!(got, &p[from as usize..from as usize + 4096], "at {from}");
