@@ -96,6 +96,7 @@ impl Fs {
         let end = offset + n as u64;
         let (first, last) = (offset / SLOT_SIZE, (end - 1) / SLOT_SIZE);
         self.touch(id, first, last);
+        self.read_ahead(id, offset, n as u64, inode.size);
         let evicted: Vec<Slot> = self
             .meta
             .read(|v| v.slots(id, first, last))?
@@ -139,7 +140,7 @@ impl Fs {
             let to = end.min(slot_start + SLOT_SIZE);
             let dst = &mut out[start + (from - offset) as usize..start + (to - offset) as usize];
             dst.fill(0);
-            let bytes = self.slot_bytes(&slot).await?;
+            let bytes = self.evicted_bytes(&slot).await?;
             let (a, b) = ((from - slot_start) as usize, (to - slot_start) as usize);
             let have = bytes.len().min(b);
             if a < have {
