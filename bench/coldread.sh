@@ -13,7 +13,8 @@
 #            per round trip without readahead).
 # Prints MiB/s (medians), cold / cached, and checks the bytes once (sha256).
 #
-# Env: REPS (3), SIZE_MB (256), READAHEAD (unset: the gateway's default; "0" turns readahead off,
+# Env: REPS (3), SIZE_MB (256), RTT_MS (0: off; else every store is reached through
+#      bench/latency_proxy.py, which delays each byte by RTT_MS/2 each way, no bandwidth cap), READAHEAD (unset: the gateway's default; "0" turns readahead off,
 #      e.g. READAHEAD=0 for the before-numbers; needs a gateway that knows `[read] readahead`),
 #      PROFILE (release | debug: which build to run), QUIET (500ms), POLL (0.1), DRAIN_TIMEOUT
 #      (600 s), WORK (/tmp/cairn-coldread-bench), CARGO_TARGET_DIR (<repo>/target), CAIRN (a
@@ -45,6 +46,24 @@ else
   [ -x "$CAIRN" ] || die "$CAIRN not built"
 fi
 start_cluster
+PROXY_PID=""
+bench_cleanup() { local p=$PROXY_PID; PROXY_PID=""; [ -n "$p" ] || return 0; kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }
+if [ "${RTT_MS:-0}" != 0 ]; then
+  # every store reached through bench/latency_proxy.py: the gateway restarts on the proxies' ports
+  stop_gateway
+  pairs=""
+  for n in $STORES; do
+    sp=$(store_port "$n"); pp=$(free_port); pairs="$pairs $pp:$sp"
+    sed -i "s/^address = \"127\.0\.0\.1:$sp\"/address = \"127.0.0.1:$pp\"/" "$GW_CONF"
+  done
+  # shellcheck disable=SC2086
+  python3 "$HERE/latency_proxy.py" "$RTT_MS" $pairs > "$LOGS/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  for i in $(seq 1 100); do grep -q ready "$LOGS/proxy.log" && break; sleep 0.1; done
+  grep -q ready "$LOGS/proxy.log" || die "the latency proxy did not start"
+  log "stores behind a ${RTT_MS} ms round trip (proxy pid $PROXY_PID:$pairs)"
+  start_gateway
+fi
 log "[read] section of the gateway config:"; grep -A8 '^\[read\]' "$GW_CONF" | sed 's/^/  /' >&2
 
 RES=$WORK/results.csv
@@ -91,7 +110,7 @@ cold=$(median cold); cached=$(median cached)
 ratio=$(awk -v a="$cold" -v b="$cached" 'BEGIN{ if (b+0 > 0) printf "%.2f", a/b; else print "nan" }')
 ra=$(sed -n 's/^readahead = //p' "$GW_CONF"); ra=${ra:-"(key absent: this build has no readahead)"}
 echo
-echo "cairn cold sequential read vs cached, medians of $REPS; $SIZE_MB MiB, 3 local stores, 2 replicas, $PROFILE build; [read] readahead = $ra"
+echo "cairn cold sequential read vs cached, medians of $REPS; $SIZE_MB MiB, 3 local stores (round trip to them: ${RTT_MS:-0} ms added), 2 replicas, $PROFILE build; [read] readahead = $ra"
 echo "$(date -u +%FT%TZ) $(uname -r) $(nproc) cpus; load at end $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-40s %10s\n' "cold (evicted, from the stores) [MiB/s]" "$cold"
 printf '%-40s %10s\n' "cached (ingest cache) [MiB/s]" "$cached"
