@@ -146,15 +146,19 @@ async fn random_reads_fetch_only_what_they_read() {
 async fn a_read_of_a_block_being_fetched_ahead_waits_for_that_fetch() {
     let (_dir, fs, mem, id, data) = evicted_file(8).await;
     start_reading(&fs, &mem, id, &data, true).await;
-    let in_slot_1 = async {
-        until("slot 1 being fetched ahead", || {
-            fetched_slots(&mem).contains(&1)
-        })
-        .await;
+    until("slot 1 being fetched ahead", || {
+        fetched_slots(&mem).contains(&1)
+    })
+    .await;
+    // A read of slot 1 while its fetch hangs: it waits for that fetch.
+    let open_later = async {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
         mem.open();
     };
     let who = root();
-    let (back, _) = tokio::join!(fs.read(&who, id, SLOT_SIZE, MAX_IO), in_slot_1);
+    let (back, _) = tokio::join!(fs.read(&who, id, SLOT_SIZE, MAX_IO), open_later);
     let (back, _, _) = back.unwrap();
     assert!(back == data[SLOT_SIZE as usize..(SLOT_SIZE + MIB) as usize]);
     settle(&fs).await;
