@@ -26,7 +26,8 @@ pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
     BackupConfig, CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel,
     MetadataConfig, NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN,
-    DEFAULT_NFS_MAX_CONNECTIONS, MAX_NFS_MAX_CONNECTIONS, MIN_CACHE_SIZE,
+    DEFAULT_NFS_MAX_CONNECTIONS, DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD,
+    MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
 pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};

@@ -200,6 +200,26 @@ fn port_zero_is_invalid() {
 }
 
 #[test]
+fn readahead_defaults_to_64_mib_turns_off_with_0_and_is_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = GatewayConfig::load(&write_config(tmp.path(), &minimal(tmp.path()))).unwrap();
+    assert_eq!(config.read.readahead, ByteSize::mib(64));
+
+    let text = format!("{}[read]\nreadahead = \"0\"\n", minimal(tmp.path()));
+    let config = GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap();
+    assert_eq!(config.read.readahead, ByteSize(0));
+
+    let text = format!("{}[read]\nreadahead = \"2 GiB\"\n", minimal(tmp.path()));
+    let (err, message) = load_err(tmp.path(), &text);
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("{message}")
+    };
+    assert_eq!(problems.len(), 1, "{message}");
+    assert_eq!(problems[0].field, "read.readahead");
+    assert!(message.contains("at most 1 GiB"), "{message}");
+}
+
+#[test]
 fn read_limits_are_checked_against_each_other() {
     let tmp = tempfile::tempdir().unwrap();
     let text = format!(

@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{ConfigError, Problem};
-use crate::gateway::{GatewayConfig, MAX_NFS_MAX_CONNECTIONS, MIN_CACHE_SIZE};
+use crate::gateway::{GatewayConfig, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD, MIN_CACHE_SIZE};
 
 impl GatewayConfig {
     /// Checks every value; returns [`ConfigError::Invalid`] (with `path: None`)
@@ -116,6 +116,14 @@ impl GatewayConfig {
                     self.read.stall
                 ),
                 "use \"30s\", or a few times read.stall",
+            );
+        }
+        if self.read.readahead > MAX_READAHEAD {
+            report(
+                "read.readahead",
+                quoted(&self.read.readahead),
+                format!("must be at most {MAX_READAHEAD} (twice it is held in memory)"),
+                "use \"64 MiB\", or \"0\" to turn readahead off",
             );
         }
         if self.drain.store_concurrency == 0 {

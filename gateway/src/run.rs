@@ -242,7 +242,9 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
             for (id, life) in fs.store_states()? {
                 stores.set_life(id, life);
             }
-            fs = fs.with_blocks(stores.clone());
+            fs = fs
+                .with_blocks(stores.clone())
+                .with_readahead(cfg.read.readahead.bytes());
             if cfg.backup.enabled {
                 let (persistence, requests) = crate::core::Persistence::channel();
                 fs = fs.with_persistence(persistence);

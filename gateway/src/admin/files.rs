@@ -82,6 +82,7 @@ impl Admin {
         if let Some(stores) = &self.stores {
             stores.drop_hot();
         }
+        self.fs.forget_read_ahead();
         let left = self.fs.backlog().await?;
         Ok(CacheDropped {
             evicted_bytes: done.bytes,

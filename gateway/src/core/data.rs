@@ -96,6 +96,7 @@ impl Fs {
         let end = offset + n as u64;
         let (first, last) = (offset / SLOT_SIZE, (end - 1) / SLOT_SIZE);
         self.touch(id, first, last);
+        self.read_ahead(id, offset, n as u64, inode.size);
         let evicted: Vec<Slot> = self
             .meta
             .read(|v| v.slots(id, first, last))?
@@ -140,7 +141,7 @@ impl Fs {
             let dst = &mut out[start + (from - offset) as usize..start + (to - offset) as usize];
             dst.fill(0);
             let a = from - slot_start;
-            let bytes = self.slot_range(&slot, a, to - from).await?;
+            let bytes = self.evicted_range(&slot, a, to - from).await?;
             let have = bytes.len().min(dst.len());
             dst[..have].copy_from_slice(&bytes[..have]);
         }
@@ -160,7 +161,12 @@ impl Fs {
 
     /// Bytes `from..from + len` of an evicted slot's current bytes (cut
     /// short at `valid_len`), fetching only what covers them.
-    async fn slot_range(&self, slot: &Slot, from: u64, len: u64) -> Result<Vec<u8>, FsError> {
+    pub(super) async fn slot_range(
+        &self,
+        slot: &Slot,
+        from: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, FsError> {
         let Some((loc, source)) = self.slot_block(slot)? else {
             return Ok(Vec::new());
         };

@@ -10,12 +10,62 @@ use super::tests::{file, root};
 use super::*;
 
 /// Blocks kept in memory, keyed by chunk and offset: the stores' stand-in.
-/// Counts whole-block fetches and records the ranges asked for.
-#[derive(Default)]
-struct MemBlocks(
-    std::sync::Mutex<HashMap<(u64, u64), Vec<u8>>>,
-    std::sync::Mutex<(usize, Vec<(u64, u64)>)>,
-);
+/// It logs every fetch, and fetches of blocks at or past a chunk offset
+/// wait while its gate is closed there.
+pub(super) struct MemBlocks {
+    blocks: std::sync::Mutex<HashMap<(u64, u64), Vec<u8>>>,
+    /// Every fetch, whole or ranged, in the order they were asked for:
+    /// (chunk, offset).
+    log: std::sync::Mutex<Vec<(u64, u64)>>,
+    /// Whole-block fetches, and the ranges asked for: (from, len).
+    wholes: std::sync::atomic::AtomicUsize,
+    ranges: std::sync::Mutex<Vec<(u64, u64)>>,
+    /// Fetches at or past this chunk offset wait.
+    closed_from: std::sync::atomic::AtomicU64,
+    opened: tokio::sync::Notify,
+}
+
+impl Default for MemBlocks {
+    fn default() -> Self {
+        MemBlocks {
+            blocks: Default::default(),
+            log: Default::default(),
+            wholes: Default::default(),
+            ranges: Default::default(),
+            closed_from: std::sync::atomic::AtomicU64::new(u64::MAX),
+            opened: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl MemBlocks {
+    /// Makes fetches at or past `offset` wait (`open`: lets them, and
+    /// those waiting, go on).
+    pub(super) fn close_from(&self, offset: u64) {
+        self.closed_from
+            .store(offset, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(super) fn open(&self) {
+        self.close_from(u64::MAX);
+        self.opened.notify_waiters();
+    }
+
+    pub(super) fn fetches(&self) -> Vec<(u64, u64)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits while the gate is closed at `offset`.
+    async fn gate(&self, offset: u64) {
+        loop {
+            let opened = self.opened.notified();
+            if offset < self.closed_from.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            opened.await;
+        }
+    }
+}
 
 impl BlockSource for MemBlocks {
     fn fetch<'a>(
@@ -24,8 +74,11 @@ impl BlockSource for MemBlocks {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>
     {
         Box::pin(async move {
-            self.1.lock().unwrap().0 += 1;
-            let blocks = self.0.lock().unwrap();
+            self.log.lock().unwrap().push((loc.chunk.0, loc.offset));
+            self.wholes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.gate(loc.offset).await;
+            let blocks = self.blocks.lock().unwrap();
             blocks
                 .get(&(loc.chunk.0, loc.offset))
                 .cloned()
@@ -44,8 +97,10 @@ impl BlockSource for MemBlocks {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, FsError>> + Send + 'a>>
     {
         Box::pin(async move {
-            self.1.lock().unwrap().1.push((from, len));
-            let blocks = self.0.lock().unwrap();
+            self.log.lock().unwrap().push((loc.chunk.0, loc.offset));
+            self.ranges.lock().unwrap().push((from, len));
+            self.gate(loc.offset).await;
+            let blocks = self.blocks.lock().unwrap();
             let block = blocks
                 .get(&(loc.chunk.0, loc.offset))
                 .ok_or(FsError::Unavailable {
@@ -60,7 +115,7 @@ impl BlockSource for MemBlocks {
 
 /// Drains every dirty slot of `id` into `mem` as one chunk, as the
 /// drainer would (without encryption).
-async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
+pub(super) async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
     let class = fs
         .metadata()
         .write(true, |tx| {
@@ -83,7 +138,7 @@ async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
     let mut offset = 0;
     for d in dirty.into_iter().filter(|d| d.inode == id) {
         let bytes = fs.slot_content(id, d.index).await.unwrap().unwrap();
-        mem.0
+        mem.blocks
             .lock()
             .unwrap()
             .insert((chunk.0, offset), bytes.clone());
@@ -249,7 +304,8 @@ async fn a_small_read_of_an_evicted_slot_asks_only_for_its_range() {
             "at {off}"
         );
     }
-    let (wholes, ranges) = mem.1.lock().unwrap().clone();
+    let wholes = mem.wholes.load(std::sync::atomic::Ordering::SeqCst);
+    let ranges = mem.ranges.lock().unwrap().clone();
     assert_eq!(wholes, 0, "no whole block fetched for a small read");
     assert_eq!(
         ranges,

@@ -25,6 +25,9 @@ mod evict_tests;
 mod namespace;
 mod open;
 pub mod perm;
+mod readahead;
+#[cfg(test)]
+mod readahead_tests;
 mod relay;
 mod repair_ops;
 #[cfg(test)]
@@ -223,6 +226,8 @@ pub struct Fs {
     open: open::OpenCounts,
     /// The class catalogue over `meta`.
     classes: Arc<Classes>,
+    /// Sequential streams and the blocks fetched ahead of them.
+    readahead: readahead::Readahead,
 }
 
 impl std::fmt::Debug for Fs {
@@ -268,6 +273,7 @@ impl Fs {
             persist: None,
             open: open::OpenCounts::default(),
             classes,
+            readahead: readahead::Readahead::new(0),
         })
     }
 
@@ -324,6 +330,13 @@ impl Fs {
     /// Reads evicted slots back through `source`.
     pub fn with_blocks(mut self, source: Arc<dyn BlockSource>) -> Self {
         self.blocks = Some(source);
+        self
+    }
+
+    /// Keeps up to `bytes` fetched ahead of each sequential reader of
+    /// evicted data (`[read] readahead`); 0, the default, turns it off.
+    pub fn with_readahead(mut self, bytes: u64) -> Self {
+        self.readahead = readahead::Readahead::new(bytes);
         self
     }
 
