@@ -3,8 +3,12 @@
 //! (see `load.rs`); if it has not answered within its hedge delay, the next
 //! one is asked too, and the first answer that verifies wins (the others
 //! are dropped, which cancels them). A copy that fails or does not verify
-//! is skipped for the next at once. A large range is cut into frame-aligned
-//! parts read from different replicas at the same time.
+//! is skipped for the next at once. When every copy failed only by not
+//! answering (a stall, a dropped link), they are all asked again after a
+//! short pause, until `[read] timeout` ends the read: a WAN stall of a few
+//! seconds on both copies delays a read, it does not fail it. A large range
+//! is cut into frame-aligned parts read from different replicas at the same
+//! time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,6 +57,12 @@ pub(super) async fn all<F: Future + Unpin>(futs: Vec<F>) -> Vec<F::Output> {
     }
     out.into_iter().flatten().collect()
 }
+
+/// Rounds over every copy a replica read makes while all of them only
+/// fail to answer; `[read] timeout` usually ends the read first.
+const RETRY_ROUNDS: u32 = 30;
+/// The pause before round `n` is `n` times this (at most four times).
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 type Attempt<'a> =
     Pin<Box<dyn Future<Output = (StoreId, Result<Vec<u8>, super::StoreError>)> + Send + 'a>>;
@@ -145,7 +155,12 @@ impl Stores {
         open: impl Fn(&[u8]) -> Result<Vec<u8>, CryptoError>,
     ) -> Result<Vec<u8>, FsError> {
         let key = ObjectKey::Chunk(loc.chunk).to_string();
-        let mut next = order.into_iter();
+        let mut next = order.clone().into_iter();
+        // Whether every copy failed only by not answering (a stall, a
+        // dropped link): then the copies are asked again, after a pause,
+        // until `[read] timeout` ends the read, as a WAN stall passes.
+        let mut transient = true;
+        let mut round = 0u32;
         let launch = |store: StoreId| -> Attempt<'_> {
             let flight = self.loads.start(store, len);
             let key = &key;
@@ -162,6 +177,13 @@ impl Stores {
         let mut why = String::from("no replica is recorded");
         loop {
             if running.is_empty() {
+                if next.len() == 0 && transient && round < RETRY_ROUNDS && !order.is_empty() {
+                    round += 1;
+                    let pause = RETRY_PAUSE * round.min(4);
+                    debug!(chunk = %loc.chunk, round, ?pause, "no copy answered; asking them again");
+                    tokio::time::sleep(pause).await;
+                    next = order.clone().into_iter();
+                }
                 let Some(store) = next.next() else {
                     return Err(FsError::Unavailable {
                         chunk: Some(loc.chunk),
@@ -180,11 +202,13 @@ impl Stores {
                             // A replica that does not verify is skipped for the next.
                             Err(e) => {
                                 warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica failed verification");
+                                transient = false;
                                 e.to_string()
                             }
                         },
                         Err(e) => {
                             warn!(store = %self.name(store), chunk = %loc.chunk, cause = %e, "a replica could not be read; trying the next");
+                            transient &= super::unreachable(&e);
                             e.to_string()
                         }
                     };

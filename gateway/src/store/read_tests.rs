@@ -281,3 +281,46 @@ async fn concurrent_reads_spread_over_the_replicas() {
     let calls: Vec<u64> = rig.faulty.iter().map(|f| f.calls(Op::Get)).collect();
     assert_eq!(calls, [1, 1], "one read on each replica");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stall_on_every_copy_delays_a_read_and_a_forged_copy_fails_it_at_once() {
+    let rig = Rig::new(2).await;
+    let p = plain(BLOCK);
+    let loc = rig.replicated(1, &p, false).await;
+    for f in &rig.faulty {
+        f.set_silent(true);
+    }
+    // Both links stall for 3 s, far less than `[read] timeout` (30 s).
+    let faulty = rig.faulty.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for f in &faulty {
+            f.set_silent(false);
+        }
+    });
+    let start = tokio::time::Instant::now();
+    let got = rig.stores.fetch_range(&loc, 8192, 4096).await;
+    assert_eq!(got.expect("read after the stall"), &p[8192..12288]);
+    assert!(start.elapsed() >= Duration::from_secs(3));
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A copy that does not verify is no stall: no second round.
+    for f in &rig.faulty {
+        f.set_flip(true);
+    }
+    rig.stores.drop_hot();
+    let start = tokio::time::Instant::now();
+    rig.stores
+        .fetch_range(&loc, 5 * FRAME, 4096)
+        .await
+        .expect_err("every copy is forged");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
