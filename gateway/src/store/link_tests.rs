@@ -12,10 +12,10 @@ use cairn_metadata::StoreId;
 use tokio::time::Instant;
 
 use crate::class::ClassSpec;
-use crate::store::faulty::Faulty;
+use crate::store::faulty::{Faulty, Op};
 use crate::store::placement::place;
 use crate::store::tests::add;
-use crate::store::{Caps, Purpose, Reach, Stores};
+use crate::store::{Caps, Purpose, Reach, StoreError, Stores};
 
 const MIB: u64 = 1 << 20;
 const HOUR: Duration = Duration::from_secs(3600);
@@ -66,6 +66,25 @@ async fn a_probe_timing_out_while_puts_progress_leaves_the_store_online() {
         assert!(stores.placeable()[0].online, "round {round}");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    writer.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_cut_while_puts_progress_leaves_the_store_online() {
+    let stores = pool(Caps::default());
+    let s = add(&stores, 1);
+    let id = StoreId(1);
+    stores.probe().await;
+    // Puts take 1 s each and keep finishing: bytes flow over the link.
+    s.set_delay(Some(Duration::from_secs(1)));
+    let writer = putter(&stores, 1, 20, 4 * MIB, Purpose::Drain);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A WAN reset cuts one read's connection.
+    s.fail_nth(Op::Get, 1);
+    let e = stores.get(id, "k", 0, 0).await.expect_err("cut");
+    assert!(matches!(e, StoreError::Transport { .. }), "{e}");
+    assert_eq!(stores.health(id, HOUR).0, Reach::Online);
+    assert!(stores.placeable()[0].online);
     writer.abort();
 }
 

@@ -275,7 +275,7 @@ impl Stores {
     /// A request to store `id` went unanswered (a timeout): slow or gone. A
     /// store that moves bytes meanwhile (`Link::moving`) is slow: it stays
     /// online, though the grace clock starts; one that moves none is marked
-    /// as not answering. A refused or broken connection is no excuse.
+    /// as not answering. A refused connection is no excuse.
     fn mark_silent(&self, id: StoreId, cause: &dyn std::fmt::Display) {
         self.note(id, Some(cause), true);
     }
@@ -337,9 +337,16 @@ impl Stores {
 
     /// Marks store `id` by a request's outcome: a timeout is silence (maybe
     /// slowness), an unreachable store is not answering.
+    /// A connection cut mid-request (a WAN reset) counts as silence too: the
+    /// store is excused while other transfers to it make progress, and a
+    /// store that is gone is caught by its probe's refused connection.
     fn judge<T>(&self, id: StoreId, result: &Result<T, StoreError>) {
         match result {
-            Err(e @ StoreError::Timeout { .. }) => self.mark_silent(id, e),
+            Err(
+                e @ (StoreError::Timeout { .. }
+                | StoreError::Transport { .. }
+                | StoreError::Stalled { .. }),
+            ) => self.mark_silent(id, e),
             Err(e) if unreachable(e) => self.mark(id, Some(e)),
             _ => {}
         }
