@@ -65,8 +65,8 @@ fn counters(cluster: &Cluster) -> BTreeMap<String, WanCounters> {
 }
 
 /// Polls `cairn status --json` until the backlog is empty, and notes every
-/// poll where a store whose link moved bytes in the last second is not
-/// reported online.
+/// poll where a store whose link moved bytes in each of the last three
+/// seconds is not reported online.
 fn drain_watching_liveness(cluster: &Cluster, deadline: Duration) -> Watch {
     let start = Instant::now();
     let mut history: Vec<(Instant, BTreeMap<String, WanCounters>)> = Vec::new();
@@ -79,17 +79,26 @@ fn drain_watching_liveness(cluster: &Cluster, deadline: Duration) -> Watch {
             .try_cairn_json(&["status"])
             .unwrap_or_else(|e| panic!("cairn status during the drain: {e}"));
         watch.polls += 1;
-        let second_ago = history
-            .iter()
-            .rev()
-            .find(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1));
-        if let Some((_, before)) = second_ago {
+        // Flowing: bytes moved in each of the last three seconds. A store
+        // is given one probe round (2 s) after a stall ends to be seen
+        // answering again; flowing longer than that, it must be online.
+        let ago = |secs: u64| {
+            history
+                .iter()
+                .rev()
+                .find(|(t, _)| now.duration_since(*t) >= Duration::from_secs(secs))
+                .map(|(_, c)| c)
+        };
+        if let (Some(s1), Some(s2), Some(s3)) = (ago(1), ago(2), ago(3)) {
             for row in status["stores"].as_array().into_iter().flatten() {
                 let name = row["name"].as_str().unwrap_or_default();
-                let moved = seen[name].bytes() - before[name].bytes();
-                if moved > 0 && row["state"] != "online" {
+                let moved = seen[name].bytes() - s1[name].bytes();
+                let flowing = moved > 0
+                    && s1[name].bytes() > s2[name].bytes()
+                    && s2[name].bytes() > s3[name].bytes();
+                if flowing && row["state"] != "online" {
                     watch.violations.push(format!(
-                        "{:.1} s: {name} is {} while its link moved {moved} bytes in the last second",
+                        "{:.1} s: {name} is {} while its link moved bytes in each of the last 3 s ({moved} in the last)",
                         start.elapsed().as_secs_f64(),
                         row["state"]
                     ));
@@ -105,7 +114,7 @@ fn drain_watching_liveness(cluster: &Cluster, deadline: Duration) -> Watch {
             status["backlog"],
             counters(cluster)
         );
-        history.retain(|(t, _)| now.duration_since(*t) < Duration::from_secs(3));
+        history.retain(|(t, _)| now.duration_since(*t) < Duration::from_secs(4));
         std::thread::sleep(Duration::from_millis(250));
     }
 }
