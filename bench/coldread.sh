@@ -14,7 +14,7 @@
 # Prints MiB/s (medians), cold / cached, and checks the bytes once (sha256).
 #
 # Env: REPS (3), SIZE_MB (256), RTT_MS (0: off; else every store is reached through
-#      bench/latency_proxy.py, which delays each byte by RTT_MS/2 each way, no bandwidth cap), READAHEAD (unset: the gateway's default; "0" turns readahead off,
+#      its own WAN emulator, tests/examples/wanproxy.rs, with that round trip and no bandwidth cap), READAHEAD (unset: the gateway's default; "0" turns readahead off,
 #      e.g. READAHEAD=0 for the before-numbers; needs a gateway that knows `[read] readahead`),
 #      PROFILE (release | debug: which build to run), QUIET (500ms), POLL (0.1), DRAIN_TIMEOUT
 #      (600 s), WORK (/tmp/cairn-coldread-bench), CARGO_TARGET_DIR (<repo>/target), CAIRN (a
@@ -46,22 +46,31 @@ else
   [ -x "$CAIRN" ] || die "$CAIRN not built"
 fi
 start_cluster
-PROXY_PID=""
-bench_cleanup() { local p=$PROXY_PID; PROXY_PID=""; [ -n "$p" ] || return 0; kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }
+declare -A WAN_PID=()
+bench_cleanup() {
+  local n p
+  for n in $STORES; do p=${WAN_PID[$n]:-}; WAN_PID[$n]=""; stop_pid "wanproxy $n" "$p"; done
+}
 if [ "${RTT_MS:-0}" != 0 ]; then
-  # every store reached through bench/latency_proxy.py: the gateway restarts on the proxies' ports
+  # every store reached through its own emulated link: the gateway restarts on the links' ports
+  WANPROXY=$CARGO_TARGET_DIR/$PROFILE/examples/wanproxy
+  if [ "${NO_BUILD:-0}" != 1 ]; then
+    if [ "$PROFILE" = release ]; then flag=--release; else flag=; fi
+    # shellcheck disable=SC2086
+    (cd "$ROOT" && cargo build $flag -p cairn-tests --example wanproxy) || die "cargo build of wanproxy failed"
+  fi
+  [ -x "$WANPROXY" ] || die "$WANPROXY not built"
   stop_gateway
-  pairs=""
   for n in $STORES; do
-    sp=$(store_port "$n"); pp=$(free_port); pairs="$pairs $pp:$sp"
+    sp=$(store_port "$n"); pp=$(free_port)
+    "$WANPROXY" --listen "127.0.0.1:$pp" --target "127.0.0.1:$sp" --rtt-ms "$RTT_MS" \
+      --counters "$LOGS/wan-$n.json" >>"$LOGS/wan-$n.log" 2>&1 </dev/null &
+    WAN_PID[$n]=$!
+    for _ in $(seq 1 100); do [ -s "$LOGS/wan-$n.json" ] && break; sleep 0.1; done
+    [ -s "$LOGS/wan-$n.json" ] || die "wanproxy $n wrote no counters; see $LOGS/wan-$n.log"
     sed -i "s/^address = \"127\.0\.0\.1:$sp\"/address = \"127.0.0.1:$pp\"/" "$GW_CONF"
   done
-  # shellcheck disable=SC2086
-  python3 "$HERE/latency_proxy.py" "$RTT_MS" $pairs > "$LOGS/proxy.log" 2>&1 &
-  PROXY_PID=$!
-  for i in $(seq 1 100); do grep -q ready "$LOGS/proxy.log" && break; sleep 0.1; done
-  grep -q ready "$LOGS/proxy.log" || die "the latency proxy did not start"
-  log "stores behind a ${RTT_MS} ms round trip (proxy pid $PROXY_PID:$pairs)"
+  log "stores behind a ${RTT_MS} ms round trip (wanproxy pids ${WAN_PID[*]})"
   start_gateway
 fi
 log "[read] section of the gateway config:"; grep -A8 '^\[read\]' "$GW_CONF" | sed 's/^/  /' >&2
