@@ -14,7 +14,7 @@
 # ratio = cairn reads/s / ganesha reads/s (target >= 0.3x). Both servers read through the same page
 # cache (cairn's stores keep their shards in files on the same disk); the page cache is not dropped.
 #
-# Env: REPS (3), READS (2000), SIZE (4096), SIZE_MB (256), QUIET (500ms), POLL (0.1),
+# Env: PROFILE (release | debug: which build to run), REPS (3), READS (2000), SIZE (4096), SIZE_MB (256), QUIET (500ms), POLL (0.1),
 #      DRAIN_TIMEOUT (600), WORK (/tmp/cairn-randread-bench), GANESHA_BASE (/tmp/ganesha),
 #      GANESHA_NFS_PORT (20490), GANESHA_MNT_PORT (20048), BENCH_GANESHA_DIR (bench/ganesha),
 #      CARGO_TARGET_DIR (<repo>/target), NO_BUILD=1, KEEP=1, RUST_LOG (default "info").
@@ -38,8 +38,9 @@ GANESHA_BASE=${GANESHA_BASE:-/tmp/ganesha}
 G_NFS=${GANESHA_NFS_PORT:-20490}; G_MNT=${GANESHA_MNT_PORT:-20048}
 export RUST_LOG=${RUST_LOG:-info}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-CAIRN=$CARGO_TARGET_DIR/release/cairn
-RANDREAD=$CARGO_TARGET_DIR/release/examples/nfs_randread
+PROFILE=${PROFILE:-release}
+CAIRN=$CARGO_TARGET_DIR/$PROFILE/cairn
+RANDREAD=$CARGO_TARGET_DIR/$PROFILE/examples/nfs_randread
 N_STORES=3
 NAME=randread-$$.bin
 
@@ -52,7 +53,12 @@ bench_cleanup() {
 }
 # shellcheck source=bench/cluster.sh
 . "$HERE/cluster.sh"
-build_release -p cairn-gateway -p cairn-tests --bins --examples
+if [ "$PROFILE" = release ]; then
+  build_release -p cairn-gateway -p cairn-tests --bins --examples
+elif [ "${NO_BUILD:-0}" != 1 ]; then
+  (cd "$ROOT" && cargo build -p cairn-gateway -p cairn-tests --bins --examples) || die "cargo build failed"
+fi
+[ -x "$CAIRN" ] || die "$CAIRN not built"
 [ -x "$RANDREAD" ] || die "$RANDREAD not built"
 for b in nfs-cat nfs-ls sha256sum; do command -v $b >/dev/null || die "missing $b"; done
 
