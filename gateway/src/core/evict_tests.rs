@@ -171,6 +171,20 @@ pub(super) async fn drain_into(fs: &Fs, mem: &MemBlocks, id: InodeId) {
     assert_eq!(attached, n);
 }
 
+/// A fresh core in a temp folder, its drained blocks kept in memory.
+async fn over_mem() -> (tempfile::TempDir, std::sync::Arc<MemBlocks>, Fs) {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = std::sync::Arc::new(MemBlocks::default());
+    let fs = Fs::open(
+        &dir.path().join("meta.db"),
+        &dir.path().join("cache"),
+        1 << 30,
+    )
+    .unwrap()
+    .with_blocks(mem.clone());
+    (dir, mem, fs)
+}
+
 /// A file "big" of `size` bytes (`i % 253` at `i`) written and drained
 /// into `mem`, on a fresh core over it.
 async fn big_drained(
@@ -182,15 +196,7 @@ async fn big_drained(
     Inode,
     Vec<u8>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let mem = std::sync::Arc::new(MemBlocks::default());
-    let fs = Fs::open(
-        &dir.path().join("meta.db"),
-        &dir.path().join("cache"),
-        1 << 30,
-    )
-    .unwrap()
-    .with_blocks(mem.clone());
+    let (dir, mem, fs) = over_mem().await;
     let f = file(&fs, InodeId::ROOT, "big").await;
     let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
     for (i, part) in data.chunks(MAX_IO as usize).enumerate() {
@@ -254,15 +260,7 @@ async fn evicted_slots_read_and_rewrite_through_their_blocks() {
 
 #[tokio::test]
 async fn eviction_takes_the_least_recently_used_slots_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let mem = std::sync::Arc::new(MemBlocks::default());
-    let fs = Fs::open(
-        &dir.path().join("meta.db"),
-        &dir.path().join("cache"),
-        1 << 30,
-    )
-    .unwrap()
-    .with_blocks(mem.clone());
+    let (_dir, mem, fs) = over_mem().await;
     let mut ids = Vec::new();
     for name in ["a", "b", "c"] {
         let f = file(&fs, InodeId::ROOT, name).await;
