@@ -25,25 +25,26 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic   b"CAIRNSHD"
-//!      8     2  version 3
+//!      8     2  version 4
 //!     10     2  reserved, 0
 //!     12     8  payload length in bytes
 //!     20     4  crc32c (Castagnoli) of the whole payload
-//!     24     4  block size B (1 MiB)
+//!     24     4  check block size B (128 KiB)
 //!     28   4*n  crc32c of each B-byte block of the payload, n = ceil(length / B)
 //!        …4096  zeros (usually a hole)
 //!   4096     n  payload
 //! ```
 //! A ranged read checks the crcs of the blocks it reads, so reading 4 MiB of
-//! a 32 MiB shard reads 4 MiB, not 32; a full check (scrub) checks every
-//! block and the whole crc. The payload starts on a block boundary so that a
+//! a 32 MiB shard reads 4 MiB, not 32, and a 4 KiB read reads one or two
+//! 128 KiB blocks; a full check (scrub) checks every block and the whole crc. The payload starts on a block boundary so that a
 //! put can write it with `O_DIRECT` (no copy into the page cache: on a store
 //! the drain's bytes are written once and rarely read back soon). A file
 //! whose size is not 4096 + length, or whose payload does not match a crc, is
 //! corrupt and is moved to quarantine when read.
 //!
-//! (Version 2, written by earlier builds of this release cycle, had no block
-//! crcs; it is not read.)
+//! Version 3 is the same with B = 1 MiB: such shards are still read (their
+//! ranged reads check whole megabytes). Version 2, written by earlier builds
+//! of this release cycle, had no block crcs; it is not read.
 
 use std::fs::File;
 use std::io;
@@ -67,8 +68,12 @@ const MARKER_VERSION: u32 = 1;
 
 /// Shard header magic.
 pub const SHARD_MAGIC: [u8; 8] = *b"CAIRNSHD";
-/// Shard header format version.
-pub const SHARD_VERSION: u16 = 3;
+/// Shard header format version written: 4 checks the payload in
+/// [`CHECK_BLOCK`]s. Version 3 (1 MiB check blocks, [`V3_CHECK_BLOCK`]) is
+/// still read.
+pub const SHARD_VERSION: u16 = 4;
+/// The header version whose payload is checked in 1 MiB blocks.
+pub const SHARD_VERSION_V3: u16 = 3;
 /// Bytes of the fixed header fields (before the block crcs).
 pub const SHARD_HEADER_LEN: u64 = 28;
 /// Where the payload starts: the header block's size.
@@ -76,9 +81,17 @@ pub const SHARD_PAYLOAD_OFFSET: u64 = DIRECT_ALIGN as u64;
 /// Alignment of `O_DIRECT` buffers, lengths and offsets: 4096 suits devices
 /// with 512-byte and 4 KiB logical blocks alike.
 pub const DIRECT_ALIGN: usize = 4096;
-/// The payload is checked in blocks of this size.
+/// A put is received, and a dropped upload kept and resumed, in whole blocks
+/// of this size.
 pub const SHARD_BLOCK: u64 = 1 << 20;
-/// Most blocks (so most payload bytes / [`SHARD_BLOCK`]) a header holds.
+/// A version-4 shard's payload is checked in blocks of this size: a ranged
+/// get reads and checks only the check blocks that cover its range, so a
+/// 4 KiB read costs 128 KiB of disk and crc, not a megabyte. It divides
+/// [`SHARD_BLOCK`], so a kept upload's whole blocks are whole check blocks.
+pub const CHECK_BLOCK: u64 = 128 << 10;
+/// A version-3 shard's check block.
+pub const V3_CHECK_BLOCK: u64 = SHARD_BLOCK;
+/// Most check blocks (so their crcs) a header holds.
 pub const MAX_SHARD_BLOCKS: usize = (SHARD_PAYLOAD_OFFSET - SHARD_HEADER_LEN) as usize / 4;
 
 /// A decoded shard header.
@@ -87,7 +100,10 @@ pub struct ShardHeader {
     pub len: u64,
     /// crc32c of the whole payload.
     pub crc: u32,
-    /// crc32c of each [`SHARD_BLOCK`] of the payload.
+    /// The size of the blocks the payload is checked in: [`CHECK_BLOCK`],
+    /// or [`V3_CHECK_BLOCK`] for a shard written by a version-3 store.
+    pub check_block: u64,
+    /// crc32c of each check block of the payload.
     pub block_crcs: Vec<u32>,
 }
 
@@ -95,31 +111,41 @@ impl ShardHeader {
     /// The header block's used bytes (the rest of the block stays zero).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(SHARD_HEADER_LEN as usize + 4 * self.block_crcs.len());
+        let version = if self.check_block == V3_CHECK_BLOCK {
+            SHARD_VERSION_V3
+        } else {
+            SHARD_VERSION
+        };
         out.extend_from_slice(&SHARD_MAGIC);
-        out.extend_from_slice(&SHARD_VERSION.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&self.len.to_le_bytes());
         out.extend_from_slice(&self.crc.to_le_bytes());
-        out.extend_from_slice(&(SHARD_BLOCK as u32).to_le_bytes());
+        out.extend_from_slice(&(self.check_block as u32).to_le_bytes());
         for c in &self.block_crcs {
             out.extend_from_slice(&c.to_le_bytes());
         }
         out
     }
 
-    /// Decodes a header block; `None` if the magic, version, block size or
-    /// the number of block crcs is wrong.
+    /// Decodes a header block (version 4, or 3); `None` if the magic,
+    /// version, check block size or the number of block crcs is wrong.
     pub fn decode(block: &[u8]) -> Option<ShardHeader> {
         let field = |at: usize, n: usize| block.get(at..at + n);
-        if field(0, 8)? != SHARD_MAGIC || field(8, 2)? != SHARD_VERSION.to_le_bytes() {
+        if field(0, 8)? != SHARD_MAGIC {
             return None;
         }
+        let check_block = match u16::from_le_bytes(field(8, 2)?.try_into().ok()?) {
+            SHARD_VERSION => CHECK_BLOCK,
+            SHARD_VERSION_V3 => V3_CHECK_BLOCK,
+            _ => return None,
+        };
         let len = u64::from_le_bytes(field(12, 8)?.try_into().ok()?);
         let crc = u32::from_le_bytes(field(20, 4)?.try_into().ok()?);
-        if u64::from(u32::from_le_bytes(field(24, 4)?.try_into().ok()?)) != SHARD_BLOCK {
+        if u64::from(u32::from_le_bytes(field(24, 4)?.try_into().ok()?)) != check_block {
             return None;
         }
-        let n = usize::try_from(len.div_ceil(SHARD_BLOCK)).ok()?;
+        let n = usize::try_from(len.div_ceil(check_block)).ok()?;
         if n > MAX_SHARD_BLOCKS {
             return None;
         }
@@ -129,6 +155,7 @@ impl ShardHeader {
         Some(ShardHeader {
             len,
             crc,
+            check_block,
             block_crcs,
         })
     }
@@ -454,12 +481,14 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_bad_magic() {
         let h = ShardHeader {
-            len: 2 * SHARD_BLOCK + 6,
+            len: 2 * CHECK_BLOCK + 6,
             crc: 0xdead_beef,
+            check_block: CHECK_BLOCK,
             block_crcs: vec![1, 2, 3],
         };
         let bytes = h.encode();
         assert_eq!(&bytes[0..8], b"CAIRNSHD");
+        assert_eq!(bytes[8], 4, "version 4");
         assert_eq!(bytes[12], 0x06, "little-endian length at offset 12");
         assert_eq!(bytes.len(), 28 + 12);
         assert_eq!(ShardHeader::decode(&bytes), Some(h.clone()));
@@ -468,7 +497,25 @@ mod tests {
         assert_eq!(ShardHeader::decode(&bad), None);
         // Too few block crcs for the length: refused, not read past.
         assert_eq!(ShardHeader::decode(&bytes[..bytes.len() - 4]), None);
-        assert!(MAX_SHARD_BLOCKS as u64 * SHARD_BLOCK >= crate::protocol::MAX_PAYLOAD);
+        // A check block size that does not go with the version: refused.
+        let mut odd = bytes.clone();
+        odd[24..28].copy_from_slice(&(SHARD_BLOCK as u32).to_le_bytes());
+        assert_eq!(ShardHeader::decode(&odd), None);
+        assert!(MAX_SHARD_BLOCKS as u64 * CHECK_BLOCK >= crate::protocol::MAX_PAYLOAD);
+        assert_eq!(SHARD_BLOCK % CHECK_BLOCK, 0);
+    }
+
+    #[test]
+    fn version_3_headers_still_decode_with_megabyte_check_blocks() {
+        let h = ShardHeader {
+            len: 2 * SHARD_BLOCK + 6,
+            crc: 7,
+            check_block: V3_CHECK_BLOCK,
+            block_crcs: vec![1, 2, 3],
+        };
+        let bytes = h.encode();
+        assert_eq!(bytes[8], 3, "version 3");
+        assert_eq!(ShardHeader::decode(&bytes), Some(h));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-use crate::layout::{TempFile, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
+use crate::layout::{TempFile, CHECK_BLOCK, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
 
 /// Most dropped uploads a store keeps at once; past it the oldest goes.
 pub const MAX_PARTIALS: usize = 64;
@@ -42,21 +42,23 @@ pub struct Received {
     pub written: u64,
     /// crc32c of the first `written` bytes.
     pub crc: u32,
-    /// crc32c of each whole block, and of the block being filled.
+    /// crc32c of each whole [`CHECK_BLOCK`], and of the one being filled.
     pub block_crcs: Vec<u32>,
     pub block_crc: u32,
-    /// crc32c of the whole blocks only (the first `block_crcs.len()` blocks).
+    /// crc32c of the whole [`SHARD_BLOCK`]s only (the first
+    /// `written / SHARD_BLOCK` of them).
     pub crc_of_blocks: u32,
 }
 
 impl Received {
-    /// Forgets the bytes past the last whole block (a connection broke in
-    /// the middle of it) and trims the temp file to match.
+    /// Forgets the bytes past the last whole [`SHARD_BLOCK`] (a connection
+    /// broke in the middle of it) and trims the temp file to match.
     pub fn cut_to_block(&mut self) -> std::io::Result<()> {
-        let whole = self.block_crcs.len() as u64 * SHARD_BLOCK;
+        let whole = self.written / SHARD_BLOCK * SHARD_BLOCK;
         if whole != self.written {
             self.written = whole;
             self.crc = self.crc_of_blocks;
+            self.block_crcs.truncate((whole / CHECK_BLOCK) as usize);
             self.block_crc = 0;
             self.temp.file().set_len(SHARD_PAYLOAD_OFFSET + whole)?;
         }

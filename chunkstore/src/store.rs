@@ -18,7 +18,7 @@ use cairn_config::StoreConfig;
 
 use crate::error::StoreError;
 use crate::layout::{
-    self, Marker, ShardHeader, StoreLock, SyncFailed, QUARANTINE_DIR, SHARDS_DIR, SHARD_BLOCK,
+    self, Marker, ShardHeader, StoreLock, SyncFailed, QUARANTINE_DIR, SHARDS_DIR,
     SHARD_PAYLOAD_OFFSET,
 };
 use crate::partial::{Partials, MAX_PARTIALS, MAX_PARTIAL_BYTES};
@@ -189,21 +189,23 @@ impl Store {
                 shard_len: header.len,
             });
         };
-        // The blocks to read: those covering the range, or all for a check.
+        // The check blocks to read: those covering the range, or all for a
+        // check.
         let whole = len == 0;
+        let size = header.check_block;
         let (first, last) = if whole {
             (0, header.block_crcs.len() as u64)
         } else {
-            (offset / SHARD_BLOCK, end.div_ceil(SHARD_BLOCK))
+            (offset / size, end.div_ceil(size))
         };
-        file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET + first * SHARD_BLOCK))
+        file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET + first * size))
             .map_err(|e| StoreError::io("seek shard", &path, e))?;
         let mut out = Vec::with_capacity(len as usize);
-        let mut buf = vec![0u8; SHARD_BLOCK.min(header.len.max(1)) as usize];
+        let mut buf = vec![0u8; size.min(header.len.max(1)) as usize];
         let mut crc = 0u32;
         for block in first..last {
-            let pos = block * SHARD_BLOCK;
-            let want = SHARD_BLOCK.min(header.len - pos) as usize;
+            let pos = block * size;
+            let want = size.min(header.len - pos) as usize;
             file.read_exact(&mut buf[..want])
                 .map_err(|e| StoreError::io("read shard", &path, e))?;
             let bytes = &buf[..want];

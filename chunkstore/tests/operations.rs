@@ -4,7 +4,7 @@
 
 mod common;
 
-use cairn_chunkstore::layout::{shard_path, SHARD_PAYLOAD_OFFSET};
+use cairn_chunkstore::layout::{shard_path, ShardHeader, SHARD_PAYLOAD_OFFSET, V3_CHECK_BLOCK};
 use cairn_chunkstore::{Status, StoreError};
 use common::{Rng, TestStore};
 
@@ -98,7 +98,7 @@ async fn put_get_stat_list_delete_round_trip() {
     // The file on disk has the documented header and holds the payload as sent.
     let raw = std::fs::read(shard_path(&store.data_dir(), "chunk-b")).unwrap();
     assert_eq!(&raw[0..8], b"CAIRNSHD");
-    assert_eq!(u16::from_le_bytes([raw[8], raw[9]]), 3);
+    assert_eq!(u16::from_le_bytes([raw[8], raw[9]]), 4);
     assert_eq!(
         u64::from_le_bytes(raw[12..20].try_into().unwrap()),
         big.len() as u64
@@ -107,17 +107,58 @@ async fn put_get_stat_list_delete_round_trip() {
         u32::from_le_bytes(raw[20..24].try_into().unwrap()),
         crc32c::crc32c(&big)
     );
-    // 1 MiB blocks, each with its crc: 3 full ones and 17 bytes.
+    // 128 KiB check blocks, each with its crc: 24 full ones and 17 bytes.
     let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
-    assert_eq!(u32_at(24), 1 << 20);
-    for (i, block) in big.chunks(1 << 20).enumerate() {
+    assert_eq!(u32_at(24), 128 << 10);
+    let blocks = big.chunks(128 << 10).count();
+    assert_eq!(blocks, 25);
+    for (i, block) in big.chunks(128 << 10).enumerate() {
         assert_eq!(u32_at(28 + 4 * i), crc32c::crc32c(block), "block {i}");
     }
     let payload_at = SHARD_PAYLOAD_OFFSET as usize;
     assert_eq!(payload_at, 4096, "the payload starts on a 4 KiB boundary");
-    assert!(raw[28 + 4 * 4..payload_at].iter().all(|&b| b == 0));
+    assert!(raw[28 + 4 * blocks..payload_at].iter().all(|&b| b == 0));
     assert_eq!(&raw[payload_at..], &big[..]);
     assert!(common::temp_files(&store.data_dir()).is_empty());
+}
+
+/// A shard a version-3 store wrote (1 MiB check blocks) still reads, whole
+/// and by range, and a flipped byte in it is still caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_3_shards_still_read() {
+    let store = TestStore::start().await;
+    let mut client = store.client().await;
+    let data = Rng(9).bytes((2 << 20) + 333);
+    client.put("old", &data).await.unwrap();
+    let path = shard_path(&store.data_dir(), "old");
+    let mut raw = std::fs::read(&path).unwrap();
+    let v3 = ShardHeader {
+        len: data.len() as u64,
+        crc: crc32c::crc32c(&data),
+        check_block: V3_CHECK_BLOCK,
+        block_crcs: data.chunks(1 << 20).map(crc32c::crc32c).collect(),
+    };
+    raw[..SHARD_PAYLOAD_OFFSET as usize].fill(0);
+    let header = v3.encode();
+    raw[..header.len()].copy_from_slice(&header);
+    assert_eq!(raw[8], 3);
+    std::fs::write(&path, &raw).unwrap();
+
+    let len = data.len() as u64;
+    assert_eq!(client.get("old", 0, len).await.unwrap(), data);
+    let at = (1 << 20) - 5;
+    assert_eq!(
+        client.get("old", at as u64, 4096).await.unwrap(),
+        &data[at..at + 4096]
+    );
+    assert_eq!(client.stat("old").await.unwrap().len, len);
+
+    // Its check blocks are a megabyte: a flip anywhere in the first one
+    // fails a read of any range in it.
+    raw[SHARD_PAYLOAD_OFFSET as usize + 900_000] ^= 0x02;
+    std::fs::write(&path, &raw).unwrap();
+    let err = client.get("old", 0, 10).await.unwrap_err();
+    assert_eq!(err.status(), Status::Corrupt, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::Store;
 use crate::error::StoreError;
-use crate::layout::{self, ShardHeader, TempFile, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
+use crate::layout::{self, ShardHeader, TempFile, CHECK_BLOCK, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
 use crate::partial::{Claim, Identity, Partials, Received};
 use crate::protocol::{check_key, check_len, ShardStat};
 
@@ -104,7 +104,7 @@ impl Store {
                     expected: len,
                     written: 0,
                     crc: 0,
-                    block_crcs: Vec::with_capacity(len.div_ceil(SHARD_BLOCK) as usize),
+                    block_crcs: Vec::with_capacity(len.div_ceil(CHECK_BLOCK) as usize),
                     block_crc: 0,
                     crc_of_blocks: 0,
                 }),
@@ -196,13 +196,15 @@ impl PutWriter {
             .map_err(|e| StoreError::io("write", r.temp.temp_path(), e))?;
         let mut rest = data;
         while !rest.is_empty() {
-            let room = (SHARD_BLOCK - r.written % SHARD_BLOCK) as usize;
+            let room = (CHECK_BLOCK - r.written % CHECK_BLOCK) as usize;
             let (now, later) = rest.split_at(room.min(rest.len()));
             r.crc = crc32c::crc32c_append(r.crc, now);
             r.block_crc = crc32c::crc32c_append(r.block_crc, now);
             r.written += now.len() as u64;
-            if r.written.is_multiple_of(SHARD_BLOCK) {
+            if r.written.is_multiple_of(CHECK_BLOCK) {
                 r.block_crcs.push(std::mem::take(&mut r.block_crc));
+            }
+            if r.written.is_multiple_of(SHARD_BLOCK) {
                 r.crc_of_blocks = r.crc;
             }
             rest = later;
@@ -263,12 +265,13 @@ impl PutWriter {
                 });
             }
         }
-        if !r.written.is_multiple_of(SHARD_BLOCK) {
+        if !r.written.is_multiple_of(CHECK_BLOCK) {
             r.block_crcs.push(r.block_crc);
         }
         let header = ShardHeader {
             len: r.written,
             crc: r.crc,
+            check_block: CHECK_BLOCK,
             block_crcs: std::mem::take(&mut r.block_crcs),
         };
         let path = r.temp.temp_path().to_owned();
