@@ -8,6 +8,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::writer::{self, Completion, Job, Msg, ShipCmd};
@@ -49,6 +50,14 @@ fn connect(path: &Path) -> Result<Connection, MetaError> {
     conn.pragma_update(None, "busy_timeout", 10_000)
         .map_err(open)?;
     conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(open)?;
+    // The query planner stability guarantee: a statement keeps the plan it
+    // was compiled with whatever values are bound. Without it SQLite
+    // compiles a statement again on every new binding of a variable that a
+    // partial index (`slots_dirty`) or a LIMIT might use, which is most of
+    // the reads of `slots` and `blocks`; the plans do not depend on the
+    // values here (no ANALYZE statistics are kept).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(open)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -89,7 +89,12 @@ fn dirty_slot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DirtySlot> {
     })
 }
 
-const SLOT_COLUMNS: &str = "inode, slot, block_id, valid_len, cached, dirty, version, lost";
+pub(crate) const SLOT_COLUMNS: &str =
+    "inode, slot, block_id, valid_len, cached, dirty, version, lost";
+/// Where a block is: [`View::block_location`]'s query.
+pub(crate) const BLOCK_LOCATION: &str = "SELECT b.chunk_id, b.chunk_off, b.stored_len, b.plain_len, c.ec_k, c.ec_m, c.shard_len,
+     (SELECT group_concat(p.shard || ':' || p.store_id) FROM placements p WHERE p.chunk_id = b.chunk_id)
+ FROM blocks b JOIN chunks c ON c.id = b.chunk_id WHERE b.id = ?1";
 
 impl View<'_> {
     /// The slots of `inode` from `first` to `last` inclusive that have a row.
@@ -106,11 +111,7 @@ impl View<'_> {
 
     /// Where a block's bytes are stored.
     pub fn block_location(&self, block: BlockId) -> Result<Option<BlockLocation>, MetaError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT b.chunk_id, b.chunk_off, b.stored_len, b.plain_len, c.ec_k, c.ec_m, c.shard_len,
-                 (SELECT group_concat(p.shard || ':' || p.store_id) FROM placements p WHERE p.chunk_id = b.chunk_id)
-             FROM blocks b JOIN chunks c ON c.id = b.chunk_id WHERE b.id = ?1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(BLOCK_LOCATION)?;
         Ok(stmt
             .query_row([block.0 as i64], |r| {
                 Ok(BlockLocation {

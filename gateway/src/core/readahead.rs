@@ -42,8 +42,11 @@ pub(crate) const FIRST_WINDOW: u64 = 2;
 const STREAMS_PER_FILE: usize = 2;
 /// Files whose streams are tracked (the least recently read are forgotten).
 const FILES: usize = 64;
-/// Prefetches running at once, over all streams.
-const FETCHES: usize = 8;
+/// Most prefetches running at once, over all streams. Up to this, one
+/// stream's whole window is fetched at once: a window spans several chunks,
+/// whose copies sit on different stores, so every store link carries part
+/// of a cold sequential read, not only the two holding the current chunk.
+const MAX_FETCHES: u64 = 32;
 /// How far from where a stream got to a read may start and still continue
 /// it: clients keep several reads in flight, which arrive out of order.
 const SLACK: u64 = 2 * MAX_IO as u64;
@@ -116,7 +119,9 @@ impl Readahead {
     pub(crate) fn new(bytes: u64) -> Self {
         Readahead {
             max_window: bytes.div_ceil(SLOT_SIZE),
-            fetches: Arc::new(Semaphore::new(FETCHES)),
+            fetches: Arc::new(Semaphore::new(
+                bytes.div_ceil(SLOT_SIZE).clamp(1, MAX_FETCHES) as usize,
+            )),
             state: Mutex::new(State {
                 files: lru::LruCache::new(NonZeroUsize::new(FILES).unwrap_or(NonZeroUsize::MIN)),
                 held: HashMap::new(),
