@@ -240,6 +240,15 @@ impl StoreClient {
         }
     }
 
+    /// Shares `heard` with the other clients of the same store: a get's wait
+    /// is no stall while the store is heard on any of them (see
+    /// [`Heard`](crate::transport::Heard)).
+    pub fn share_heard(&mut self, heard: std::sync::Arc<crate::transport::Heard>) {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.share_heard(heard);
+        }
+    }
+
     /// Reads `len` bytes at `offset` of a shard; the store verifies the whole
     /// shard's checksum first.
     pub async fn get(&mut self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {

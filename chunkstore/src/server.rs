@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::admission::{Admission, Ticket, MAX_PENDING, MAX_PENDING_PER_IP};
 use crate::error::StoreError;
+use crate::layout::SHARD_BLOCK;
 use crate::log_limit::LogLimit;
 use crate::protocol::{decode_request, encode_response, Request, Response, IDLE_TIMEOUT, MAX_LIST};
 use crate::receive;
@@ -174,6 +175,17 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     }
 }
 
+/// Runs short disk work (a ranged read of at most a megabyte, usually
+/// from the page cache) on this worker thread, told to block, rather than
+/// hopping to the blocking pool and back: a small random read's latency is
+/// mostly such hops.
+async fn short<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => blocking(f).await,
+    }
+}
+
 /// Who gets in: the authenticated connections' slots, the pending-handshake
 /// table, and the rate limits of the lines strangers can cause.
 struct Gate {
@@ -282,7 +294,12 @@ async fn request(
         }
         Request::Get { key, offset, len } => {
             let s = Arc::clone(store);
-            match blocking(move || s.get(&key, offset, len)).await {
+            let got = if (1..=SHARD_BLOCK).contains(&len) {
+                short(move || s.get(&key, offset, len)).await
+            } else {
+                blocking(move || s.get(&key, offset, len)).await
+            };
+            match got {
                 Ok(data) => {
                     let header = Response::Get {
                         len: data.len() as u64,

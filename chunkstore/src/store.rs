@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -201,13 +201,21 @@ impl Store {
         file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET + first * size))
             .map_err(|e| StoreError::io("seek shard", &path, e))?;
         let mut out = Vec::with_capacity(len as usize);
-        let mut buf = vec![0u8; size.min(header.len.max(1)) as usize];
+        // Filled by `read_to_end`, which does not zero it first.
+        let mut buf = Vec::with_capacity(size.min(header.len.max(1)) as usize);
         let mut crc = 0u32;
         for block in first..last {
             let pos = block * size;
             let want = size.min(header.len - pos) as usize;
-            file.read_exact(&mut buf[..want])
+            buf.clear();
+            let read = (&mut file)
+                .take(want as u64)
+                .read_to_end(&mut buf)
                 .map_err(|e| StoreError::io("read shard", &path, e))?;
+            if read != want {
+                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                return Err(StoreError::io("read shard", &path, eof));
+            }
             let bytes = &buf[..want];
             if crc32c::crc32c(bytes) != header.block_crcs[block as usize] {
                 return Err(self.quarantine(key, &path, "a block's crc32c does not match"));

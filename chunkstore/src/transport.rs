@@ -6,6 +6,8 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +24,8 @@ use crate::secret::Secret;
 pub struct NoiseStream {
     tcp: TcpStream,
     noise: snow::TransportState,
+    /// When the peer was last heard, shared by every connection to it.
+    heard: Option<Arc<Heard>>,
     /// Decrypted bytes not yet consumed: `rbuf[rpos..]`.
     rbuf: Vec<u8>,
     rpos: usize,
@@ -121,6 +125,45 @@ async fn write_noise_message(tcp: &mut TcpStream, msg: &[u8]) -> io::Result<()> 
     tcp.write_all(&out).await
 }
 
+/// When a peer last sent a message on any of the connections that share
+/// it: a wait for one connection's next message is no stall while the peer
+/// keeps sending on the others (a busy link delivers their bytes first).
+#[derive(Debug)]
+pub struct Heard {
+    base: Instant,
+    /// Nanoseconds from `base` to the last message, plus one (0: never).
+    last: AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heard {
+    fn note(&self) {
+        let nanos = self.base.elapsed().as_nanos() as u64;
+        self.last.fetch_max(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// When the peer was last heard on any connection, if ever.
+    pub fn last(&self) -> Option<Instant> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.base + Duration::from_nanos(n - 1)),
+        }
+    }
+
+    /// Whether the peer was heard within `within` of now.
+    pub fn within(&self, within: Duration) -> bool {
+        self.last().is_some_and(|t| t.elapsed() < within)
+    }
+}
+
 async fn with_timeout<T>(
     after: Duration,
     fut: impl std::future::Future<Output = io::Result<T>>,
@@ -215,6 +258,7 @@ impl NoiseStream {
         NoiseStream {
             tcp,
             noise,
+            heard: None,
             rbuf: Vec::new(),
             rpos: 0,
             wbuf: Vec::new(),
@@ -228,13 +272,35 @@ impl NoiseStream {
         let NoiseStream {
             tcp,
             noise,
+            heard,
             rbuf,
             rpos,
             cbuf,
             ..
         } = self;
-        if !with_timeout(after, read_noise_message(tcp, cbuf, MAX_NOISE_MESSAGE)).await? {
+        let read = read_noise_message(tcp, cbuf, MAX_NOISE_MESSAGE);
+        let got = match heard {
+            None => with_timeout(after, read).await?,
+            Some(heard) => {
+                // Silence is counted from the last message from the peer on
+                // any shared connection, not from when this wait began.
+                tokio::pin!(read);
+                loop {
+                    let since = heard.last().map_or(Duration::ZERO, |t| t.elapsed());
+                    let left = after.saturating_sub(since).max(after / 4);
+                    match timeout(left, &mut read).await {
+                        Ok(got) => break got?,
+                        Err(_) if heard.within(after) => continue,
+                        Err(_) => return Err(timed_out()),
+                    }
+                }
+            }
+        };
+        if !got {
             return Ok(false);
+        }
+        if let Some(heard) = heard {
+            heard.note();
         }
         rbuf.resize(MAX_NOISE_MESSAGE, 0);
         let n = noise
@@ -243,6 +309,12 @@ impl NoiseStream {
         rbuf.truncate(n);
         *rpos = 0;
         Ok(true)
+    }
+
+    /// Shares `heard` with the other connections to the same peer: from now
+    /// on a wait for a message is no stall while the peer is heard on any.
+    pub fn share_heard(&mut self, heard: Arc<Heard>) {
+        self.heard = Some(heard);
     }
 
     /// Waits up to `idle` for the start of the next request; `false` if the

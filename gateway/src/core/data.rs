@@ -79,7 +79,25 @@ impl Fs {
     where
         H: FnOnce(&Inode, usize, bool, &mut Vec<u8>),
     {
-        let inode = self.getattr(id).await?;
+        // The inode, the slots the read covers and any inline bytes, in one
+        // look at the metadata (one read transaction: a small read is short).
+        let end_hint = offset.saturating_add(u64::from(count.min(MAX_IO)).max(1));
+        let (first, last) = (offset / SLOT_SIZE, (end_hint - 1) / SLOT_SIZE);
+        let (inode, slots, inline) = self
+            .meta
+            .read(|v| {
+                let Some(inode) = v.inode(id)? else {
+                    return Ok(None);
+                };
+                // Inline bytes never reach past INLINE_MAX: reads beyond need no look.
+                let inline = if offset < INLINE_MAX {
+                    v.inline_data(id)?
+                } else {
+                    None
+                };
+                Ok(Some((inode, v.slots(id, first, last)?, inline)))
+            })?
+            .ok_or(FsError::Stale(id))?;
         check_file(&inode)?;
         perm::check_data(cred, &inode, READ)?;
         let n = if offset >= inode.size {
@@ -94,21 +112,13 @@ impl Fs {
         }
         let start = out.len();
         let end = offset + n as u64;
-        let (first, last) = (offset / SLOT_SIZE, (end - 1) / SLOT_SIZE);
+        let last = last.min((end - 1) / SLOT_SIZE);
         self.touch(id, first, last);
         self.read_ahead(id, offset, n as u64, inode.size);
-        let evicted: Vec<Slot> = self
-            .meta
-            .read(|v| v.slots(id, first, last))?
+        let evicted: Vec<Slot> = slots
             .into_iter()
-            .filter(|s| !s.cached)
+            .filter(|s| s.index <= last && !s.cached)
             .collect();
-        // Inline bytes never reach past INLINE_MAX: reads beyond need no look.
-        let inline = if offset < INLINE_MAX {
-            self.meta.read(|v| v.inline_data(id))?
-        } else {
-            None
-        };
         if let Some(blob) = inline {
             out.resize(start + n, 0);
             let from = (offset.min(blob.len() as u64)) as usize;

@@ -6,7 +6,8 @@
 //! [`STREAMS_PER_FILE`] per file (two readers of one file keep one each), for
 //! the [`FILES`] files read most recently. A read continues a stream when it
 //! starts within [`SLACK`] of where the stream got to (clients send reads
-//! out of order); from the [`SEQUENTIAL_AFTER`]th such read on, the stream
+//! out of order); from the [`SEQUENTIAL_AFTER`]th such read on, if its reads
+//! cover at least half of the span they reach over, the stream
 //! keeps [`FIRST_WINDOW`] slots fetched ahead of it, doubling with each slot
 //! it enters up to `[read] readahead`. A read that continues no stream starts
 //! a new one, which fetches nothing yet: random reads never read ahead.
@@ -75,10 +76,14 @@ struct State {
 #[derive(Debug)]
 struct Stream {
     id: u64,
+    /// Where its first read started.
+    start: u64,
     /// The end of the furthest read.
     end: u64,
     /// Reads that continued it (the first included).
     reads: u32,
+    /// Bytes those reads asked for.
+    bytes: u64,
     /// Slots kept ahead (0 until sequential).
     window: u64,
     /// The slot of the furthest read byte, when last looked at.
@@ -174,8 +179,10 @@ impl Readahead {
                     0,
                     Stream {
                         id: *next_stream,
+                        start: offset,
                         end,
                         reads: 1,
+                        bytes: len,
                         window: 0,
                         slot: (end - 1) / SLOT_SIZE,
                         issued: 0,
@@ -190,6 +197,8 @@ impl Readahead {
             Some(i) => {
                 let mut s = streams.remove(i);
                 s.reads = s.reads.saturating_add(1);
+                s.bytes = s.bytes.saturating_add(len);
+                s.start = s.start.min(offset);
                 s.end = s.end.max(end);
                 s.used = *tick;
                 let plan = advance(&mut s, self.max_window, size);
@@ -323,7 +332,11 @@ impl State {
 /// Moves a stream on after a read that continued it; returns the slots it
 /// newly wants fetched (none past the last slot of a file of `size` bytes).
 fn advance(s: &mut Stream, max_window: u64, size: u64) -> Option<Range<u64>> {
-    if s.reads < SEQUENTIAL_AFTER {
+    // Sequential: enough reads, which cover at least half the span they
+    // reach over. Small random reads that happen to land near each other
+    // (a few KiB each, a megabyte apart) are no stream: a wrong readahead
+    // costs a whole block per read.
+    if s.reads < SEQUENTIAL_AFTER || s.bytes.saturating_mul(2) < s.end - s.start {
         return None;
     }
     let here = (s.end - 1) / SLOT_SIZE;

@@ -228,6 +228,21 @@ async fn dropping_the_core_stops_its_fetches_ahead() {
 }
 
 #[test]
+fn small_reads_scattered_near_each_other_never_read_ahead() {
+    let id = InodeId(7);
+    let ra = Readahead::new(64 * MIB);
+    let size = 64 * SLOT_SIZE;
+    // 4 KiB reads, each within SLACK of the last but a megabyte on: they
+    // continue one stream, which covers a sliver of its span.
+    for i in 0..40 {
+        assert_eq!(ra.plan(id, i * MIB + 4096, 4096, size), None, "read {i}");
+    }
+    // 4 KiB reads in order are sequential.
+    let planned = (0..8).filter_map(|i| ra.plan(InodeId(8), i * 4096, 4096, size));
+    assert_eq!(planned.count(), 1);
+}
+
+#[test]
 fn the_window_doubles_to_its_limit_and_stops_at_the_end_of_the_file() {
     let id = InodeId(7);
     let plans = |ra: &Readahead, size: u64| -> Vec<std::ops::Range<u64>> {

@@ -250,6 +250,10 @@ impl ChunkStore for Faulty {
     fn reset(&self) {
         self.inner.reset();
     }
+
+    fn heard(&self) -> Option<tokio::time::Instant> {
+        self.inner.heard()
+    }
 }
 
 #[cfg(test)]

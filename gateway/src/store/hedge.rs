@@ -27,6 +27,8 @@ use crate::core::FsError;
 const SPLIT: u64 = 1 << 20;
 /// Each part is at least this long.
 const PART: u64 = 512 * 1024;
+/// A get longer than this is hedged only when its store stops sending.
+const LARGE: u64 = 256 * 1024;
 
 /// The first of `set` to finish (removed from it). Pends forever on an
 /// empty set.
@@ -174,6 +176,8 @@ impl Stores {
         };
         let mut running: Vec<Attempt<'_>> = Vec::new();
         let mut hedge_at = None;
+        // The copy asked last, which the hedge timer is for.
+        let mut asked = None;
         let mut why = String::from("no replica is recorded");
         loop {
             if running.is_empty() {
@@ -192,6 +196,7 @@ impl Stores {
                 };
                 running.push(launch(store));
                 hedge_at = Some(self.hedge_deadline(store, len));
+                asked = Some(store);
             }
             let hedge = hedge_at.filter(|_| next.len() > 0);
             tokio::select! {
@@ -216,10 +221,19 @@ impl Stores {
                     if let Some(store) = next.next() {
                         running.push(launch(store));
                         hedge_at = Some(self.hedge_deadline(store, len));
+                        asked = Some(store);
                     }
                 }
                 () = sleep_until(hedge), if hedge.is_some() => {
+                    // A large get to a store that keeps sending waits its
+                    // turn on a busy link: asking another copy would only
+                    // load a second link with the same bytes.
+                    if let Some(store) = asked.filter(|&s| len > LARGE && self.sending(s, len)) {
+                        hedge_at = Some(self.hedge_deadline(store, len));
+                        continue;
+                    }
                     if let Some(store) = next.next() {
+                        asked = Some(store);
                         debug!(store = %self.name(store), chunk = %loc.chunk, len, "a replica is slow; asking another too");
                         running.push(launch(store));
                         hedge_at = Some(self.hedge_deadline(store, len));
@@ -231,6 +245,16 @@ impl Stores {
 
     fn hedge_deadline(&self, store: StoreId, len: u64) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.loads.hedge_delay(store, len, self.hedge)
+    }
+
+    /// Whether `store` sent anything within one hedge delay (for a get of
+    /// `len` bytes) on any connection.
+    fn sending(&self, store: StoreId, len: u64) -> bool {
+        let within = self.loads.hedge_delay(store, len, self.hedge);
+        self.store(store)
+            .ok()
+            .and_then(|s| s.heard())
+            .is_some_and(|t| t.elapsed() < within)
     }
 }
 

@@ -103,6 +103,13 @@ pub trait ChunkStore: Send + Sync + std::fmt::Debug {
 
     /// Forgets any idle connections: the pool found the store not answering.
     fn reset(&self) {}
+
+    /// When the store last sent anything, on any connection, if the backend
+    /// knows: a read does not hedge a large get to a store that keeps
+    /// sending (its link is busy, not stalled).
+    fn heard(&self) -> Option<tokio::time::Instant> {
+        None
+    }
 }
 
 /// Whether an error says the store could not be reached or went silent (its

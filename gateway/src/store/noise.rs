@@ -11,10 +11,12 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_chunkstore::transport::Heard;
 use cairn_chunkstore::{Secret, StoreClient, Upload};
+use tokio::time::Instant;
 
 use super::{Capacity, ChunkStore, ListEntry, Pacer, ShardStat, StoreError, StoreFuture};
 
@@ -34,6 +36,9 @@ pub struct NoiseStore {
     interrupted: Mutex<VecDeque<String>>,
     /// The probe's own connection, never queued behind a transfer.
     probe: tokio::sync::Mutex<Option<StoreClient>>,
+    /// When the store last sent anything on any of these connections: a
+    /// get waiting behind others on a busy link is not stalled.
+    heard: Arc<Heard>,
 }
 
 impl std::fmt::Debug for NoiseStore {
@@ -50,7 +55,15 @@ impl NoiseStore {
             pool: Mutex::new(Vec::new()),
             interrupted: Mutex::new(VecDeque::new()),
             probe: tokio::sync::Mutex::new(None),
+            heard: Arc::default(),
         }
+    }
+
+    /// A new connection, sharing [`NoiseStore::heard`].
+    async fn connect(&self) -> Result<StoreClient, StoreError> {
+        let mut client = StoreClient::connect(&self.address, &self.secret).await?;
+        client.share_heard(self.heard.clone());
+        Ok(client)
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Vec<StoreClient>> {
@@ -103,7 +116,7 @@ impl NoiseStore {
             };
             let mut client = match pooled {
                 Some(client) => client,
-                None => match StoreClient::connect(&self.address, &self.secret).await {
+                None => match self.connect().await {
                     Ok(client) => client,
                     Err(err) => return Err(self.broke_off(key, &up, err)),
                 },
@@ -164,7 +177,7 @@ impl NoiseStore {
                 }
             }
         }
-        let connecting = StoreClient::connect(&self.address, &self.secret);
+        let connecting = self.connect();
         let client = match connect {
             Some(limit) => tokio::time::timeout(limit, connecting)
                 .await
@@ -253,7 +266,7 @@ impl ChunkStore for NoiseStore {
             let mut conn = self.probe.lock().await;
             let mut client = match conn.take() {
                 Some(c) if c.is_connected() => c,
-                _ => StoreClient::connect(&self.address, &self.secret).await?,
+                _ => self.connect().await?,
             };
             let r = client.capacity().await;
             *conn = Some(client).filter(StoreClient::is_connected);
@@ -263,5 +276,9 @@ impl ChunkStore for NoiseStore {
 
     fn reset(&self) {
         self.pool().clear();
+    }
+
+    fn heard(&self) -> Option<Instant> {
+        self.heard.last()
     }
 }

@@ -313,7 +313,7 @@ impl Stores {
     }
 
     /// The store `id`, or why there is none.
-    fn store(&self, id: StoreId) -> Result<Arc<dyn ChunkStore>, StoreError> {
+    pub(super) fn store(&self, id: StoreId) -> Result<Arc<dyn ChunkStore>, StoreError> {
         self.lock()
             .get(&id)
             .map(|e| e.store.clone())
