@@ -12,9 +12,13 @@
 # Each rep: tests/examples/nfs_randread.rs over ONE connection, READS reads of SIZE bytes at
 # random SIZE-aligned offsets (seed = the rep, so both servers see the same offsets).
 # ratio = cairn reads/s / ganesha reads/s (target >= 0.3x). Both servers read through the same page
-# cache (cairn's stores keep their shards in files on the same disk); the page cache is not dropped.
+# cache (cairn's stores keep their shards in files on the same disk). By default the page cache is
+# not dropped: ganesha's file is in it (written through it), while cairn's stores wrote their shards
+# with O_DIRECT, so cairn's first read of each part of a shard goes to the disk. DROP=1 drops the
+# kernel's page cache (sync; echo 3 > /proc/sys/vm/drop_caches, as root) before every rep of both
+# servers: both read cold from the disk.
 #
-# Env: PROFILE (release | debug: which build to run), REPS (3), READS (2000), SIZE (4096), SIZE_MB (256), QUIET (500ms), POLL (0.1),
+# Env: PROFILE (release | debug: which build to run), DROP (0 | 1), REPS (3), READS (2000), SIZE (4096), SIZE_MB (256), QUIET (500ms), POLL (0.1),
 #      DRAIN_TIMEOUT (600), WORK (/tmp/cairn-randread-bench), GANESHA_BASE (/tmp/ganesha),
 #      GANESHA_NFS_PORT (20490), GANESHA_MNT_PORT (20048), BENCH_GANESHA_DIR (bench/ganesha),
 #      CARGO_TARGET_DIR (<repo>/target), NO_BUILD=1, KEEP=1, RUST_LOG (default "info").
@@ -97,8 +101,14 @@ got=$(nfs-cat "nfs://127.0.0.1//$NAME$Q" | sha256sum | cut -d' ' -f1)
 # ---------------------------------------------------------------- runs
 RES=$WORK/results.csv
 echo "server,rep,reads,median_us,p99_us,per_sec" > "$RES"
+drop_page_cache() {
+  if [ "${DROP:-0}" = 1 ]; then
+    sync && echo 3 > /proc/sys/vm/drop_caches || die "DROP=1 needs root (writing /proc/sys/vm/drop_caches)"
+  fi
+}
 run() { # server rep: one JSON line
   local out
+  drop_page_cache
   case $1 in
     cairn) cairn_ cache drop >/dev/null
            out=$("$RANDREAD" --server "127.0.0.1:$C_PORT" --path "/$NAME" --reads "$READS" \
@@ -122,7 +132,9 @@ python3 - "$RES" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 med = lambda srv, k: statistics.median(float(r[k]) for r in rows if r["server"] == srv)
-print("%-34s %12s %12s %8s" % ("cold random reads (medians)", "cairn", "ganesha", "ratio"))
+import os
+mode = "page cache dropped before each rep" if os.environ.get("DROP") == "1" else "page cache kept"
+print("%-34s %12s %12s %8s   (%s)" % ("cold random reads (medians)", "cairn", "ganesha", "ratio", mode))
 for k, label in (("per_sec", "reads/s"), ("median_us", "median latency (us)"), ("p99_us", "p99 latency (us)")):
     c, g = med("cairn", k), med("ganesha", k)
     print("%-34s %12.1f %12.1f %7.2fx" % (label, c, g, c / g if k == "per_sec" else g / c))

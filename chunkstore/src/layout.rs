@@ -29,14 +29,14 @@
 //!     10     2  reserved, 0
 //!     12     8  payload length in bytes
 //!     20     4  crc32c (Castagnoli) of the whole payload
-//!     24     4  check block size B (128 KiB)
+//!     24     4  check block size B (32, 64 or 128 KiB: see MIN_CHECK_BLOCK)
 //!     28   4*n  crc32c of each B-byte block of the payload, n = ceil(length / B)
 //!        …4096  zeros (usually a hole)
 //!   4096     n  payload
 //! ```
 //! A ranged read checks the crcs of the blocks it reads, so reading 4 MiB of
 //! a 32 MiB shard reads 4 MiB, not 32, and a 4 KiB read reads one or two
-//! 128 KiB blocks; a full check (scrub) checks every block and the whole crc. The payload starts on a block boundary so that a
+//! 64 KiB blocks; a full check (scrub) checks every block and the whole crc. The payload starts on a block boundary so that a
 //! put can write it with `O_DIRECT` (no copy into the page cache: on a store
 //! the drain's bytes are written once and rarely read back soon). A file
 //! whose size is not 4096 + length, or whose payload does not match a crc, is
@@ -84,15 +84,29 @@ pub const DIRECT_ALIGN: usize = 4096;
 /// A put is received, and a dropped upload kept and resumed, in whole blocks
 /// of this size.
 pub const SHARD_BLOCK: u64 = 1 << 20;
-/// A version-4 shard's payload is checked in blocks of this size: a ranged
-/// get reads and checks only the check blocks that cover its range, so a
-/// 4 KiB read costs 128 KiB of disk and crc, not a megabyte. It divides
-/// [`SHARD_BLOCK`], so a kept upload's whole blocks are whole check blocks.
-pub const CHECK_BLOCK: u64 = 128 << 10;
+/// A version-4 shard's payload is checked in blocks of [`check_block_for`]
+/// its length: the smallest power of two from this one whose crcs fit in
+/// the header (64 KiB for a 32 MiB chunk, at most 128 KiB up to
+/// [`MAX_PAYLOAD`](crate::protocol::MAX_PAYLOAD)). A ranged get reads and
+/// checks only the check blocks that cover its range, so a 4 KiB read costs
+/// tens of KiB of disk and crc, not a megabyte. Every check block size
+/// divides [`SHARD_BLOCK`], so a kept upload's whole blocks are whole check
+/// blocks.
+pub const MIN_CHECK_BLOCK: u64 = 32 << 10;
 /// A version-3 shard's check block.
 pub const V3_CHECK_BLOCK: u64 = SHARD_BLOCK;
 /// Most check blocks (so their crcs) a header holds.
 pub const MAX_SHARD_BLOCKS: usize = (SHARD_PAYLOAD_OFFSET - SHARD_HEADER_LEN) as usize / 4;
+
+/// The check block a version-4 shard of `len` payload bytes is written with:
+/// see [`MIN_CHECK_BLOCK`].
+pub fn check_block_for(len: u64) -> u64 {
+    let mut block = MIN_CHECK_BLOCK;
+    while block < SHARD_BLOCK && len.div_ceil(block) > MAX_SHARD_BLOCKS as u64 {
+        block *= 2;
+    }
+    block
+}
 
 /// A decoded shard header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +114,9 @@ pub struct ShardHeader {
     pub len: u64,
     /// crc32c of the whole payload.
     pub crc: u32,
-    /// The size of the blocks the payload is checked in: [`CHECK_BLOCK`],
-    /// or [`V3_CHECK_BLOCK`] for a shard written by a version-3 store.
+    /// The size of the blocks the payload is checked in: a power of two
+    /// from [`MIN_CHECK_BLOCK`] to [`SHARD_BLOCK`] (version 4), or
+    /// [`V3_CHECK_BLOCK`] for a shard written by a version-3 store.
     pub check_block: u64,
     /// crc32c of each check block of the payload.
     pub block_crcs: Vec<u32>,
@@ -135,14 +150,19 @@ impl ShardHeader {
         if field(0, 8)? != SHARD_MAGIC {
             return None;
         }
-        let check_block = match u16::from_le_bytes(field(8, 2)?.try_into().ok()?) {
-            SHARD_VERSION => CHECK_BLOCK,
-            SHARD_VERSION_V3 => V3_CHECK_BLOCK,
-            _ => return None,
-        };
+        let version = u16::from_le_bytes(field(8, 2)?.try_into().ok()?);
         let len = u64::from_le_bytes(field(12, 8)?.try_into().ok()?);
         let crc = u32::from_le_bytes(field(20, 4)?.try_into().ok()?);
-        if u64::from(u32::from_le_bytes(field(24, 4)?.try_into().ok()?)) != check_block {
+        let check_block = u64::from(u32::from_le_bytes(field(24, 4)?.try_into().ok()?));
+        let valid = match version {
+            SHARD_VERSION => {
+                check_block.is_power_of_two()
+                    && (MIN_CHECK_BLOCK..=SHARD_BLOCK).contains(&check_block)
+            }
+            SHARD_VERSION_V3 => check_block == V3_CHECK_BLOCK,
+            _ => false,
+        };
+        if !valid {
             return None;
         }
         let n = usize::try_from(len.div_ceil(check_block)).ok()?;
@@ -481,9 +501,9 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_bad_magic() {
         let h = ShardHeader {
-            len: 2 * CHECK_BLOCK + 6,
+            len: 2 * MIN_CHECK_BLOCK + 6,
             crc: 0xdead_beef,
-            check_block: CHECK_BLOCK,
+            check_block: MIN_CHECK_BLOCK,
             block_crcs: vec![1, 2, 3],
         };
         let bytes = h.encode();
@@ -497,12 +517,27 @@ mod tests {
         assert_eq!(ShardHeader::decode(&bad), None);
         // Too few block crcs for the length: refused, not read past.
         assert_eq!(ShardHeader::decode(&bytes[..bytes.len() - 4]), None);
-        // A check block size that does not go with the version: refused.
-        let mut odd = bytes.clone();
-        odd[24..28].copy_from_slice(&(SHARD_BLOCK as u32).to_le_bytes());
-        assert_eq!(ShardHeader::decode(&odd), None);
-        assert!(MAX_SHARD_BLOCKS as u64 * CHECK_BLOCK >= crate::protocol::MAX_PAYLOAD);
-        assert_eq!(SHARD_BLOCK % CHECK_BLOCK, 0);
+        // A check block size that is no power of two, or out of bounds:
+        // refused (the crcs would not match the blocks they are read for).
+        for bad in [48 << 10, 16 << 10, 2 << 20] {
+            let mut odd = bytes.clone();
+            odd[24..28].copy_from_slice(&(bad as u32).to_le_bytes());
+            assert_eq!(ShardHeader::decode(&odd), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn check_blocks_are_the_smallest_whose_crcs_fit() {
+        assert_eq!(check_block_for(0), 32 << 10);
+        assert_eq!(check_block_for(4 << 20), 32 << 10);
+        assert_eq!(check_block_for((32 << 20) + 4096), 64 << 10);
+        let max = crate::protocol::MAX_PAYLOAD;
+        assert_eq!(check_block_for(max), 128 << 10);
+        for len in [1, 31 << 20, 32 << 20, 63 << 20, max] {
+            let b = check_block_for(len);
+            assert!(len.div_ceil(b) <= MAX_SHARD_BLOCKS as u64, "{len}");
+            assert_eq!(SHARD_BLOCK % b, 0);
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-use crate::layout::{TempFile, CHECK_BLOCK, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
+use crate::layout::{TempFile, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
 
 /// Most dropped uploads a store keeps at once; past it the oldest goes.
 pub const MAX_PARTIALS: usize = 64;
@@ -42,7 +42,11 @@ pub struct Received {
     pub written: u64,
     /// crc32c of the first `written` bytes.
     pub crc: u32,
-    /// crc32c of each whole [`CHECK_BLOCK`], and of the one being filled.
+    /// The payload's check block ([`check_block_for`] its length).
+    ///
+    /// [`check_block_for`]: crate::layout::check_block_for
+    pub check_block: u64,
+    /// crc32c of each whole check block, and of the one being filled.
     pub block_crcs: Vec<u32>,
     pub block_crc: u32,
     /// crc32c of the whole [`SHARD_BLOCK`]s only (the first
@@ -58,7 +62,8 @@ impl Received {
         if whole != self.written {
             self.written = whole;
             self.crc = self.crc_of_blocks;
-            self.block_crcs.truncate((whole / CHECK_BLOCK) as usize);
+            self.block_crcs
+                .truncate((whole / self.check_block) as usize);
             self.block_crc = 0;
             self.temp.file().set_len(SHARD_PAYLOAD_OFFSET + whole)?;
         }

@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::Read;
 use std::ops::Bound;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -26,6 +27,7 @@ use crate::protocol::{check_key, Capacity, ListEntry, ShardStat, PARTIAL_TTL};
 
 use crate::secret::Secret;
 
+mod open;
 mod put;
 pub use put::PutWriter;
 
@@ -48,7 +50,15 @@ pub struct Store {
     poisoned: AtomicBool,
     /// Uploads being received, and those kept for a Resume.
     partials: Partials,
+    /// Shards read lately, kept open.
+    open: open::OpenShards,
     _lock: StoreLock,
+}
+
+/// A shard being read: kept open from an earlier read, or opened for this one.
+struct Opened {
+    shard: std::sync::Arc<open::OpenShard>,
+    kept: bool,
 }
 
 /// Creates `shards/00`..`shards/ff` and `quarantine/` where missing, durably.
@@ -114,6 +124,7 @@ impl Store {
             pending: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             partials: Partials::new(MAX_PARTIALS, MAX_PARTIAL_BYTES, PARTIAL_TTL),
+            open: open::OpenShards::default(),
             _lock: lock,
         })
     }
@@ -176,10 +187,45 @@ impl Store {
     pub fn get(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
         check_key(key)?;
         let path = layout::shard_path(&self.data_dir, key);
-        let (mut file, header) = match self.open_shard(key, &path)? {
-            Ok(opened) => opened,
-            Err(reason) => return Err(self.quarantine(key, &path, reason)),
-        };
+        let shard = self.opened(key, &path)?;
+        match self.read_range(key, &path, &shard, offset, len) {
+            // A file cut short under a handle kept open (not by the store):
+            // opened afresh, its size no longer matches its header.
+            Err(StoreError::Io { .. }) if shard.kept => {
+                self.open.forget(key);
+                let shard = self.opened(key, &path)?;
+                self.read_range(key, &path, &shard, offset, len)
+            }
+            other => other,
+        }
+    }
+
+    /// The open shard `key`, kept from an earlier read or opened now (and
+    /// kept); a shard whose header or size is wrong is quarantined.
+    fn opened(&self, key: &str, path: &Path) -> Result<Opened, StoreError> {
+        if let Some(shard) = self.open.get(key) {
+            return Ok(Opened { shard, kept: true });
+        }
+        let epoch = self.open.epoch();
+        match self.open_shard(key, path)? {
+            Ok((file, header)) => {
+                let shard = std::sync::Arc::new(open::OpenShard { file, header });
+                self.open.keep(key, shard.clone(), epoch);
+                Ok(Opened { shard, kept: false })
+            }
+            Err(reason) => Err(self.quarantine(key, path, reason)),
+        }
+    }
+
+    fn read_range(
+        &self,
+        key: &str,
+        path: &Path,
+        opened: &Opened,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (file, header) = (&opened.shard.file, &opened.shard.header);
         let end = offset.checked_add(len).filter(|&end| end <= header.len);
         let Some(end) = end else {
             return Err(StoreError::InvalidRange {
@@ -198,27 +244,17 @@ impl Store {
         } else {
             (offset / size, end.div_ceil(size))
         };
-        file.seek(SeekFrom::Start(SHARD_PAYLOAD_OFFSET + first * size))
-            .map_err(|e| StoreError::io("seek shard", &path, e))?;
         let mut out = Vec::with_capacity(len as usize);
-        // Filled by `read_to_end`, which does not zero it first.
-        let mut buf = Vec::with_capacity(size.min(header.len.max(1)) as usize);
+        let mut buf = vec![0u8; size.min(header.len.max(1)) as usize];
         let mut crc = 0u32;
         for block in first..last {
             let pos = block * size;
             let want = size.min(header.len - pos) as usize;
-            buf.clear();
-            let read = (&mut file)
-                .take(want as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| StoreError::io("read shard", &path, e))?;
-            if read != want {
-                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-                return Err(StoreError::io("read shard", &path, eof));
-            }
+            file.read_exact_at(&mut buf[..want], SHARD_PAYLOAD_OFFSET + pos)
+                .map_err(|e| StoreError::io("read shard", path, e))?;
             let bytes = &buf[..want];
             if crc32c::crc32c(bytes) != header.block_crcs[block as usize] {
-                return Err(self.quarantine(key, &path, "a block's crc32c does not match"));
+                return Err(self.quarantine(key, path, "a block's crc32c does not match"));
             }
             if whole {
                 crc = crc32c::crc32c_append(crc, bytes);
@@ -229,7 +265,7 @@ impl Store {
             }
         }
         if whole && crc != header.crc {
-            return Err(self.quarantine(key, &path, "payload crc32c mismatch"));
+            return Err(self.quarantine(key, path, "payload crc32c mismatch"));
         }
         Ok(out)
     }
@@ -293,6 +329,7 @@ impl Store {
         let dest = qdir.join(format!("{key}.{nanos}"));
         tracing::error!(key, reason, path = %path.display(), quarantine = %dest.display(),
             "shard failed verification; quarantined");
+        self.open.forget(key);
         let moved = std::fs::rename(path, &dest)
             .map_err(|e| StoreError::io("quarantine", path, e))
             .and_then(|()| layout::sync_dir(&qdir))
@@ -317,6 +354,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(StoreError::io("delete shard", path, e)),
         }
+        self.open.forget(key);
         self.index().remove(key);
         let dir = layout::shard_dir(&self.data_dir, key);
         layout::sync_dir(&dir).map_err(|e| self.poison(SyncFailed(e)))?;

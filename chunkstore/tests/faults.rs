@@ -28,12 +28,13 @@ async fn flipped_byte_is_detected_on_get_and_quarantined() {
     raw[SHARD_PAYLOAD_OFFSET as usize + 150_000] ^= 0x01;
     std::fs::write(&path, &raw).unwrap();
 
-    // A range in another 128 KiB check block is served: a get reads and
-    // checks only the check blocks that cover its range.
+    // A range in another check block (32 KiB for a shard this small) is
+    // served: a get reads and checks only the check blocks that cover it.
     assert_eq!(client.get("victim", 0, 10).await.unwrap(), &data[..10]);
     assert!(path.exists());
     // A range that avoids the flipped byte but shares its check block is
     // refused: the whole check block is checked.
+    // (140,000 and 150,000 both lie in the fifth 32 KiB block.)
     let err = client.get("victim", 140_000, 10).await.unwrap_err();
     assert_eq!(err.status(), Status::Corrupt, "{err}");
     assert!(!err.retryable());

@@ -4,7 +4,9 @@
 
 mod common;
 
-use cairn_chunkstore::layout::{shard_path, ShardHeader, SHARD_PAYLOAD_OFFSET, V3_CHECK_BLOCK};
+use cairn_chunkstore::layout::{
+    check_block_for, shard_path, ShardHeader, SHARD_PAYLOAD_OFFSET, V3_CHECK_BLOCK,
+};
 use cairn_chunkstore::{Status, StoreError};
 use common::{Rng, TestStore};
 
@@ -107,12 +109,14 @@ async fn put_get_stat_list_delete_round_trip() {
         u32::from_le_bytes(raw[20..24].try_into().unwrap()),
         crc32c::crc32c(&big)
     );
-    // 128 KiB check blocks, each with its crc: 24 full ones and 17 bytes.
+    // 32 KiB check blocks for a payload this small, each with its crc: 96
+    // full ones and 17 bytes.
     let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
-    assert_eq!(u32_at(24), 128 << 10);
-    let blocks = big.chunks(128 << 10).count();
-    assert_eq!(blocks, 25);
-    for (i, block) in big.chunks(128 << 10).enumerate() {
+    assert_eq!(u32_at(24), 32 << 10);
+    assert_eq!(check_block_for(big.len() as u64), 32 << 10);
+    let blocks = big.chunks(32 << 10).count();
+    assert_eq!(blocks, 97);
+    for (i, block) in big.chunks(32 << 10).enumerate() {
         assert_eq!(u32_at(28 + 4 * i), crc32c::crc32c(block), "block {i}");
     }
     let payload_at = SHARD_PAYLOAD_OFFSET as usize;

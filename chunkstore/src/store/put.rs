@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::Store;
 use crate::error::StoreError;
-use crate::layout::{self, ShardHeader, TempFile, CHECK_BLOCK, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
+use crate::layout::{self, ShardHeader, TempFile, SHARD_BLOCK, SHARD_PAYLOAD_OFFSET};
 use crate::partial::{Claim, Identity, Partials, Received};
 use crate::protocol::{check_key, check_len, ShardStat};
 
@@ -104,7 +104,10 @@ impl Store {
                     expected: len,
                     written: 0,
                     crc: 0,
-                    block_crcs: Vec::with_capacity(len.div_ceil(CHECK_BLOCK) as usize),
+                    check_block: layout::check_block_for(len),
+                    block_crcs: Vec::with_capacity(
+                        len.div_ceil(layout::check_block_for(len)) as usize
+                    ),
                     block_crc: 0,
                     crc_of_blocks: 0,
                 }),
@@ -196,12 +199,12 @@ impl PutWriter {
             .map_err(|e| StoreError::io("write", r.temp.temp_path(), e))?;
         let mut rest = data;
         while !rest.is_empty() {
-            let room = (CHECK_BLOCK - r.written % CHECK_BLOCK) as usize;
+            let room = (r.check_block - r.written % r.check_block) as usize;
             let (now, later) = rest.split_at(room.min(rest.len()));
             r.crc = crc32c::crc32c_append(r.crc, now);
             r.block_crc = crc32c::crc32c_append(r.block_crc, now);
             r.written += now.len() as u64;
-            if r.written.is_multiple_of(CHECK_BLOCK) {
+            if r.written.is_multiple_of(r.check_block) {
                 r.block_crcs.push(std::mem::take(&mut r.block_crc));
             }
             if r.written.is_multiple_of(SHARD_BLOCK) {
@@ -265,13 +268,13 @@ impl PutWriter {
                 });
             }
         }
-        if !r.written.is_multiple_of(CHECK_BLOCK) {
+        if !r.written.is_multiple_of(r.check_block) {
             r.block_crcs.push(r.block_crc);
         }
         let header = ShardHeader {
             len: r.written,
             crc: r.crc,
-            check_block: CHECK_BLOCK,
+            check_block: r.check_block,
             block_crcs: std::mem::take(&mut r.block_crcs),
         };
         let path = r.temp.temp_path().to_owned();
@@ -287,6 +290,7 @@ impl PutWriter {
             store.partials.end(&r.key, ticket);
         }
         r.temp.commit().map_err(|failed| store.poison(failed))?;
+        store.open.forget(&r.key);
         store.index().insert(r.key, header.len);
         Ok(ShardStat {
             len: header.len,
@@ -434,6 +438,7 @@ mod tests {
                 expected: blocks as u64 * SHARD_BLOCK,
                 written: blocks as u64 * SHARD_BLOCK,
                 crc: 0,
+                check_block: SHARD_BLOCK,
                 block_crcs: vec![0; blocks],
                 block_crc: 0,
                 crc_of_blocks: 0,

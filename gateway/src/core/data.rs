@@ -119,7 +119,12 @@ impl Fs {
             .into_iter()
             .filter(|s| s.index <= last && !s.cached)
             .collect();
-        if let Some(blob) = inline {
+        // Every slot the read covers was already evicted: nothing of it is in
+        // the cache, and no eviction can race this read.
+        let all_evicted = evicted.len() as u64 == last - first + 1;
+        if all_evicted {
+            out.resize(start + n, 0);
+        } else if let Some(blob) = inline {
             out.resize(start + n, 0);
             let from = (offset.min(blob.len() as u64)) as usize;
             let to = (offset + n as u64).min(blob.len() as u64) as usize;
@@ -137,13 +142,15 @@ impl Fs {
         // slots evicted while this read ran (their block holds the same
         // bytes the cache did), so a racing eviction never shows zeros.
         let mut evicted = evicted;
-        let seen: std::collections::HashSet<u64> = evicted.iter().map(|s| s.index).collect();
-        evicted.extend(
-            self.meta
-                .read(|v| v.slots(id, first, last))?
-                .into_iter()
-                .filter(|s| !s.cached && !seen.contains(&s.index)),
-        );
+        if !all_evicted {
+            let seen: std::collections::HashSet<u64> = evicted.iter().map(|s| s.index).collect();
+            evicted.extend(
+                self.meta
+                    .read(|v| v.slots(id, first, last))?
+                    .into_iter()
+                    .filter(|s| !s.cached && !seen.contains(&s.index)),
+            );
+        }
         for slot in evicted {
             let slot_start = slot.index * SLOT_SIZE;
             let from = offset.max(slot_start);
