@@ -498,14 +498,19 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// A header of three check blocks of `check_block`, the last 6 bytes.
+    fn three_blocks(check_block: u64) -> ShardHeader {
+        ShardHeader {
+            len: 2 * check_block + 6,
+            crc: 0xdead_beef,
+            check_block,
+            block_crcs: vec![1, 2, 3],
+        }
+    }
+
     #[test]
     fn header_round_trips_and_rejects_bad_magic() {
-        let h = ShardHeader {
-            len: 2 * MIN_CHECK_BLOCK + 6,
-            crc: 0xdead_beef,
-            check_block: MIN_CHECK_BLOCK,
-            block_crcs: vec![1, 2, 3],
-        };
+        let h = three_blocks(MIN_CHECK_BLOCK);
         let bytes = h.encode();
         assert_eq!(&bytes[0..8], b"CAIRNSHD");
         assert_eq!(bytes[8], 4, "version 4");
@@ -542,12 +547,7 @@ mod tests {
 
     #[test]
     fn version_3_headers_still_decode_with_megabyte_check_blocks() {
-        let h = ShardHeader {
-            len: 2 * SHARD_BLOCK + 6,
-            crc: 7,
-            check_block: V3_CHECK_BLOCK,
-            block_crcs: vec![1, 2, 3],
-        };
+        let h = three_blocks(V3_CHECK_BLOCK);
         let bytes = h.encode();
         assert_eq!(bytes[8], 3, "version 3");
         assert_eq!(ShardHeader::decode(&bytes), Some(h));
