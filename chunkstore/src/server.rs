@@ -294,7 +294,10 @@ async fn request(
         }
         Request::Get { key, offset, len } => {
             let s = Arc::clone(store);
-            let got = if (1..=SHARD_BLOCK).contains(&len) {
+            let small = (1..=SHARD_BLOCK).contains(&len);
+            let got = if let Some(data) = small.then(|| s.get_nowait(&key, offset, len)).flatten() {
+                Ok(data)
+            } else if small {
                 short(move || s.get(&key, offset, len)).await
             } else {
                 blocking(move || s.get(&key, offset, len)).await

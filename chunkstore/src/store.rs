@@ -56,6 +56,48 @@ pub struct Store {
     _lock: StoreLock,
 }
 
+/// The check blocks covering `offset..end` of a payload: they start at
+/// payload byte `from`, check block `first`, and end at `to`.
+struct Cover {
+    first: u64,
+    from: u64,
+    to: u64,
+    offset: u64,
+    end: u64,
+}
+
+impl Cover {
+    fn of(header: &ShardHeader, offset: u64, end: u64) -> Cover {
+        let size = header.check_block;
+        let first = offset / size;
+        Cover {
+            first,
+            from: first * size,
+            to: (end.div_ceil(size) * size).min(header.len),
+            offset,
+            end,
+        }
+    }
+
+    fn buffer(&self) -> Vec<u8> {
+        vec![0u8; (self.to - self.from) as usize]
+    }
+
+    /// Whether every check block in `buf` (read from `from`) matches its crc.
+    fn matches(&self, header: &ShardHeader, buf: &[u8]) -> bool {
+        buf.chunks(header.check_block as usize)
+            .enumerate()
+            .all(|(i, bytes)| crc32c::crc32c(bytes) == header.block_crcs[self.first as usize + i])
+    }
+
+    /// `buf` cut to the range asked for.
+    fn cut(&self, mut buf: Vec<u8>) -> Vec<u8> {
+        buf.truncate((self.end - self.from) as usize);
+        buf.drain(..(self.offset - self.from) as usize);
+        buf
+    }
+}
+
 /// A shard being read: kept open from an earlier read, or opened for this one.
 struct Opened {
     shard: std::sync::Arc<open::OpenShard>,
@@ -201,6 +243,31 @@ impl Store {
         }
     }
 
+    /// A small ranged get served on the calling thread without blocking:
+    /// only from a shard kept open whose covering check blocks are all in
+    /// the page cache (`RWF_NOWAIT`). `None` when any of that is not so, or
+    /// when the bytes do not check: the blocking [`Store::get`] then reads
+    /// them again (and quarantines the shard).
+    pub fn get_nowait(&self, key: &str, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let shard = self.open.get(key)?;
+        let header = &shard.header;
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| len > 0 && end <= header.len)?;
+        let cover = Cover::of(header, offset, end);
+        let mut buf = cover.buffer();
+        let read = rustix::io::preadv2(
+            &shard.file,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            SHARD_PAYLOAD_OFFSET + cover.from,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        );
+        match read {
+            Ok(n) if n == buf.len() && cover.matches(header, &buf) => Some(cover.cut(buf)),
+            _ => None,
+        }
+    }
+
     /// The open shard `key`, kept from an earlier read or opened now (and
     /// kept); a shard whose header or size is wrong is quarantined.
     fn opened(&self, key: &str, path: &Path) -> Result<Opened, StoreError> {
@@ -248,19 +315,14 @@ impl Store {
         if !whole {
             // One positioned read of the covering check blocks (a single
             // disk request, however many blocks), each checked in memory.
-            let from = first * size;
-            let to = (last * size).min(header.len);
-            let mut buf = vec![0u8; (to - from) as usize];
-            file.read_exact_at(&mut buf, SHARD_PAYLOAD_OFFSET + from)
+            let cover = Cover::of(header, offset, end);
+            let mut buf = cover.buffer();
+            file.read_exact_at(&mut buf, SHARD_PAYLOAD_OFFSET + cover.from)
                 .map_err(|e| StoreError::io("read shard", path, e))?;
-            for (i, bytes) in buf.chunks(size as usize).enumerate() {
-                if crc32c::crc32c(bytes) != header.block_crcs[first as usize + i] {
-                    return Err(self.quarantine(key, path, "a block's crc32c does not match"));
-                }
+            if !cover.matches(header, &buf) {
+                return Err(self.quarantine(key, path, "a block's crc32c does not match"));
             }
-            buf.truncate((end - from) as usize);
-            buf.drain(..(offset - from) as usize);
-            return Ok(buf);
+            return Ok(cover.cut(buf));
         }
         let mut buf = vec![0u8; size.min(header.len.max(1)) as usize];
         let mut crc = 0u32;

@@ -335,6 +335,35 @@ mod tests {
         Arc::new(Store::open(&cfg, &secret).unwrap())
     }
 
+    #[test]
+    fn small_gets_skip_the_blocking_path_only_for_open_checked_shards() {
+        use std::os::unix::fs::FileExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open_store(tmp.path());
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let mut w = store.begin_put("k", data.len() as u64, None).unwrap();
+        w.write(&data).unwrap();
+        w.finish().unwrap();
+        assert_eq!(store.get_nowait("k", 10, 100), None, "not open yet");
+        assert_eq!(store.get("k", 10, 100).unwrap(), &data[10..110]);
+        // Kept open, and its first check block is now in the page cache.
+        assert_eq!(
+            store.get_nowait("k", 10, 100).as_deref(),
+            Some(&data[10..110])
+        );
+        assert_eq!(store.get_nowait("k", 10, 0), None, "a full check blocks");
+        // A flipped byte is never served from here; the blocking get finds
+        // it and quarantines the shard.
+        let path = layout::shard_path(&store.data_dir, "k");
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_at(&[data[50] ^ 1], SHARD_PAYLOAD_OFFSET + 50)
+            .unwrap();
+        assert_eq!(store.get_nowait("k", 10, 100), None);
+        let err = store.get("k", 10, 100).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert_eq!(store.get_nowait("k", 10, 100), None, "quarantined");
+    }
+
     fn temps(store: &Store) -> usize {
         let mut n = 0;
         layout::for_each_shard_file(&store.data_dir, |_, name, _| {
