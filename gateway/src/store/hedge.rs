@@ -27,8 +27,10 @@ use crate::core::FsError;
 const SPLIT: u64 = 1 << 20;
 /// Each part is at least this long.
 const PART: u64 = 512 * 1024;
-/// A get longer than this is hedged only when its store stops sending.
+/// A get longer than this is hedged only when its store stops sending, or
+/// after [`PATIENCE`] hedge delays.
 const LARGE: u64 = 256 * 1024;
+const PATIENCE: u32 = 8;
 
 /// The first of `set` to finish (removed from it). Pends forever on an
 /// empty set.
@@ -176,8 +178,8 @@ impl Stores {
         };
         let mut running: Vec<Attempt<'_>> = Vec::new();
         let mut hedge_at = None;
-        // The copy asked last, which the hedge timer is for.
-        let mut asked = None;
+        // The copy asked last, which the hedge timer is for, and when.
+        let mut asked: Option<(StoreId, tokio::time::Instant)> = None;
         let mut why = String::from("no replica is recorded");
         loop {
             if running.is_empty() {
@@ -196,7 +198,7 @@ impl Stores {
                 };
                 running.push(launch(store));
                 hedge_at = Some(self.hedge_deadline(store, len));
-                asked = Some(store);
+                asked = Some((store, tokio::time::Instant::now()));
             }
             let hedge = hedge_at.filter(|_| next.len() > 0);
             tokio::select! {
@@ -221,19 +223,26 @@ impl Stores {
                     if let Some(store) = next.next() {
                         running.push(launch(store));
                         hedge_at = Some(self.hedge_deadline(store, len));
-                        asked = Some(store);
+                        asked = Some((store, tokio::time::Instant::now()));
                     }
                 }
                 () = sleep_until(hedge), if hedge.is_some() => {
                     // A large get to a store that keeps sending waits its
                     // turn on a busy link: asking another copy would only
                     // load a second link with the same bytes.
-                    if let Some(store) = asked.filter(|&s| len > LARGE && self.sending(s, len)) {
+                    // (Not forever: a get on a store that answers others
+                    // but not this one is hedged after PATIENCE delays.)
+                    let patient = |&(s, at): &(StoreId, tokio::time::Instant)| {
+                        len > LARGE
+                            && self.sending(s, len)
+                            && at.elapsed() < self.loads.hedge_delay(s, len, self.hedge) * PATIENCE
+                    };
+                    if let Some((store, _)) = asked.filter(patient) {
                         hedge_at = Some(self.hedge_deadline(store, len));
                         continue;
                     }
                     if let Some(store) = next.next() {
-                        asked = Some(store);
+                        asked = Some((store, tokio::time::Instant::now()));
                         debug!(store = %self.name(store), chunk = %loc.chunk, len, "a replica is slow; asking another too");
                         running.push(launch(store));
                         hedge_at = Some(self.hedge_deadline(store, len));

@@ -17,11 +17,12 @@ use super::memory::{Identity, MemoryStore};
 use super::{Capacity, ChunkStore, ListEntry, ObjectKey, ShardStat, StoreFuture, Stores};
 use crate::core::BlockSource;
 
-/// Counts the bytes `get` returns.
+/// Counts the bytes `get` returns; says the store is sending when `busy`.
 #[derive(Debug)]
 struct Counting {
     inner: Arc<dyn ChunkStore>,
     got: AtomicU64,
+    busy: std::sync::atomic::AtomicBool,
 }
 
 impl ChunkStore for Counting {
@@ -56,6 +57,11 @@ impl ChunkStore for Counting {
     fn capacity(&self) -> StoreFuture<'_, Capacity> {
         self.inner.capacity()
     }
+    fn heard(&self) -> Option<tokio::time::Instant> {
+        self.busy
+            .load(Ordering::SeqCst)
+            .then(tokio::time::Instant::now)
+    }
 }
 
 /// Stores 1..=n, each a counting wrapper around a faulty memory store.
@@ -77,6 +83,7 @@ impl Rig {
             let c = Arc::new(Counting {
                 inner: f.clone(),
                 got: AtomicU64::new(0),
+                busy: Default::default(),
             });
             stores.add(StoreId(id), &name, c.clone());
             faulty.push(f);
@@ -257,6 +264,38 @@ async fn a_slow_replica_is_hedged_and_a_failing_one_skipped_at_once() {
         start.elapsed() < super::load::HEDGE_FLOOR,
         "a failure moves on at once"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_get_to_a_store_that_keeps_sending_is_hedged_late() {
+    let rig = Rig::new(2).await;
+    let p = plain(BLOCK);
+    let loc = rig.replicated(1, &p, false).await;
+    rig.faulty[0].set_delay(Some(Duration::from_secs(10)));
+    // 512 KiB: one part, larger than a small get.
+    let (from, len) = (2 * FRAME, 32 * FRAME);
+    let want = &p[from as usize..(from + len) as usize];
+
+    // Silent: hedged after the hedge delay (200 ms while unmeasured).
+    let start = tokio::time::Instant::now();
+    assert_eq!(rig.stores.fetch_range(&loc, from, len).await.unwrap(), want);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Sending on other connections: its turn on a busy link is waited for,
+    // but not forever (8 hedge delays).
+    rig.stores.drop_hot();
+    rig.counting[0].busy.store(true, Ordering::SeqCst);
+    let asked = rig.faulty[1].calls(Op::Get);
+    let start = tokio::time::Instant::now();
+    assert_eq!(rig.stores.fetch_range(&loc, from, len).await.unwrap(), want);
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(1500), "hedged at {took:?}");
+    assert!(took < Duration::from_secs(10), "never hedged: {took:?}");
+    assert_eq!(rig.faulty[1].calls(Op::Get), asked + 1);
 }
 
 #[tokio::test(start_paused = true)]
