@@ -173,8 +173,9 @@ impl Default for BackupConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ReadConfig {
     /// A store that sends nothing for this long (before its answer, or
-    /// between two pieces of it) is given up on for this read, which moves to
-    /// the next copy or shard. A slow link that keeps sending is never cut.
+    /// between two pieces of it) on any of the gateway's connections to it
+    /// is given up on for this read, which moves to the next copy or shard.
+    /// A slow link that keeps sending is never cut.
     pub stall: Duration,
     /// A read of one block from the stores that has found no copy by then
     /// fails with an I/O error (NFS3ERR_IO, EIO).
