@@ -28,9 +28,10 @@ const SPLIT: u64 = 1 << 20;
 /// Each part is at least this long.
 const PART: u64 = 512 * 1024;
 /// A get longer than this is hedged only when its store stops sending, or
-/// after [`PATIENCE`] hedge delays.
+/// after [`PATIENCE`] hedge delays (at least [`PATIENCE_FLOOR`]).
 const LARGE: u64 = 256 * 1024;
 const PATIENCE: u32 = 8;
+const PATIENCE_FLOOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The first of `set` to finish (removed from it). Pends forever on an
 /// empty set.
@@ -231,11 +232,14 @@ impl Stores {
                     // turn on a busy link: asking another copy would only
                     // load a second link with the same bytes.
                     // (Not forever: a get on a store that answers others
-                    // but not this one is hedged after PATIENCE delays.)
+                    // but not this one is hedged after PATIENCE delays, and
+                    // at least PATIENCE_FLOOR: before its latency is known,
+                    // a link filling up at the start of a read is no hang.)
                     let patient = |&(s, at): &(StoreId, tokio::time::Instant)| {
+                        let delays = self.loads.hedge_delay(s, len, self.hedge) * PATIENCE;
                         len > LARGE
                             && self.sending(s, len)
-                            && at.elapsed() < self.loads.hedge_delay(s, len, self.hedge) * PATIENCE
+                            && at.elapsed() < delays.max(PATIENCE_FLOOR)
                     };
                     if let Some((store, _)) = asked.filter(patient) {
                         hedge_at = Some(self.hedge_deadline(store, len));
