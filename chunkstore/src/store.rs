@@ -303,16 +303,7 @@ impl Store {
                 shard_len: header.len,
             });
         };
-        // The check blocks to read: those covering the range, or all for a
-        // check.
-        let whole = len == 0;
-        let size = header.check_block;
-        let (first, last) = if whole {
-            (0, header.block_crcs.len() as u64)
-        } else {
-            (offset / size, end.div_ceil(size))
-        };
-        if !whole {
+        if len > 0 {
             // One positioned read of the covering check blocks (a single
             // disk request, however many blocks), each checked in memory.
             let cover = Cover::of(header, offset, end);
@@ -324,9 +315,11 @@ impl Store {
             }
             return Ok(cover.cut(buf));
         }
+        // A full check: every check block, one at a time, and the whole crc.
+        let size = header.check_block;
         let mut buf = vec![0u8; size.min(header.len.max(1)) as usize];
         let mut crc = 0u32;
-        for block in first..last {
+        for block in 0..header.block_crcs.len() as u64 {
             let pos = block * size;
             let want = size.min(header.len - pos) as usize;
             file.read_exact_at(&mut buf[..want], SHARD_PAYLOAD_OFFSET + pos)
