@@ -13,8 +13,8 @@
 # random SIZE-aligned offsets (seed = the rep, so both servers see the same offsets).
 # ratio = cairn reads/s / ganesha reads/s (target >= 0.3x). Both servers read through the same page
 # cache (cairn's stores keep their shards in files on the same disk). By default the page cache is
-# not dropped: ganesha's file is in it (written through it), while cairn's stores wrote their shards
-# with O_DIRECT, so cairn's first read of each part of a shard goes to the disk. DROP=1 drops the
+# not dropped: ganesha's file and cairn's shards are both in it (both were written through it; a
+# store fsyncs each put at commit), so a rep measures each server's read path. DROP=1 drops the
 # kernel's page cache (sync; echo 3 > /proc/sys/vm/drop_caches, as root) before every rep of both
 # servers: both read cold from the disk.
 #

@@ -36,9 +36,12 @@
 //! ```
 //! A ranged read checks the crcs of the blocks it reads, so reading 4 MiB of
 //! a 32 MiB shard reads 4 MiB, not 32, and a 4 KiB read reads one or two
-//! 64 KiB blocks; a full check (scrub) checks every block and the whole crc. The payload starts on a block boundary so that a
-//! put can write it with `O_DIRECT` (no copy into the page cache: on a store
-//! the drain's bytes are written once and rarely read back soon). A file
+//! 64 KiB blocks; a full check (scrub) checks every block and the whole crc. The payload starts on a page boundary, so a check
+//! block's read covers whole pages. Puts are written through the page
+//! cache and fsynced at commit: a shard just stored stays in the store's
+//! memory (reclaimed first when memory runs short) and a read of it soon
+//! after, a gateway's whose cache evicted it or a repair's, needs no disk
+//! read. A file
 //! whose size is not 4096 + length, or whose payload does not match a crc, is
 //! corrupt and is moved to quarantine when read.
 //!
@@ -77,10 +80,7 @@ pub const SHARD_VERSION_V3: u16 = 3;
 /// Bytes of the fixed header fields (before the block crcs).
 pub const SHARD_HEADER_LEN: u64 = 28;
 /// Where the payload starts: the header block's size.
-pub const SHARD_PAYLOAD_OFFSET: u64 = DIRECT_ALIGN as u64;
-/// Alignment of `O_DIRECT` buffers, lengths and offsets: 4096 suits devices
-/// with 512-byte and 4 KiB logical blocks alike.
-pub const DIRECT_ALIGN: usize = 4096;
+pub const SHARD_PAYLOAD_OFFSET: u64 = 4096;
 /// A put is received, and a dropped upload kept and resumed, in whole blocks
 /// of this size.
 pub const SHARD_BLOCK: u64 = 1 << 20;
@@ -303,36 +303,13 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     cairn_config::durable::sync_dir(dir).map_err(|e| StoreError::io("fsync directory", dir, e))
 }
 
-/// A buffer whose bytes start on a [`DIRECT_ALIGN`] boundary, so that puts
-/// read into it can be written with `O_DIRECT`.
-pub struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    pub fn new(len: usize) -> AlignedBuf {
-        let raw = vec![0u8; len + DIRECT_ALIGN];
-        let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
-        assert!(start < DIRECT_ALIGN, "a byte buffer can always be aligned");
-        AlignedBuf { raw, start, len }
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
-    }
-}
-
 /// A shard's temp file: cairn's durable-write helper
-/// ([`cairn_config::TempFile`]) plus `O_DIRECT` writes. Write with
-/// [`TempFile::write_at`], then [`TempFile::commit`] (fsync, rename, fsync
-/// the folder). Dropped uncommitted, the temp file is removed.
+/// ([`cairn_config::TempFile`]). Write with [`TempFile::write_at`], then
+/// [`TempFile::commit`] (fsync, rename, fsync the folder). Dropped
+/// uncommitted, the temp file is removed.
 #[derive(Debug)]
 pub struct TempFile {
     inner: cairn_config::TempFile,
-    /// The file is open with `O_DIRECT` (see [`TempFile::create_direct`]).
-    direct: bool,
 }
 
 /// A durable-write error as a store error.
@@ -343,48 +320,13 @@ fn store_error(e: cairn_config::DurableError) -> StoreError {
 impl TempFile {
     /// Creates `<dir>/.<name>.<unique>.tmp` (mode 0600) for `<dir>/<name>`.
     pub fn create(dir: &Path, name: &str) -> Result<TempFile, StoreError> {
-        Self::open(dir, name, false)
+        let inner = cairn_config::TempFile::create(&dir.join(name)).map_err(store_error)?;
+        Ok(TempFile { inner })
     }
 
-    /// As [`TempFile::create`], opened with `O_DIRECT` where the file system
-    /// supports it (tmpfs does not: then buffered). Write it with
-    /// [`TempFile::write_at`].
-    pub fn create_direct(dir: &Path, name: &str) -> Result<TempFile, StoreError> {
-        Self::open(dir, name, true)
-    }
-
-    fn open(dir: &Path, name: &str, direct: bool) -> Result<TempFile, StoreError> {
-        let dest = dir.join(name);
-        let einval = Some(rustix::io::Errno::INVAL.raw_os_error());
-        let direct_flags = rustix::fs::OFlags::DIRECT.bits() as i32;
-        let (file, direct) =
-            match direct.then(|| cairn_config::TempFile::create_with_flags(&dest, direct_flags)) {
-                Some(Ok(file)) => (Ok(file), true),
-                Some(Err(e)) if e.source.raw_os_error() != einval => (Err(e), false),
-                // Not asked for, or the file system refuses O_DIRECT.
-                _ => (cairn_config::TempFile::create(&dest), false),
-            };
-        Ok(TempFile {
-            inner: file.map_err(store_error)?,
-            direct,
-        })
-    }
-
-    /// Writes all of `data` at `offset`: straight to the device when the file
-    /// is open with `O_DIRECT` and buffer, length and offset are aligned to
-    /// [`DIRECT_ALIGN`]; otherwise the file drops `O_DIRECT` for good and the
-    /// write goes through the page cache (a put's last, partial piece).
+    /// Writes all of `data` at `offset`.
     pub fn write_at(&mut self, data: &[u8], offset: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let aligned = data.as_ptr().align_offset(DIRECT_ALIGN) == 0
-            && data.len().is_multiple_of(DIRECT_ALIGN)
-            && offset.is_multiple_of(DIRECT_ALIGN as u64);
-        if self.direct && !aligned {
-            let file = self.file();
-            let flags = rustix::fs::fcntl_getfl(&*file)?;
-            rustix::fs::fcntl_setfl(&*file, flags - rustix::fs::OFlags::DIRECT)?;
-            self.direct = false;
-        }
         self.file().write_all_at(data, offset)
     }
 
@@ -565,25 +507,6 @@ mod tests {
         write_durable(tmp.path(), "x", b"abc").unwrap();
         assert_eq!(std::fs::read(tmp.path().join("x")).unwrap(), b"abc");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn direct_writes_fall_back_to_buffered_for_unaligned_pieces() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut t = TempFile::create_direct(tmp.path(), "d").unwrap();
-        let mut buf = AlignedBuf::new(2 * DIRECT_ALIGN);
-        buf.as_mut_slice().fill(7);
-        t.write_at(buf.as_mut_slice(), DIRECT_ALIGN as u64).unwrap();
-        // Unaligned length, then unaligned offset: both still land.
-        t.write_at(&buf.as_mut_slice()[..100], 3 * DIRECT_ALIGN as u64)
-            .unwrap();
-        t.write_at(b"head", 1).unwrap();
-        t.commit().unwrap();
-        let raw = std::fs::read(tmp.path().join("d")).unwrap();
-        assert_eq!(raw.len(), 3 * DIRECT_ALIGN + 100);
-        assert_eq!(&raw[..5], b"\0head");
-        assert!(raw[5..DIRECT_ALIGN].iter().all(|&b| b == 0));
-        assert!(raw[DIRECT_ALIGN..].iter().all(|&b| b == 7));
     }
 
     #[test]

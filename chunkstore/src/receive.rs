@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::layout::{AlignedBuf, SHARD_BLOCK};
+use crate::layout::SHARD_BLOCK;
 use crate::protocol::{encode_response, Response, ShardStat, RESUME_WAIT};
 use crate::server::blocking;
 use crate::store::{PutWriter, Store};
@@ -102,10 +102,10 @@ async fn receive(
     mut writer: Result<PutWriter, StoreError>,
     mut remaining: u64,
 ) -> Outcome {
-    let mut buf = AlignedBuf::new(PUT_CHUNK.min(remaining) as usize);
+    let mut buf = vec![0u8; PUT_CHUNK.min(remaining) as usize];
     while remaining > 0 {
         let n = PUT_CHUNK.min(remaining) as usize;
-        if let Err(err) = stream.read_exact(&mut buf.as_mut_slice()[..n]).await {
+        if let Err(err) = stream.read_exact(&mut buf[..n]).await {
             if let Ok(w) = writer {
                 blocking(move || w.keep()).await;
             }
@@ -114,7 +114,7 @@ async fn receive(
         remaining -= n as u64;
         if let Ok(mut w) = writer {
             let (w, b, res) = blocking(move || {
-                let res = w.write(&buf.as_mut_slice()[..n]);
+                let res = w.write(&buf[..n]);
                 (w, buf, res)
             })
             .await;

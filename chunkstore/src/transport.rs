@@ -26,14 +26,24 @@ pub struct NoiseStream {
     noise: snow::TransportState,
     /// When the peer was last heard, shared by every connection to it.
     heard: Option<Arc<Heard>>,
-    /// Decrypted bytes not yet consumed: `rbuf[rpos..]`.
-    rbuf: Vec<u8>,
+    /// Bytes received and not yet decrypted: `inbuf[ipos..iend]`. The
+    /// socket is read in large pieces, so a message usually takes one read.
+    inbuf: Box<[u8]>,
+    ipos: usize,
+    iend: usize,
+    /// Decrypted bytes not yet consumed: `rbuf[rpos..rlen]`.
+    rbuf: Box<[u8]>,
     rpos: usize,
+    rlen: usize,
     /// Plaintext waiting to be sent.
     wbuf: Vec<u8>,
-    /// Ciphertext scratch space.
-    cbuf: Vec<u8>,
+    /// The message being sent: its length prefix, then its ciphertext.
+    cbuf: Box<[u8]>,
 }
+
+/// Room for two whole messages with their length prefixes: a read that
+/// ends inside the second still fits it after the first moves out.
+const INBUF: usize = 2 * (2 + MAX_NOISE_MESSAGE);
 
 /// Why the store side of a handshake did not let a peer in.
 #[derive(Debug)]
@@ -259,10 +269,49 @@ impl NoiseStream {
             tcp,
             noise,
             heard: None,
-            rbuf: Vec::new(),
+            inbuf: vec![0; INBUF].into_boxed_slice(),
+            ipos: 0,
+            iend: 0,
+            rbuf: vec![0; MAX_NOISE_MESSAGE].into_boxed_slice(),
             rpos: 0,
+            rlen: 0,
             wbuf: Vec::new(),
-            cbuf: Vec::new(),
+            cbuf: vec![0; 2 + MAX_NOISE_MESSAGE].into_boxed_slice(),
+        }
+    }
+
+    /// Reads until `inbuf` holds one whole message; returns its length
+    /// (prefix excluded), or `None` on a clean end of stream before its
+    /// first byte. Bytes read stay in `inbuf` if the wait is dropped.
+    async fn fill_message(
+        tcp: &mut TcpStream,
+        inbuf: &mut [u8],
+        ipos: &mut usize,
+        iend: &mut usize,
+    ) -> io::Result<Option<usize>> {
+        let mut need = 2;
+        loop {
+            let have = *iend - *ipos;
+            if have >= 2 {
+                need = 2 + usize::from(u16::from_be_bytes([inbuf[*ipos], inbuf[*ipos + 1]]));
+            }
+            if have >= need {
+                return Ok(Some(need - 2));
+            }
+            if inbuf.len() - *ipos < need {
+                inbuf.copy_within(*ipos..*iend, 0);
+                (*ipos, *iend) = (0, have);
+            }
+            match tcp.read(&mut inbuf[*iend..]).await? {
+                0 if have == 0 => return Ok(None),
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed mid-message",
+                    ))
+                }
+                n => *iend += n,
+            }
         }
     }
 
@@ -273,12 +322,15 @@ impl NoiseStream {
             tcp,
             noise,
             heard,
+            inbuf,
+            ipos,
+            iend,
             rbuf,
             rpos,
-            cbuf,
+            rlen,
             ..
         } = self;
-        let read = read_noise_message(tcp, cbuf, MAX_NOISE_MESSAGE);
+        let read = Self::fill_message(tcp, inbuf, ipos, iend);
         let got = match heard {
             None => with_timeout(after, read).await?,
             Some(heard) => {
@@ -296,18 +348,18 @@ impl NoiseStream {
                 }
             }
         };
-        if !got {
+        let Some(len) = got else {
             return Ok(false);
-        }
+        };
         if let Some(heard) = heard {
             heard.note();
         }
-        rbuf.resize(MAX_NOISE_MESSAGE, 0);
+        let msg = &inbuf[*ipos + 2..*ipos + 2 + len];
+        *ipos += 2 + len;
         let n = noise
-            .read_message(cbuf, rbuf)
+            .read_message(msg, rbuf)
             .map_err(|_| invalid("a message failed to decrypt"))?;
-        rbuf.truncate(n);
-        *rpos = 0;
+        (*rpos, *rlen) = (0, n);
         Ok(true)
     }
 
@@ -320,7 +372,7 @@ impl NoiseStream {
     /// Waits up to `idle` for the start of the next request; `false` if the
     /// peer closed the connection cleanly.
     pub async fn wait_readable(&mut self, idle: Duration) -> io::Result<bool> {
-        while self.rpos == self.rbuf.len() {
+        while self.rpos == self.rlen {
             if !self.recv(idle).await? {
                 return Ok(false);
             }
@@ -342,13 +394,13 @@ impl NoiseStream {
         stall: Duration,
     ) -> io::Result<()> {
         while !out.is_empty() {
-            if self.rpos == self.rbuf.len() && !self.recv(stall).await? {
+            if self.rpos == self.rlen && !self.recv(stall).await? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed mid-message",
                 ));
             }
-            let n = out.len().min(self.rbuf.len() - self.rpos);
+            let n = out.len().min(self.rlen - self.rpos);
             out[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
             self.rpos += n;
             out = &mut out[n..];
@@ -403,13 +455,13 @@ impl NoiseStream {
     }
 
     async fn send_buffered(&mut self) -> io::Result<()> {
-        self.cbuf.resize(MAX_NOISE_MESSAGE, 0);
         let n = self
             .noise
-            .write_message(&self.wbuf, &mut self.cbuf)
+            .write_message(&self.wbuf, &mut self.cbuf[2..])
             .map_err(noise_err)?;
         self.wbuf.clear();
-        let msg = &self.cbuf[..n];
-        with_timeout(MESSAGE_TIMEOUT, write_noise_message(&mut self.tcp, msg)).await
+        self.cbuf[..2].copy_from_slice(&(n as u16).to_be_bytes());
+        let msg = &self.cbuf[..2 + n];
+        with_timeout(MESSAGE_TIMEOUT, self.tcp.write_all(msg)).await
     }
 }

@@ -71,11 +71,6 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 impl TempFile {
     /// Creates the temp file (mode 0600) for `dest`, in `dest`'s folder.
     pub fn create(dest: &Path) -> Result<TempFile, DurableError> {
-        Self::create_with_flags(dest, 0)
-    }
-
-    /// As [`TempFile::create`], with extra `open(2)` flags (`O_DIRECT`).
-    pub fn create_with_flags(dest: &Path, flags: i32) -> Result<TempFile, DurableError> {
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -93,7 +88,6 @@ impl TempFile {
             .read(true)
             .create_new(true)
             .mode(FILE_MODE)
-            .custom_flags(flags)
             .open(&temp)
             .map_err(|source| DurableError {
                 step: Step::Create,

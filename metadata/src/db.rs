@@ -129,7 +129,10 @@ impl Metadata {
         &self.path
     }
 
-    /// Runs `f` on a reader connection; it sees every committed write.
+    /// Runs `f` on a reader connection, in one read transaction: every
+    /// query in it sees the same committed state, the latest when `f`'s
+    /// first query ran, and the database's locks are taken once, not once
+    /// per query.
     pub fn read<R>(
         &self,
         f: impl FnOnce(&View<'_>) -> Result<R, MetaError>,
@@ -138,11 +141,21 @@ impl Metadata {
             Some(c) => c,
             None => connect(&self.path)?,
         };
+        // Deferred: no lock until the first query.
+        run_cached(&conn, "BEGIN")?;
         let result = f(&View { conn: &conn });
-        self.readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(conn);
+        // A read changed nothing: ending it either way is the same.
+        if run_cached(&conn, "COMMIT").is_err() {
+            let _ = run_cached(&conn, "ROLLBACK");
+        }
+        // A connection still inside a transaction would hold its snapshot
+        // forever: drop it instead.
+        if conn.is_autocommit() {
+            self.readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+        }
         result
     }
 

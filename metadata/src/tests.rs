@@ -489,3 +489,27 @@ fn reads_with_new_values_reuse_their_compiled_statements() {
         "block_location re-planned"
     );
 }
+
+#[test]
+fn one_read_sees_one_state_even_when_a_write_commits_inside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = Metadata::open(&tmp.path().join("meta.db")).unwrap();
+    let id = add(&meta, "f");
+    let (before, after) = meta
+        .read(|v| {
+            let before = v.inode(id)?.unwrap().size;
+            // A write commits between the read's two queries.
+            meta.write_blocking(true, move |tx| {
+                let mut inode = tx.inode(id)?.unwrap();
+                inode.size = 12345;
+                tx.update_inode(&inode)?;
+                Ok::<_, MetaError>(())
+            })
+            .unwrap();
+            Ok((before, v.inode(id)?.unwrap().size))
+        })
+        .unwrap();
+    assert_eq!(before, after, "the second query saw a later state");
+    // The next read sees the write.
+    assert_eq!(meta.read(|v| v.inode(id)).unwrap().unwrap().size, 12345);
+}

@@ -92,7 +92,7 @@ impl Store {
     ) -> Result<PutWriter, StoreError> {
         let opened = self.reserve(key, len).and_then(|()| {
             // The header block stays a hole until finish writes the header.
-            TempFile::create_direct(&layout::shard_dir(&self.data_dir, key), key)
+            TempFile::create(&layout::shard_dir(&self.data_dir, key), key)
                 .inspect_err(|_| self.release(len))
         });
         match opened {
@@ -362,6 +362,37 @@ mod tests {
         let err = store.get("k", 10, 100).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert_eq!(store.get_nowait("k", 10, 100), None, "quarantined");
+    }
+
+    #[test]
+    fn a_check_reads_in_check_blocks_and_hands_each_to_the_pacer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open_store(tmp.path());
+        let data: Vec<u8> = (0..(3 << 20) + 7u32)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let mut w = store.begin_put("k", data.len() as u64, None).unwrap();
+        w.write(&data).unwrap();
+        w.finish().unwrap();
+        let mut pieces = Vec::new();
+        store.check("k", &mut |n| pieces.push(n)).unwrap();
+        // Never a whole shard at once: one piece per check block.
+        let block = layout::check_block_for(data.len() as u64);
+        assert_eq!(pieces.len() as u64, (data.len() as u64).div_ceil(block));
+        assert!(pieces.iter().all(|&n| n <= block), "{pieces:?}");
+        assert_eq!(pieces.iter().sum::<u64>(), data.len() as u64);
+        // A flipped byte in the last block is found and quarantined.
+        use std::os::unix::fs::FileExt;
+        let path = layout::shard_path(&store.data_dir, "k");
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_at(
+            &[data[data.len() - 1] ^ 1],
+            SHARD_PAYLOAD_OFFSET + data.len() as u64 - 1,
+        )
+        .unwrap();
+        let err = store.check("k", &mut |_| {}).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(!path.exists());
     }
 
     fn temps(store: &Store) -> usize {

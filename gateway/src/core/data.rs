@@ -22,6 +22,23 @@ pub const MAX_IO: u32 = 1 << 20;
 /// Files whose bytes end below this offset keep them inline in the metadata.
 pub const INLINE_MAX: u64 = 64 * 1024;
 
+/// A file as a front end names it: its inode, and for a handle that
+/// carries one (NFS), the generation the inode must still have.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRef {
+    pub id: InodeId,
+    pub generation: Option<u64>,
+}
+
+impl From<InodeId> for FileRef {
+    fn from(id: InodeId) -> Self {
+        FileRef {
+            id,
+            generation: None,
+        }
+    }
+}
+
 /// What every write does to the inode: size, times, and losing setuid and
 /// setgid when someone other than the owner writes.
 fn stamp_write(inode: &mut Inode, end: u64, by_owner: bool) {
@@ -67,10 +84,14 @@ impl Fs {
     /// read straight into its reply. First `header` gets the attributes, the
     /// byte count and whether it reaches the end of the file, and writes what
     /// must come before the bytes.
+    ///
+    /// `file` names the file; a handle's generation in it must match the
+    /// inode's (else [`FsError::Stale`]), so a front end need not look the
+    /// inode up first.
     pub async fn read_into<H>(
         &self,
         cred: &Credentials,
-        id: InodeId,
+        file: impl Into<FileRef>,
         offset: u64,
         count: u32,
         mut out: Vec<u8>,
@@ -79,23 +100,37 @@ impl Fs {
     where
         H: FnOnce(&Inode, usize, bool, &mut Vec<u8>),
     {
-        // The inode, the slots the read covers and any inline bytes, in one
-        // look at the metadata (one read transaction: a small read is short).
+        let FileRef { id, generation } = file.into();
+        // The inode, the slots the read covers, any inline bytes and where
+        // the blocks of evicted slots are, in one look at the metadata (one
+        // read transaction: a small read is short).
         let end_hint = offset.saturating_add(u64::from(count.min(MAX_IO)).max(1));
         let (first, last) = (offset / SLOT_SIZE, (end_hint - 1) / SLOT_SIZE);
-        let (inode, slots, inline) = self
+        let (inode, slots, inline, mut located) = self
             .meta
             .read(|v| {
                 let Some(inode) = v.inode(id)? else {
                     return Ok(None);
                 };
+                if generation.is_some_and(|g| g != inode.generation) {
+                    return Ok(None);
+                }
                 // Inline bytes never reach past INLINE_MAX: reads beyond need no look.
                 let inline = if offset < INLINE_MAX {
                     v.inline_data(id)?
                 } else {
                     None
                 };
-                Ok(Some((inode, v.slots(id, first, last)?, inline)))
+                let slots = v.slots(id, first, last)?;
+                let mut located = Vec::new();
+                for slot in slots.iter().filter(|s| !s.cached && !s.lost) {
+                    if let Some(block) = slot.block {
+                        if let Some(loc) = v.block_location(block)? {
+                            located.push((block, loc));
+                        }
+                    }
+                }
+                Ok(Some((inode, slots, inline, located)))
             })?
             .ok_or(FsError::Stale(id))?;
         check_file(&inode)?;
@@ -158,7 +193,9 @@ impl Fs {
             let dst = &mut out[start + (from - offset) as usize..start + (to - offset) as usize];
             dst.fill(0);
             let a = from - slot_start;
-            let bytes = self.evicted_range(&slot, a, to - from).await?;
+            let at = located.iter().position(|(b, _)| Some(*b) == slot.block);
+            let loc = at.map(|i| located.swap_remove(i).1);
+            let bytes = self.evicted_range(&slot, a, to - from, loc).await?;
             let have = bytes.len().min(dst.len());
             dst[..have].copy_from_slice(&bytes[..have]);
         }
@@ -178,13 +215,22 @@ impl Fs {
 
     /// Bytes `from..from + len` of an evicted slot's current bytes (cut
     /// short at `valid_len`), fetching only what covers them.
+    /// `known` is the block's location when the caller already looked it up.
     pub(super) async fn slot_range(
         &self,
         slot: &Slot,
         from: u64,
         len: u64,
+        known: Option<cairn_metadata::BlockLocation>,
     ) -> Result<Vec<u8>, FsError> {
-        let Some((loc, source)) = self.slot_block(slot)? else {
+        let found = match known {
+            Some(loc) if !slot.lost => {
+                let source = self.blocks.as_ref().ok_or(FsError::NoStores)?;
+                Some((loc, source.as_ref() as &dyn super::BlockSource))
+            }
+            _ => self.slot_block(slot)?,
+        };
+        let Some((loc, source)) = found else {
             return Ok(Vec::new());
         };
         let len = len.min(slot.valid_len.saturating_sub(from));

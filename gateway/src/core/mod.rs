@@ -51,6 +51,7 @@ use tracing::info;
 
 use crate::catalog::Classes;
 use cache::IngestCache;
+pub use data::FileRef;
 pub use drain_ops::{PersistRequest, Persistence};
 pub use error::FsError;
 pub use evict::Evicted;

@@ -418,6 +418,7 @@ impl Fs {
         slot: &Slot,
         from: u64,
         len: u64,
+        known: Option<cairn_metadata::BlockLocation>,
     ) -> Result<Vec<u8>, FsError> {
         if let Some(block) = slot.block.filter(|_| !slot.lost) {
             if let Some(bytes) = self.readahead.wait(block).await {
@@ -427,6 +428,6 @@ impl Fs {
                 return Ok(bytes[a..b].to_vec());
             }
         }
-        self.slot_range(slot, from, len).await
+        self.slot_range(slot, from, len, known).await
     }
 }

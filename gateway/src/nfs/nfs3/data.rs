@@ -8,8 +8,9 @@ use nfs3_types::nfs3::{
 use nfs3_types::xdr_codec::Pack;
 
 use super::{status, Ctx};
-use crate::core::Stability;
+use crate::core::{FileRef, Stability};
 use crate::nfs::convert::{post_op, wcc};
+use crate::nfs::handle;
 use crate::nfs::rpc::Reply;
 use crate::nfs::xdr::{Garbage, Reader};
 
@@ -20,17 +21,16 @@ pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
     let fh = r.fh()?;
     let offset = r.u64()?;
     let count = r.u32()?;
-    let inode = match ctx.resolve(&fh).await {
-        Ok(i) => i,
-        Err(s) => {
-            let res: Nfs3Result<READ3resok<'_>, READ3resfail> = Nfs3Result::Err((
-                s,
-                READ3resfail {
-                    file_attributes: Nfs3Option::None,
-                },
-            ));
-            return Ok(ctx.ok().push(&res));
-        }
+    // The handle's generation is checked in the read's own look at the
+    // metadata: one transaction for the whole READ.
+    let Some((id, generation)) = handle::decode(&fh) else {
+        let res: Nfs3Result<READ3resok<'_>, READ3resfail> = Nfs3Result::Err((
+            nfsstat3::NFS3ERR_BADHANDLE,
+            READ3resfail {
+                file_attributes: Nfs3Option::None,
+            },
+        ));
+        return Ok(ctx.ok().push(&res));
     };
     // READ3resok is packed by hand around the bytes, which the core reads
     // straight into the reply: status, attributes, count, eof, then the
@@ -47,9 +47,13 @@ pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
         let _ = eof.pack(out);
         let _ = (n as u32).pack(out);
     };
+    let file = FileRef {
+        id,
+        generation: Some(generation),
+    };
     match ctx
         .fs
-        .read_into(&ctx.cred, inode.id, offset, count, reply.buf, header)
+        .read_into(&ctx.cred, file, offset, count, reply.buf, header)
         .await
     {
         Ok(mut buf) => {
@@ -57,12 +61,13 @@ pub async fn read(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Reply, Garbage> {
             Ok(Reply { buf, hold })
         }
         Err(e) => {
-            let res: Nfs3Result<READ3resok<'_>, READ3resfail> = Nfs3Result::Err((
-                status(&e),
-                READ3resfail {
-                    file_attributes: post_op(&inode),
-                },
-            ));
+            // Attributes for the failure, when the file still is this one.
+            let file_attributes = match ctx.resolve(&fh).await {
+                Ok(inode) => post_op(&inode),
+                Err(_) => Nfs3Option::None,
+            };
+            let res: Nfs3Result<READ3resok<'_>, READ3resfail> =
+                Nfs3Result::Err((status(&e), READ3resfail { file_attributes }));
             Ok(ctx.ok().push(&res))
         }
     }
