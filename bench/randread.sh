@@ -18,7 +18,7 @@
 # kernel's page cache (sync; echo 3 > /proc/sys/vm/drop_caches, as root) before every rep of both
 # servers: both read cold from the disk.
 #
-# Env: PROFILE (release | debug: which build to run), DROP (0 | 1), REPS (3), READS (2000), SIZE (4096), SIZE_MB (256), QUIET (500ms), POLL (0.1),
+# Env: PROFILE (release | debug: which build to run), DROP (0 | 1), REPS (5), READS (2000), SIZE (4096), SIZE_MB (256), QUIET (500ms), POLL (0.1),
 #      DRAIN_TIMEOUT (600), WORK (/tmp/cairn-randread-bench), GANESHA_BASE (/tmp/ganesha),
 #      GANESHA_NFS_PORT (20490), GANESHA_MNT_PORT (20048), BENCH_GANESHA_DIR (bench/ganesha),
 #      CARGO_TARGET_DIR (<repo>/target), NO_BUILD=1, KEEP=1, RUST_LOG (default "info").
@@ -33,7 +33,7 @@ if [ -z "${BENCH_GANESHA_DIR:-}" ]; then
   else BENCH_GANESHA_DIR="$HERE/../../shared/bench/ganesha"; fi
 fi
 BENCH_GANESHA_DIR=$(cd "$BENCH_GANESHA_DIR" && pwd)
-REPS=${REPS:-3}; READS=${READS:-2000}; SIZE=${SIZE:-4096}; SIZE_MB=${SIZE_MB:-256}
+REPS=${REPS:-5}; READS=${READS:-2000}; SIZE=${SIZE:-4096}; SIZE_MB=${SIZE_MB:-256}
 QUIET=${QUIET:-500ms}; POLL=${POLL:-0.1}; DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 WORK=${WORK:-/tmp/cairn-randread-bench}
 DATA=$WORK/data

@@ -179,6 +179,9 @@ pub enum StoreError {
     },
     #[error("store {addr}: handshake failed ({reason}); the peer does not hold this cluster's secret or speaks another protocol version")]
     Handshake { addr: String, reason: String },
+    /// A bucket store refused the request's credentials or their rights.
+    #[error("store {addr}: refused the credentials: {reason}")]
+    Refused { addr: String, reason: String },
     #[error("store {addr}: refused the connection: it has no free connection slot (too many connections or handshakes in progress); retrying later")]
     Busy { addr: String },
     #[error("store {addr}: {op}: connection lost: {source}")]
@@ -244,6 +247,7 @@ impl StoreError {
             | StoreError::Bind { .. }
             | StoreError::UnknownStore { .. }
             | StoreError::Handshake { .. }
+            | StoreError::Refused { .. }
             | StoreError::Protocol { .. } => false,
         }
     }
@@ -278,6 +282,7 @@ impl StoreError {
             | StoreError::Connect { .. }
             | StoreError::Timeout { .. }
             | StoreError::Handshake { .. }
+            | StoreError::Refused { .. }
             | StoreError::Busy { .. }
             | StoreError::UploadInProgress { .. }
             | StoreError::Stalled { .. }

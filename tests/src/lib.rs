@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod command;
 pub mod disk;
+pub mod garage;
 pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;

@@ -10,7 +10,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cairn_chunkstore::protocol::{check_key, MAX_LIST, MAX_PAYLOAD};
+use cairn_chunkstore::protocol::{check_key, check_len, MAX_LIST};
 
 use super::{Capacity, ChunkStore, ListEntry, ShardStat, StoreError, StoreFuture};
 
@@ -88,13 +88,7 @@ impl MemoryStore {
     fn put_now(&self, key: &str, data: &[u8]) -> Result<ShardStat, StoreError> {
         check_key(key)?;
         let len = data.len() as u64;
-        if len > MAX_PAYLOAD {
-            return Err(StoreError::TooLarge {
-                key: key.to_owned(),
-                len,
-                max: MAX_PAYLOAD,
-            });
-        }
+        check_len(key, len)?;
         let id = self.identity();
         let mut objects = self.objects();
         let held: u64 = objects.values().map(|o| o.len() as u64).sum();

@@ -4,7 +4,8 @@
 //! and object-safe (`Arc<dyn ChunkStore>`); every backend fails with
 //! [`StoreError`], whose `retryable()` the pool relies on, and passes the
 //! [`conformance`] suite. Implementations: [`noise::NoiseStore`] (a
-//! `cairn chunkstore` daemon over Noise/TCP), [`memory::MemoryStore`] and
+//! `cairn chunkstore` daemon over Noise/TCP), [`s3::S3Store`] (a prefix of
+//! an S3-compatible bucket), [`memory::MemoryStore`] and
 //! [`faulty::Faulty`] (fault injection) for tests. [`pool::Stores`] pools
 //! them with health, pacing ([`link`]: per-store link estimates) and placement views and reads blocks back;
 //! [`keys`] names every object, [`placement`], [`ec`] and [`crypto`] decide
@@ -32,6 +33,7 @@ pub mod pool;
 mod read;
 #[cfg(test)]
 mod read_tests;
+pub mod s3;
 #[cfg(test)]
 mod tests;
 
@@ -115,5 +117,5 @@ pub trait ChunkStore: Send + Sync + std::fmt::Debug {
 /// Whether an error says the store could not be reached or went silent (its
 /// pool then counts it as not answering), rather than refusing one request.
 pub fn unreachable(e: &StoreError) -> bool {
-    e.retryable() || matches!(e, StoreError::Handshake { .. })
+    e.retryable() || matches!(e, StoreError::Handshake { .. } | StoreError::Refused { .. })
 }

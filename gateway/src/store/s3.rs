@@ -1,0 +1,682 @@
+//! [`S3Store`]: a chunk store that is a prefix of an S3-compatible bucket
+//! (Garage, MinIO, Ceph RGW, AWS S3, B2, Wasabi…), through `object_store`'s
+//! S3 client. It keeps the [`conformance`](super::conformance) contract of a
+//! `cairn chunkstore` daemon:
+//!
+//! - An object `key` lives at `<prefix>/o/<key>`; the store's identity is the
+//!   marker object `<prefix>/marker` (its uuid and the cluster it belongs
+//!   to), written on first use of an empty prefix. A prefix that holds
+//!   another cluster's marker is refused, so one bucket can hold several
+//!   clusters (or other data) safely.
+//! - A put sends the whole object in one PUT (objects are at most 64 MiB)
+//!   with its crc32c as user metadata, which `stat` reads back with a HEAD.
+//! - A bucket has no "free space": the capacity is a configured quota, and
+//!   the bytes stored are the gateway's own count, taken from a full listing
+//!   at the first capacity asked and kept up to date by puts and deletes
+//!   (and a new listing every [`RECOUNT_EVERY`]).
+//! - Errors: 5xx and throttling (503 SlowDown) are retried with back-off by
+//!   the client up to [`RETRIES`] times, then surface as retryable; a
+//!   missing bucket, refused credentials or a wrong region are not, and say
+//!   what to fix.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{
+    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore,
+    ObjectStoreExt, PutOptions, PutPayload, RetryConfig,
+};
+use tokio::time::Instant;
+
+use cairn_chunkstore::protocol::{check_key, check_len, MAX_LIST};
+
+use super::{Capacity, ChunkStore, ListEntry, ShardStat, Status, StoreError, StoreFuture};
+
+/// Retries of one request on 5xx, throttling and network errors.
+pub const RETRIES: usize = 4;
+/// The bytes stored are counted again from a listing this often.
+pub const RECOUNT_EVERY: Duration = Duration::from_secs(600);
+/// How long one request may take in all (a 64 MiB object over a slow link
+/// included); a get with a stall limit gives up sooner when nothing comes.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The user-metadata field holding an object's crc32c (hex).
+const CRC_FIELD: &str = "cairn-crc32c";
+/// Keys per listing request (S3's own maximum).
+const LIST_PAGE: usize = 1000;
+
+/// Where a bucket store is and who it says it is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The store's name in the gateway's config.
+    pub name: String,
+    /// `http(s)://host:port` of the S3 API.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Keys go under this prefix (no leading or trailing `/`).
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Path-style requests (`endpoint/bucket/key`), as Garage and MinIO
+    /// want; else virtual-hosted (`bucket.endpoint/key`).
+    pub path_style: bool,
+    pub zone: String,
+    pub host: String,
+    pub labels: Vec<String>,
+    /// The quota: bytes cairn may keep in the bucket under this prefix.
+    pub capacity: u64,
+    /// Part of the quota puts never eat into.
+    pub reserve: u64,
+    /// Who owns the prefix: a value derived from the cluster secret, kept
+    /// in the marker.
+    pub cluster_id: String,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret key.
+        f.debug_struct("S3Settings")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bytes and objects under the prefix, as last counted.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    bytes: u64,
+    objects: u64,
+    counted: Instant,
+}
+
+/// A chunk store in a bucket.
+pub struct S3Store {
+    settings: S3Settings,
+    address: String,
+    client: AmazonS3,
+    /// The store's uuid, once the marker was read or written.
+    uuid: tokio::sync::OnceCell<String>,
+    usage: Mutex<Option<Usage>>,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Store({})", self.address)
+    }
+}
+
+impl S3Store {
+    /// A client for the bucket; nothing is sent until the first request.
+    pub fn new(settings: S3Settings) -> Result<S3Store, StoreError> {
+        let address = format!(
+            "s3 {}/{}/{}",
+            settings.endpoint.trim_end_matches('/'),
+            settings.bucket,
+            settings.prefix
+        );
+        let options = ClientOptions::new()
+            .with_allow_http(true)
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT);
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: RETRIES,
+            retry_timeout: Duration::from_secs(60),
+        };
+        let client = AmazonS3Builder::new()
+            .with_endpoint(&settings.endpoint)
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region)
+            .with_access_key_id(&settings.access_key_id)
+            .with_secret_access_key(&settings.secret_access_key)
+            .with_virtual_hosted_style_request(!settings.path_style)
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| StoreError::Protocol {
+                addr: address.clone(),
+                op: "configure",
+                what: e.to_string(),
+            })?;
+        Ok(S3Store {
+            settings,
+            address,
+            client,
+            uuid: tokio::sync::OnceCell::new(),
+            usage: Mutex::new(None),
+        })
+    }
+
+    fn object_path(&self, key: &str) -> Path {
+        Path::from(format!("{}/o/{key}", self.settings.prefix))
+    }
+
+    fn objects_prefix(&self) -> Path {
+        Path::from(format!("{}/o", self.settings.prefix))
+    }
+
+    fn marker_path(&self) -> Path {
+        Path::from(format!("{}/marker", self.settings.prefix))
+    }
+
+    /// `err` from request `op` on `key`, as a store error that says what
+    /// to fix where it can.
+    fn error(&self, op: &'static str, key: &str, err: object_store::Error) -> StoreError {
+        let text = full_text(&err);
+        let remote = |status: Status, detail: String| StoreError::Remote {
+            addr: self.address.clone(),
+            op,
+            key: key.to_owned(),
+            status,
+            detail,
+        };
+        if text.contains("NoSuchBucket") {
+            return remote(
+                Status::BadRequest,
+                format!(
+                    "bucket {:?} does not exist at {}; fix: create it (garage bucket create / aws s3 mb) or correct `bucket`",
+                    self.settings.bucket, self.settings.endpoint
+                ),
+            );
+        }
+        match err {
+            object_store::Error::NotFound { .. } => StoreError::NotFound {
+                key: key.to_owned(),
+            },
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => StoreError::Refused {
+                addr: self.address.clone(),
+                reason: format!(
+                    "{}; fix: check the access key, its secret, its rights on bucket {:?}, and `region`",
+                    s3_reason(&text),
+                    self.settings.bucket
+                ),
+            },
+            _ if text.contains("AuthorizationHeaderMalformed")
+                || text.contains("SignatureDoesNotMatch")
+                || text.contains("InvalidAccessKeyId") =>
+            {
+                StoreError::Refused {
+                    addr: self.address.clone(),
+                    reason: format!(
+                        "{}; fix: check the access key, its secret and `region`",
+                        s3_reason(&text)
+                    ),
+                }
+            }
+            _ if is_connect(&text) => StoreError::Connect {
+                addr: self.address.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, text),
+            },
+            _ if text.contains("timed out") || text.contains("Timeout") => StoreError::Timeout {
+                addr: self.address.clone(),
+                op,
+                after: REQUEST_TIMEOUT,
+            },
+            // 5xx and throttling after the client's own retries.
+            _ if text.contains("Server error")
+                || text.contains("SlowDown")
+                || text.contains("status code: 5") =>
+            {
+                remote(Status::Unavailable, s3_reason(&text))
+            }
+            _ => StoreError::Transport {
+                addr: self.address.clone(),
+                op,
+                source: std::io::Error::other(text),
+            },
+        }
+    }
+
+    /// The store's uuid from the marker, writing a new marker into an empty
+    /// prefix; a prefix that belongs to another cluster is refused.
+    async fn uuid(&self) -> Result<&str, StoreError> {
+        let uuid = self
+            .uuid
+            .get_or_try_init(|| async {
+                let marker = self.marker_path();
+                match self.client.get(&marker).await {
+                    Ok(got) => {
+                        let bytes = got
+                            .bytes()
+                            .await
+                            .map_err(|e| self.error("read marker", "marker", e))?;
+                        self.check_marker(&bytes)
+                    }
+                    Err(object_store::Error::NotFound { .. }) => self.write_marker().await,
+                    Err(e) => Err(self.error("read marker", "marker", e)),
+                }
+            })
+            .await?;
+        Ok(uuid.as_str())
+    }
+
+    fn check_marker(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let text = String::from_utf8_lossy(bytes);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(" = "))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        let (Some(uuid), Some(cluster)) = (field("store_uuid"), field("cluster_id")) else {
+            return Err(self.refused(format!(
+                "{}/marker is not a cairn store marker; fix: point `prefix` at a prefix of its own",
+                self.settings.prefix
+            )));
+        };
+        if cluster != self.settings.cluster_id {
+            return Err(self.refused(format!(
+                "prefix {:?} of bucket {:?} belongs to another cairn cluster (marker cluster_id {cluster}, this secret's {}); fix: give this store a prefix of its own, or use that cluster's secret",
+                self.settings.prefix, self.settings.bucket, self.settings.cluster_id
+            )));
+        }
+        Ok(uuid)
+    }
+
+    async fn write_marker(&self) -> Result<String, StoreError> {
+        // Objects already under the prefix without a marker are someone
+        // else's: refuse rather than mix.
+        let mut listing = self.client.list(Some(&self.objects_prefix()));
+        if let Some(first) = listing.next().await {
+            let what = match first {
+                Ok(meta) => format!("it already holds {}", meta.location),
+                Err(e) => return Err(self.error("list", "", e)),
+            };
+            return Err(self.refused(format!(
+                "prefix {:?} of bucket {:?} has no cairn marker but is not empty ({what}); fix: give this store an empty prefix",
+                self.settings.prefix, self.settings.bucket
+            )));
+        }
+        let uuid = format!("{:032x}", rand::random::<u128>());
+        let body = format!(
+            "# cairn chunk store in a bucket: do not edit\nstore_uuid = \"{uuid}\"\ncluster_id = \"{}\"\n",
+            self.settings.cluster_id
+        );
+        self.client
+            .put(&self.marker_path(), PutPayload::from(body.into_bytes()))
+            .await
+            .map_err(|e| self.error("write marker", "marker", e))?;
+        Ok(uuid)
+    }
+
+    fn refused(&self, detail: String) -> StoreError {
+        StoreError::Remote {
+            addr: self.address.clone(),
+            op: "open",
+            key: String::new(),
+            status: Status::BadRequest,
+            detail,
+        }
+    }
+
+    /// The bytes and objects under the prefix, from a full listing.
+    async fn count(&self) -> Result<Usage, StoreError> {
+        let mut listing = self.client.list(Some(&self.objects_prefix()));
+        let (mut bytes, mut objects) = (0u64, 0u64);
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.error("list", "", e))?;
+            bytes += meta.size;
+            objects += 1;
+        }
+        Ok(Usage {
+            bytes,
+            objects,
+            counted: Instant::now(),
+        })
+    }
+
+    async fn usage(&self) -> Result<Usage, StoreError> {
+        let known = *self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        match known {
+            Some(u) if u.counted.elapsed() < RECOUNT_EVERY => Ok(u),
+            _ => {
+                let u = self.count().await?;
+                *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(u);
+                Ok(u)
+            }
+        }
+    }
+
+    /// Counts a put (`old` the size it replaced, if any) or a delete.
+    fn account(&self, added: Option<u64>, removed: Option<u64>) {
+        if let Some(u) = self
+            .usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            if let Some(n) = removed {
+                u.bytes = u.bytes.saturating_sub(n);
+                u.objects = u.objects.saturating_sub(1);
+            }
+            if let Some(n) = added {
+                u.bytes += n;
+                u.objects += 1;
+            }
+        }
+    }
+
+    /// An object's size and crc32c (from its metadata), by a HEAD.
+    async fn head(&self, key: &str) -> Result<ShardStat, StoreError> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let got = self
+            .client
+            .get_opts(&self.object_path(key), opts)
+            .await
+            .map_err(|e| self.error("stat", key, e))?;
+        let crc = got
+            .attributes
+            .get(&Attribute::Metadata(CRC_FIELD.into()))
+            .and_then(|v| u32::from_str_radix(v.as_ref(), 16).ok())
+            .ok_or_else(|| StoreError::Protocol {
+                addr: self.address.clone(),
+                op: "stat",
+                what: format!("object {key:?} has no {CRC_FIELD} metadata: not written by cairn"),
+            })?;
+        Ok(ShardStat {
+            len: got.meta.size,
+            crc,
+        })
+    }
+
+    async fn put_now(&self, key: &str, data: &[u8]) -> Result<ShardStat, StoreError> {
+        check_key(key)?;
+        let len = data.len() as u64;
+        check_len(key, len)?;
+        self.uuid().await?;
+        let usage = self.usage().await?;
+        let free = self.settings.capacity.saturating_sub(usage.bytes);
+        if free < len.saturating_add(self.settings.reserve) {
+            return Err(StoreError::NoSpace {
+                key: key.to_owned(),
+                len,
+                free,
+                reserve: self.settings.reserve,
+            });
+        }
+        // What it replaces, for the count (a put of a new key is the rule).
+        let old = match self.head(key).await {
+            Ok(stat) => Some(stat.len),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let crc = crc32c::crc32c(data);
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::Metadata(CRC_FIELD.into()),
+            format!("{crc:08x}").into(),
+        );
+        self.client
+            .put_opts(
+                &self.object_path(key),
+                PutPayload::from(bytes::Bytes::copy_from_slice(data)),
+                PutOptions {
+                    attributes,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.error("put", key, e))?;
+        self.account(Some(len), old);
+        Ok(ShardStat { len, crc })
+    }
+
+    async fn get_now(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        stall: Option<Duration>,
+    ) -> Result<Vec<u8>, StoreError> {
+        check_key(key)?;
+        let past = |shard_len: u64| StoreError::InvalidRange {
+            key: key.to_owned(),
+            offset,
+            len,
+            shard_len,
+        };
+        let end = offset.checked_add(len);
+        if len == 0 || end.is_none() {
+            // Nothing to fetch: the object must exist and hold the range.
+            let stat = self.head(key).await?;
+            return match end.filter(|&e| e <= stat.len) {
+                Some(_) => Ok(Vec::new()),
+                None => Err(past(stat.len)),
+            };
+        }
+        let end = end.unwrap_or(u64::MAX);
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(offset..end)),
+            ..Default::default()
+        };
+        let silent = |op: &'static str, after: Duration| StoreError::Timeout {
+            addr: self.address.clone(),
+            op,
+            after,
+        };
+        let path = self.object_path(key);
+        let request = self.client.get_opts(&path, opts);
+        let answer = match stall {
+            Some(after) => tokio::time::timeout(after, request)
+                .await
+                .map_err(|_| silent("get", after))?,
+            None => request.await,
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            // 416, or a range the server cut short: past the end?
+            Err(e) if !matches!(e, object_store::Error::NotFound { .. }) && is_range(&e) => {
+                let size = self.head(key).await?.len;
+                if end > size {
+                    return Err(past(size));
+                }
+                return Err(self.error("get", key, e));
+            }
+            Err(e) => return Err(self.error("get", key, e)),
+        };
+        let mut body = answer.into_stream();
+        let mut out = Vec::with_capacity(len as usize);
+        loop {
+            let next = match stall {
+                Some(after) => tokio::time::timeout(after, body.next())
+                    .await
+                    .map_err(|_| silent("get", after))?,
+                None => body.next().await,
+            };
+            match next {
+                Some(Ok(piece)) => out.extend_from_slice(&piece),
+                Some(Err(e)) => return Err(self.error("get", key, e)),
+                None => break,
+            }
+        }
+        if out.len() as u64 != len {
+            // S3 cuts a range that runs past the end short.
+            let size = self.head(key).await?.len;
+            if end > size {
+                return Err(past(size));
+            }
+            return Err(StoreError::Protocol {
+                addr: self.address.clone(),
+                op: "get",
+                what: format!(
+                    "asked for {len} bytes of {key:?}, the bucket sent {}",
+                    out.len()
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn delete_now(&self, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let old = match self.head(key).await {
+            Ok(stat) => stat.len,
+            Err(StoreError::NotFound { .. }) => return Ok(false),
+            // An object cairn did not write still goes.
+            Err(StoreError::Protocol { .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        self.client
+            .delete(&self.object_path(key))
+            .await
+            .map_err(|e| self.error("delete", key, e))?;
+        self.account(None, Some(old));
+        Ok(true)
+    }
+
+    async fn list_now(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ListEntry>, StoreError> {
+        if let Some(key) = after {
+            check_key(key)?;
+        }
+        let limit = limit.clamp(1, MAX_LIST) as usize;
+        let prefix = self.objects_prefix();
+        let mut listing = match after {
+            Some(key) => self
+                .client
+                .list_with_offset(Some(&prefix), &self.object_path(key)),
+            None => self.client.list(Some(&prefix)),
+        };
+        let strip = format!("{}/", prefix.as_ref());
+        let mut entries = Vec::with_capacity(limit.min(LIST_PAGE));
+        while entries.len() < limit {
+            let Some(meta) = listing.next().await else {
+                break;
+            };
+            let meta = meta.map_err(|e| self.error("list", after.unwrap_or(""), e))?;
+            if let Some(key) = meta.location.as_ref().strip_prefix(&strip) {
+                entries.push(ListEntry {
+                    key: key.to_owned(),
+                    len: meta.size,
+                });
+            }
+        }
+        // S3 lists in key order; the contract says so, whatever the server.
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
+
+    async fn capacity_now(&self) -> Result<Capacity, StoreError> {
+        let store_uuid = self.uuid().await?.to_owned();
+        let usage = self.usage().await?;
+        let s = &self.settings;
+        Ok(Capacity {
+            total: s.capacity,
+            free: s.capacity.saturating_sub(usage.bytes),
+            used: usage.bytes,
+            stored: usage.bytes,
+            shards: usage.objects,
+            reserve: s.reserve,
+            zone: s.zone.clone(),
+            host: s.host.clone(),
+            name: s.name.clone(),
+            store_uuid,
+            labels: s.labels.clone(),
+        })
+    }
+}
+
+/// An error's text with its sources, for matching S3 error codes.
+fn full_text(err: &object_store::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What an S3 error body says (`Code: Message`), else the text's first line.
+fn s3_reason(text: &str) -> String {
+    let field = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{tag}>"))?;
+        Some(&text[start..start + len])
+    };
+    match (field("Code"), field("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => first_line(text).chars().take(200).collect(),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+fn is_connect(text: &str) -> bool {
+    text.contains("error trying to connect")
+        || text.contains("Connection refused")
+        || text.contains("dns error")
+        || text.contains("connect error")
+}
+
+/// Whether a get failed on its range (416, or a short answer).
+fn is_range(err: &object_store::Error) -> bool {
+    let text = full_text(err);
+    text.contains("416") || text.contains("InvalidRange") || text.contains("Range")
+}
+
+impl ChunkStore for S3Store {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn put<'a>(&'a self, key: &'a str, data: &'a [u8]) -> StoreFuture<'a, ShardStat> {
+        Box::pin(self.put_now(key, data))
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        offset: u64,
+        len: u64,
+        stall: Option<Duration>,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(self.get_now(key, offset, len, stall))
+    }
+
+    fn stat<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ShardStat> {
+        Box::pin(async move {
+            check_key(key)?;
+            self.head(key).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.delete_now(key))
+    }
+
+    fn list<'a>(&'a self, after: Option<&'a str>, limit: u32) -> StoreFuture<'a, Vec<ListEntry>> {
+        Box::pin(self.list_now(after, limit))
+    }
+
+    fn capacity(&self) -> StoreFuture<'_, Capacity> {
+        Box::pin(self.capacity_now())
+    }
+}
+
+/// A store shared as the pool holds them.
+pub fn shared(settings: S3Settings) -> Result<Arc<dyn ChunkStore>, StoreError> {
+    Ok(Arc::new(S3Store::new(settings)?))
+}
