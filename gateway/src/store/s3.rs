@@ -13,7 +13,7 @@
 //! - A bucket has no "free space": the capacity is a configured quota, and
 //!   the bytes stored are the gateway's own count, taken from a full listing
 //!   at the first capacity asked and kept up to date by puts and deletes
-//!   (and a new listing every [`RECOUNT_EVERY`]).
+//!   (and a new listing every [`RECOUNT_EVERY`]). A put is one request.
 //! - Errors: 5xx and throttling (503 SlowDown) are retried with back-off by
 //!   the client up to [`RETRIES`] times, then surface as retryable; a
 //!   missing bucket, refused credentials or a wrong region are not, and say
@@ -37,8 +37,9 @@ use super::{Capacity, ChunkStore, ListEntry, ShardStat, Status, StoreError, Stor
 
 /// Retries of one request on 5xx, throttling and network errors.
 pub const RETRIES: usize = 4;
-/// The bytes stored are counted again from a listing this often.
-pub const RECOUNT_EVERY: Duration = Duration::from_secs(600);
+/// The bytes stored are counted again from a listing this often (a listing
+/// costs one request per 1,000 objects).
+pub const RECOUNT_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// How long one request may take in all (a 64 MiB object over a slow link
 /// included); a get with a stall limit gives up sooner when nothing comes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -348,7 +349,7 @@ impl S3Store {
         }
     }
 
-    /// Counts a put (`old` the size it replaced, if any) or a delete.
+    /// Counts a put (`added` bytes) or a delete (`removed` bytes).
     fn account(&self, added: Option<u64>, removed: Option<u64>) {
         if let Some(u) = self
             .usage
@@ -408,12 +409,6 @@ impl S3Store {
                 reserve: self.settings.reserve,
             });
         }
-        // What it replaces, for the count (a put of a new key is the rule).
-        let old = match self.head(key).await {
-            Ok(stat) => Some(stat.len),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
         let crc = crc32c::crc32c(data);
         let mut attributes = Attributes::new();
         attributes.insert(
@@ -431,7 +426,9 @@ impl S3Store {
             )
             .await
             .map_err(|e| self.error("put", key, e))?;
-        self.account(Some(len), old);
+        // One request per put (providers bill per request): an overwrite,
+        // rare as keys name content, counts twice until the next recount.
+        self.account(Some(len), None);
         Ok(ShardStat { len, crc })
     }
 
