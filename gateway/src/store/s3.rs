@@ -19,7 +19,7 @@
 //!   missing bucket, refused credentials or a wrong region are not, and say
 //!   what to fix.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -34,6 +34,9 @@ use tokio::time::Instant;
 use cairn_chunkstore::protocol::{check_key, check_len, MAX_LIST};
 
 use super::{Capacity, ChunkStore, ListEntry, ShardStat, Status, StoreError, StoreFuture};
+
+mod errors;
+use errors::is_range;
 
 /// Retries of one request on 5xx, throttling and network errors.
 pub const RETRIES: usize = 4;
@@ -169,75 +172,6 @@ impl S3Store {
 
     fn marker_path(&self) -> Path {
         Path::from(format!("{}/marker", self.settings.prefix))
-    }
-
-    /// `err` from request `op` on `key`, as a store error that says what
-    /// to fix where it can.
-    fn error(&self, op: &'static str, key: &str, err: object_store::Error) -> StoreError {
-        let text = full_text(&err);
-        let remote = |status: Status, detail: String| StoreError::Remote {
-            addr: self.address.clone(),
-            op,
-            key: key.to_owned(),
-            status,
-            detail,
-        };
-        if text.contains("NoSuchBucket") {
-            return remote(
-                Status::BadRequest,
-                format!(
-                    "bucket {:?} does not exist at {}; fix: create it (garage bucket create / aws s3 mb) or correct `bucket`",
-                    self.settings.bucket, self.settings.endpoint
-                ),
-            );
-        }
-        match err {
-            object_store::Error::NotFound { .. } => StoreError::NotFound {
-                key: key.to_owned(),
-            },
-            object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => StoreError::Refused {
-                addr: self.address.clone(),
-                reason: format!(
-                    "{}; fix: check the access key, its secret, its rights on bucket {:?}, and `region`",
-                    s3_reason(&text),
-                    self.settings.bucket
-                ),
-            },
-            _ if text.contains("AuthorizationHeaderMalformed")
-                || text.contains("SignatureDoesNotMatch")
-                || text.contains("InvalidAccessKeyId") =>
-            {
-                StoreError::Refused {
-                    addr: self.address.clone(),
-                    reason: format!(
-                        "{}; fix: check the access key, its secret and `region`",
-                        s3_reason(&text)
-                    ),
-                }
-            }
-            _ if is_connect(&text) => StoreError::Connect {
-                addr: self.address.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, text),
-            },
-            _ if text.contains("timed out") || text.contains("Timeout") => StoreError::Timeout {
-                addr: self.address.clone(),
-                op,
-                after: REQUEST_TIMEOUT,
-            },
-            // 5xx and throttling after the client's own retries.
-            _ if text.contains("Server error")
-                || text.contains("SlowDown")
-                || text.contains("status code: 5") =>
-            {
-                remote(Status::Unavailable, s3_reason(&text))
-            }
-            _ => StoreError::Transport {
-                addr: self.address.clone(),
-                op,
-                source: std::io::Error::other(text),
-            },
-        }
     }
 
     /// The store's uuid from the marker, writing a new marker into an empty
@@ -590,50 +524,6 @@ impl S3Store {
     }
 }
 
-/// An error's text with its sources, for matching S3 error codes.
-fn full_text(err: &object_store::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// What an S3 error body says (`Code: Message`), else the text's first line.
-fn s3_reason(text: &str) -> String {
-    let field = |tag: &str| {
-        let open = format!("<{tag}>");
-        let start = text.find(&open)? + open.len();
-        let len = text[start..].find(&format!("</{tag}>"))?;
-        Some(&text[start..start + len])
-    };
-    match (field("Code"), field("Message")) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => first_line(text).chars().take(200).collect(),
-    }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
-}
-
-fn is_connect(text: &str) -> bool {
-    text.contains("error trying to connect")
-        || text.contains("Connection refused")
-        || text.contains("dns error")
-        || text.contains("connect error")
-}
-
-/// Whether a get failed on its range (416, or a short answer).
-fn is_range(err: &object_store::Error) -> bool {
-    let text = full_text(err);
-    text.contains("416") || text.contains("InvalidRange") || text.contains("Range")
-}
-
 impl ChunkStore for S3Store {
     fn address(&self) -> &str {
         &self.address
@@ -671,9 +561,4 @@ impl ChunkStore for S3Store {
     fn capacity(&self) -> StoreFuture<'_, Capacity> {
         Box::pin(self.capacity_now())
     }
-}
-
-/// A store shared as the pool holds them.
-pub fn shared(settings: S3Settings) -> Result<Arc<dyn ChunkStore>, StoreError> {
-    Ok(Arc::new(S3Store::new(settings)?))
 }
