@@ -205,7 +205,7 @@ impl Fs {
     /// The current bytes of an evicted slot, from its block (at most
     /// `valid_len` of them; the rest of the slot reads as zeros).
     pub(crate) async fn slot_bytes(&self, slot: &Slot) -> Result<Vec<u8>, FsError> {
-        let Some((loc, source)) = self.slot_block(slot)? else {
+        let Some((loc, source)) = self.slot_block(slot, None)? else {
             return Ok(Vec::new());
         };
         let mut bytes = source.fetch(&loc).await?;
@@ -223,14 +223,7 @@ impl Fs {
         len: u64,
         known: Option<cairn_metadata::BlockLocation>,
     ) -> Result<Vec<u8>, FsError> {
-        let found = match known {
-            Some(loc) if !slot.lost => {
-                let source = self.blocks.as_ref().ok_or(FsError::NoStores)?;
-                Some((loc, source.as_ref() as &dyn super::BlockSource))
-            }
-            _ => self.slot_block(slot)?,
-        };
-        let Some((loc, source)) = found else {
+        let Some((loc, source)) = self.slot_block(slot, known)? else {
             return Ok(Vec::new());
         };
         let len = len.min(slot.valid_len.saturating_sub(from));
@@ -241,10 +234,11 @@ impl Fs {
     }
 
     /// Where an evicted slot's block is (`None` for a slot with no block),
-    /// and what reads it.
+    /// and what reads it; `known` is the location when already looked up.
     fn slot_block(
         &self,
         slot: &Slot,
+        known: Option<cairn_metadata::BlockLocation>,
     ) -> Result<Option<(cairn_metadata::BlockLocation, &dyn super::BlockSource)>, FsError> {
         if slot.lost {
             return Err(FsError::DataLost {
@@ -256,10 +250,13 @@ impl Fs {
             return Ok(None);
         };
         let source = self.blocks.as_ref().ok_or(FsError::NoStores)?;
-        let loc = self
-            .meta
-            .read(|v| v.block_location(block))?
-            .ok_or(FsError::BlockLost(block))?;
+        let loc = match known {
+            Some(loc) => loc,
+            None => self
+                .meta
+                .read(|v| v.block_location(block))?
+                .ok_or(FsError::BlockLost(block))?,
+        };
         Ok(Some((loc, source.as_ref())))
     }
 
