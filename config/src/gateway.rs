@@ -14,6 +14,7 @@ use crate::error::ConfigError;
 use crate::net;
 use crate::size::ByteSize;
 use crate::smb::SmbConfig;
+use crate::stores::StoreRef;
 
 /// `nfs.listen` when the key is absent: loopback, the standard NFS port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2049));
@@ -205,16 +206,6 @@ impl Default for ReadConfig {
             readahead: DEFAULT_READAHEAD,
         }
     }
-}
-
-/// `[[stores]]`: one chunk store the gateway uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreRef {
-    /// A name unique in the cluster (its drive, e.g. "b1-sda").
-    pub name: String,
-    /// Where it listens, as HOST:PORT.
-    pub address: String,
 }
 
 /// `[nfs]`: the NFSv3 / MOUNT / portmap listener and who may use it.

@@ -15,6 +15,7 @@ mod net;
 mod size;
 mod smb;
 mod store;
+mod stores;
 mod validate;
 
 #[cfg(test)]
@@ -25,10 +26,13 @@ pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
     BackupConfig, CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel,
-    MetadataConfig, NfsConfig, RepairConfig, Squash, StoreRef, DEFAULT_LISTEN,
-    DEFAULT_NFS_MAX_CONNECTIONS, DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD,
-    MIN_CACHE_SIZE,
+    MetadataConfig, NfsConfig, RepairConfig, Squash, DEFAULT_LISTEN, DEFAULT_NFS_MAX_CONNECTIONS,
+    DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD, MIN_CACHE_SIZE,
 };
 pub use size::ByteSize;
 pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};
 pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};
+pub use stores::{
+    read_credentials, StoreKind, StoreRef, ACCESS_KEY_ENV, DEFAULT_PREFIX, DEFAULT_REGION,
+    SECRET_KEY_ENV,
+};

@@ -241,7 +241,7 @@ fn bad_name(value: &str) -> Option<String> {
 }
 
 /// `[a-z0-9_-]+`.
-fn is_label(label: &str) -> bool {
+pub(crate) fn is_label(label: &str) -> bool {
     !label.is_empty()
         && label
             .bytes()

@@ -456,3 +456,100 @@ fn share_and_user_name_rules() {
         assert!(user_name_problem(bad).is_some(), "{bad:?}");
     }
 }
+
+/// A secret file and a 0600 credentials file in `dir`, for bucket tables.
+fn bucket_files(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = dir.join("cluster.secret");
+    std::fs::write(&secret, "00".repeat(32)).unwrap();
+    let creds = dir.join("bucket.credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = GK0123\naws_secret_access_key = \"s3cr3t\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (secret, creds)
+}
+
+#[test]
+fn a_bucket_store_table_parses_with_its_defaults_and_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (secret, creds) = bucket_files(tmp.path());
+    let text = format!(
+        "{}[cluster]\nsecret_file = {secret:?}\n\
+         [[stores]]\nname = \"a\"\naddress = \"10.0.0.5:7070\"\n\
+         [[stores]]\nname = \"wasabi\"\nkind = \"s3\"\nendpoint = \"https://s3.wasabisys.com:443/\"\n\
+         bucket = \"cairn-data\"\ncredentials_file = {creds:?}\ncapacity = \"2 TiB\"\nlabels = [\"s3\"]\n",
+        minimal(tmp.path())
+    );
+    let cfg = GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap();
+    let (local, bucket) = (&cfg.stores[0], &cfg.stores[1]);
+    assert_eq!(
+        (local.kind, local.location()),
+        (crate::StoreKind::Cairn, "10.0.0.5:7070".to_owned())
+    );
+    assert_eq!(bucket.kind, crate::StoreKind::S3);
+    assert_eq!(bucket.bucket_region(), crate::DEFAULT_REGION);
+    assert_eq!(bucket.bucket_prefix(), crate::DEFAULT_PREFIX);
+    // Every prefix of one bucket is one failure domain unless told.
+    assert_eq!(bucket.bucket_zone(), "s3.wasabisys.com");
+    assert_eq!(bucket.bucket_host(), "s3.wasabisys.com/cairn-data");
+    assert_eq!(
+        bucket.location(),
+        "s3 https://s3.wasabisys.com:443/cairn-data/cairn"
+    );
+    assert_eq!(bucket.capacity, Some(ByteSize::tib(2)));
+    assert_eq!(
+        crate::read_credentials(&creds).unwrap(),
+        ("GK0123".to_owned(), "s3cr3t".to_owned())
+    );
+    let again: GatewayConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(again, cfg);
+}
+
+#[test]
+fn every_bucket_store_mistake_is_reported_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (secret, creds) = bucket_files(tmp.path());
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = format!(
+        "{}[cluster]\nsecret_file = {secret:?}\n\
+         [[stores]]\nname = \"a\"\naddress = \"10.0.0.5:7070\"\nbucket = \"x\"\n\
+         [[stores]]\nname = \"b\"\nkind = \"s3\"\nendpoint = \"s3.example.com\"\n\
+         bucket = \"Cairn/Data\"\nprefix = \"/c1/\"\ncredentials_file = {creds:?}\n\
+         [[stores]]\nname = \"c\"\nkind = \"s3\"\naddress = \"10.0.0.6:7070\"\ncapacity = \"0\"\n",
+        minimal(tmp.path())
+    );
+    let (err, message) = load_err(tmp.path(), &text);
+    let ConfigError::Invalid { problems, .. } = &err else {
+        panic!("{message}")
+    };
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "stores[0].bucket",
+            "stores[1].endpoint",
+            "stores[1].bucket",
+            "stores[1].prefix",
+            "stores[1].credentials_file",
+            "stores[1].capacity",
+            "stores[2].address",
+            "stores[2].endpoint",
+            "stores[2].bucket",
+            "stores[2].capacity",
+        ],
+        "{message}"
+    );
+    assert!(message.contains("has mode 644"), "{message}");
+    assert!(message.contains("is for kind = \"s3\" only"), "{message}");
+    assert_eq!(
+        crate::read_credentials(&creds).unwrap_err(),
+        format!(
+            "{}: has mode 644: others than its owner may read the keys",
+            creds.display()
+        )
+    );
+}

@@ -40,6 +40,7 @@ impl GatewayConfig {
                 Some(_) => {}
             }
             let mut names = std::collections::HashSet::new();
+            let mut places = std::collections::HashMap::new();
             for (i, s) in self.stores.iter().enumerate() {
                 if !names.insert(s.name.as_str()) {
                     report(
@@ -49,19 +50,25 @@ impl GatewayConfig {
                         "give every store its own name",
                     );
                 }
-                if s.address
-                    .rsplit_once(':')
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
-                    .is_none_or(|p| p == 0)
-                {
+                if let Some(j) = places.insert(s.location(), i) {
                     report(
-                        &format!("stores[{i}].address"),
-                        format!("{:?}", s.address),
-                        "is not HOST:PORT".to_owned(),
-                        "write it as \"10.0.0.5:7070\"",
+                        &format!("stores[{i}]"),
+                        format!("{:?}", s.location()),
+                        format!("is the same store as stores[{j}]"),
+                        "list each store once (two prefixes of one bucket are two stores)",
                     );
                 }
             }
+        }
+        // Each table's own problems, after the cross-table ones above.
+        let table_problems: Vec<_> = self
+            .stores
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.problems(i))
+            .collect();
+        for p in table_problems {
+            report(&p.field, p.value, p.reason, &p.fix);
         }
         let mut share_names = std::collections::HashSet::new();
         for (i, share) in self.smb.shares.iter().enumerate() {

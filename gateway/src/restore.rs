@@ -1,6 +1,6 @@
 //! `cairn restore`: rebuilds a gateway's metadata from the backup objects on
-//! the chunk stores (see `ship.rs`), given nothing but the stores' addresses
-//! and the cluster secret. It takes the newest generation whose snapshot
+//! the chunk stores (see `ship.rs`), given nothing but the stores (daemon
+//! addresses, or `[[stores]]` tables naming buckets) and the cluster secret. It takes the newest generation whose snapshot
 //! verifies, replays its changes in order up to the first one missing or
 //! damaged, says what point in time that is and what is lost, and leaves a
 //! gateway ready to start.
@@ -8,17 +8,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cairn_chunkstore::{Secret, StoreClient};
-use cairn_config::GatewayConfig;
+use std::sync::Arc;
+
+use cairn_chunkstore::Secret;
+use cairn_config::{GatewayConfig, StoreKind, StoreRef};
 use cairn_metadata::{Metadata, Timestamp};
 
 use crate::error::Error;
 use crate::store::keys::{BackupObject, ObjectKey};
+use crate::store::noise::NoiseStore;
+use crate::store::s3::{S3Settings, S3Store};
+use crate::store::ChunkStore;
 use crate::work::ship::{backup_key, open};
 
 /// Where to restore from and to.
 pub struct RestorePlan {
-    pub stores: Vec<String>,
+    pub stores: Vec<StoreRef>,
     pub secret_file: PathBuf,
     /// The gateway's data folder: the metadata goes to `<data>/meta.db`.
     pub data_dir: PathBuf,
@@ -35,7 +40,7 @@ struct Found {
 
 /// What the stores hold, by generation (newest last).
 struct Inventory {
-    clients: Vec<Option<StoreClient>>,
+    clients: Vec<Option<Arc<dyn ChunkStore>>>,
     by_generation: BTreeMap<u64, Vec<Found>>,
     unreachable: Vec<String>,
 }
@@ -65,12 +70,24 @@ fn when(t: Timestamp) -> String {
     )
 }
 
-async fn inventory(stores: &[String], secret: &Secret) -> Inventory {
+/// A client for one store: a `cairn chunkstore` daemon or a bucket.
+pub fn open_store(store: &StoreRef, secret: &Secret) -> Result<Arc<dyn ChunkStore>, String> {
+    match store.kind {
+        StoreKind::Cairn => Ok(Arc::new(NoiseStore::new(&store.address, secret.clone()))),
+        StoreKind::S3 => {
+            let settings = S3Settings::from_config(store, secret)?;
+            Ok(Arc::new(S3Store::new(settings).map_err(|e| e.to_string())?))
+        }
+    }
+}
+
+async fn inventory(stores: &[StoreRef], secret: &Secret) -> Inventory {
     let mut clients = Vec::new();
     let mut unreachable = Vec::new();
     let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, addr) in stores.iter().enumerate() {
-        let mut client = match StoreClient::connect(addr, secret).await {
+    for (i, store) in stores.iter().enumerate() {
+        let addr = store.location();
+        let client = match open_store(store, secret) {
             Ok(c) => c,
             Err(e) => {
                 unreachable.push(format!("{addr}: {e}"));
@@ -131,7 +148,7 @@ impl Inventory {
     ) -> Result<(Timestamp, Vec<u8>), Error> {
         let mut why = Vec::new();
         for &i in &found.holders {
-            let Some(client) = self.clients[i].as_mut() else {
+            let Some(client) = self.clients[i].as_ref() else {
                 continue;
             };
             let len = match client.stat(&found.key).await {
@@ -141,7 +158,7 @@ impl Inventory {
                     continue;
                 }
             };
-            match client.get(&found.key, 0, len).await {
+            match client.get(&found.key, 0, len, None).await {
                 Ok(sealed) => match open(key, &found.key, &sealed) {
                     Ok(v) => return Ok(v),
                     Err(e) => why.push(format!("store #{}: {e}", i + 1)),
@@ -161,7 +178,7 @@ impl Inventory {
 }
 
 /// `cairn restore --list`: the generations the stores hold.
-pub async fn list(stores: &[String], secret_file: &Path) -> Result<String, Error> {
+pub async fn list(stores: &[StoreRef], secret_file: &Path) -> Result<String, Error> {
     let secret = load_secret(secret_file)?;
     let inv = inventory(stores, &secret).await;
     let mut out = String::new();
@@ -224,9 +241,20 @@ fn restored_config(
     if let Some(mut cfg) = shipped.and_then(|t| toml::from_str::<GatewayConfig>(t).ok()) {
         cfg.data_dir = data_dir;
         cfg.cluster.secret_file = Some(secret_file);
-        for store in &mut cfg.stores {
+        for store in cfg
+            .stores
+            .iter_mut()
+            .filter(|s| s.kind == cairn_config::StoreKind::Cairn)
+        {
             if let Some((_, _, address)) = stores.iter().find(|(_, n, _)| *n == store.name) {
                 store.address.clone_from(address);
+            }
+        }
+        // A store this restore was given by its table (a bucket's keys may
+        // sit elsewhere on this machine) is written as given.
+        for store in &mut cfg.stores {
+            if let Some(given) = plan.stores.iter().find(|g| g.name == store.name) {
+                store.clone_from(given);
             }
         }
         let body = toml::to_string(&cfg)?;
@@ -238,9 +266,12 @@ fn restored_config(
     cfg.cluster.secret_file = Some(secret_file);
     cfg.stores = stores
         .iter()
-        .map(|(_, name, address)| cairn_config::StoreRef {
-            name: name.clone(),
-            address: address.clone(),
+        .map(|(_, name, address)| {
+            plan.stores
+                .iter()
+                .find(|g| g.name == *name)
+                .cloned()
+                .unwrap_or_else(|| StoreRef::cairn(name, address))
         })
         .collect();
     let body = toml::to_string(&cfg)?;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_config::GatewayConfig;
+use cairn_config::{GatewayConfig, StoreKind};
 use rustix::fs::{flock, FlockOperation};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::admin::{self, Admin};
 use crate::core::{Fs, FsError};
 use crate::nfs::{self, Access};
+use crate::store::s3::{S3Settings, S3Store};
 use crate::store::Stores;
 use crate::work::drain::{self, Drainer};
 use crate::work::repair::Repairer;
@@ -61,6 +62,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Smb(#[from] crate::smb::BridgeError),
+    #[error("cannot use a bucket store: {0}")]
+    Bucket(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -219,7 +222,7 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
             cluster_secret = Some(secret.clone());
             let stores = Arc::new(
                 Stores::new(
-                    secret,
+                    secret.clone(),
                     cfg.drain.store_concurrency,
                     cfg.drain.store_bandwidth.bytes(),
                 )
@@ -232,8 +235,17 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
                 .with_hedge(cfg.read.hedge.map(|d| d.get())),
             );
             for s in &cfg.stores {
-                let id = fs.register_store(&s.name, &s.address).await?;
-                stores.add_address(id, &s.name, &s.address);
+                let id = fs.register_store(&s.name, &s.location()).await?;
+                match s.kind {
+                    StoreKind::Cairn => stores.add_address(id, &s.name, &s.address),
+                    StoreKind::S3 => {
+                        let settings =
+                            S3Settings::from_config(s, &secret).map_err(StartError::Bucket)?;
+                        let bucket = S3Store::new(settings)
+                            .map_err(|e| StartError::Bucket(format!("store {}: {e}", s.name)))?;
+                        stores.add(id, &s.name, Arc::new(bucket));
+                    }
+                }
             }
             let dropped = fs.forget_pending_chunks().await?;
             if dropped > 0 {

@@ -85,6 +85,8 @@ impl Garage {
 data_dir = "{d}/data"
 db_engine = "sqlite"
 replication_factor = 3
+# Stored as sent, so a test can look for plaintext in the data folders.
+compression_level = "none"
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
 rpc_secret = "{secret}"
@@ -246,6 +248,47 @@ admin_token = "cairn-test"
                 String::from_utf8_lossy(&out.stderr)
             ))
         }
+    }
+
+    /// Writes the test key as a credentials file (mode 0600) at `path`, as
+    /// a user would for a `[[stores]]` table.
+    pub fn write_credentials(&self, path: &Path) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .expect("create credentials file");
+        writeln!(
+            f,
+            "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
+            self.key_id, self.secret_key
+        )
+        .expect("write credentials file");
+    }
+
+    /// The lines of a `[[stores]]` table (after `name`) for `prefix` of
+    /// `bucket` through node `node`'s endpoint, with the keys in
+    /// `credentials`.
+    pub fn store_table(
+        &self,
+        node: usize,
+        bucket: &str,
+        prefix: &str,
+        credentials: &Path,
+        labels: &[&str],
+    ) -> String {
+        let labels: Vec<String> = labels.iter().map(|l| format!("{l:?}")).collect();
+        format!(
+            "kind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\n\
+             region = \"{REGION}\"\npath_style = true\ncredentials_file = {:?}\n\
+             capacity = \"20 GiB\"\nlabels = [{}]",
+            self.endpoint_of(node),
+            credentials.display().to_string(),
+            labels.join(", ")
+        )
     }
 
     /// The folder all nodes live in.

@@ -21,7 +21,7 @@ pub mod wan;
 
 pub use client::{Creds, Nfs, NfsError};
 pub use cluster::{
-    poll_until, ChunkInfo, Cluster, ClusterOptions, RecordingProxy, Store, StoreSpec,
+    poll_until, BucketStore, ChunkInfo, Cluster, ClusterOptions, RecordingProxy, Store, StoreSpec,
 };
 pub use gateway::{Gateway, GatewayOptions, Squash};
 pub use wan::{WanCounters, WanProxy, WanSpec};

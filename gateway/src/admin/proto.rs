@@ -227,6 +227,9 @@ pub struct StoreRow {
     /// Seconds since bytes last moved to or from it; none before any did.
     #[serde(default)]
     pub idle_seconds: Option<f64>,
+    /// Why it is not answering (its last error), while it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// How a store stands: how it answers when in service, else its life.

@@ -60,6 +60,7 @@ impl Admin {
                     down_mb_s: link.down.map(|r| round(r / 1e6)),
                     queued_bytes: link.queued,
                     idle_seconds: link.idle.map(|d| round(d.as_secs_f64())),
+                    why: stores.cause(v.id),
                 }
             })
             .collect()

@@ -36,6 +36,7 @@ pub(crate) fn example_status() -> Status {
             down_mb_s: None,
             queued_bytes: 0,
             idle_seconds: Some(0.5),
+            why: None,
         }],
         classes: vec![ClassHealth {
             name: "default".into(),

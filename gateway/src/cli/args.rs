@@ -109,19 +109,24 @@ pub(crate) enum Command {
         #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
         config: PathBuf,
     },
-    /// Check the gateway's metadata: every entry points at a live inode,
-    /// link counts and parents agree, the cache lines up. Changes nothing.
-    /// Exit status 0 when consistent, 1 when not, 2 on a usage error.
     /// Rebuild a lost gateway's metadata from the backups on the chunk
     /// stores: `cairn restore --stores ADDR,ADDR,… --secret-file F --data DIR`
-    /// (writes DIR/meta.db and DIR/gateway.toml), or for a `cairn up` folder
-    /// just `cairn restore --data DIR` (stores under DIR/stores, secret
-    /// DIR/cluster.secret, metadata into DIR/gateway). `--list` shows the
-    /// generations on the stores and changes nothing.
+    /// (writes DIR/meta.db and DIR/gateway.toml); with bucket stores,
+    /// `cairn restore --from gateway.toml --data DIR` (the stores, buckets
+    /// included, and the secret from a copy of the lost gateway's config);
+    /// or for a `cairn up` folder just `cairn restore --data DIR` (stores
+    /// under DIR/stores, secret DIR/cluster.secret, metadata into
+    /// DIR/gateway). `--list` shows the generations on the stores and
+    /// changes nothing.
     Restore {
         /// Store addresses (HOST:PORT), comma-separated.
         #[arg(long, value_name = "ADDR,…", value_delimiter = ',')]
         stores: Vec<String>,
+        /// A gateway config whose [[stores]] tables (buckets too) and
+        /// cluster.secret_file say where to restore from; --stores adds
+        /// more.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
         /// The cluster secret (the same file the stores use).
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
@@ -133,6 +138,9 @@ pub(crate) enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Check the gateway's metadata: every entry points at a live inode,
+    /// link counts and parents agree, the cache lines up. Changes nothing.
+    /// Exit status 0 when consistent, 1 when not, 2 on a usage error.
     Fsck {
         /// The gateway's config file.
         #[arg(

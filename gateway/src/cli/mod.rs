@@ -51,10 +51,11 @@ pub fn main() -> ExitCode {
         },
         Command::Restore {
             stores,
+            from,
             secret_file,
             data,
             list,
-        } => restore::restore(stores, secret_file, data, list),
+        } => restore::restore(stores, from, secret_file, data, list),
         Command::Fsck {
             config,
             data,

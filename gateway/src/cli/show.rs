@@ -24,31 +24,75 @@ pub(super) fn print_stores(stores: &[StoreRow]) {
 }
 
 /// The stores table: standing, fill, and each link's round trip and
-/// measured rates (`-` until measured).
+/// measured rates (`-` until measured); the text columns are as wide as
+/// their longest value. A store that is not answering gets a line saying
+/// why under the table.
 fn store_table(stores: &[StoreRow]) -> String {
-    let mut out = format!(
-        "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>6} {:>7} {:>13}\n",
-        "STORE", "STATE", "ZONE", "HOST", "LABELS", "USED", "FREE", "FILL", "RTT", "MB/S UP/DOWN"
-    );
     let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"));
+    let rows: Vec<[String; 10]> = stores
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                match s.state {
+                    StoreStanding::Online => s.state.name().to_owned(),
+                    other => other.name().to_uppercase(),
+                },
+                s.zone.clone(),
+                s.host.clone(),
+                s.labels.join(","),
+                human(s.used),
+                human(s.free),
+                format!("{}%", s.fill_percent),
+                s.rtt_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}ms")),
+                format!("{}/{}", rate(s.up_mb_s), rate(s.down_mb_s)),
+            ]
+        })
+        .collect();
+    let head = [
+        "STORE",
+        "STATE",
+        "ZONE",
+        "HOST",
+        "LABELS",
+        "USED",
+        "FREE",
+        "FILL",
+        "RTT",
+        "MB/S UP/DOWN",
+    ];
+    // Minimum widths keep short tables in their familiar shape.
+    let mut width = [10, 8, 8, 8, 12, 10, 10, 6, 7, 13];
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 10]| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            // Text columns left, numbers right.
+            if i < 5 {
+                out += &format!("{cell:<w$}");
+            } else {
+                out += &format!("{cell:>w$}");
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out + "\n"
+    };
+    let mut out = line(head);
+    for row in &rows {
+        out += &line(std::array::from_fn(|i| row[i].as_str()));
+    }
     for s in stores {
-        out += &format!(
-            "{:<10} {:<8} {:<8} {:<8} {:<12} {:>10} {:>10} {:>5}% {:>7} {:>13}\n",
-            s.name,
-            match s.state {
-                StoreStanding::Online => s.state.name().to_owned(),
-                other => other.name().to_uppercase(),
-            },
-            s.zone,
-            s.host,
-            s.labels.join(","),
-            human(s.used),
-            human(s.free),
-            s.fill_percent,
-            s.rtt_ms
-                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}ms")),
-            format!("{}/{}", rate(s.up_mb_s), rate(s.down_mb_s)),
-        );
+        if let Some(why) = &s.why {
+            out += &format!("  {}: {why}\n", s.name);
+        }
     }
     out
 }
@@ -207,4 +251,31 @@ fn the_stores_table_shows_each_links_round_trip_and_rates() {
     );
     let row = lines.next().unwrap_or_default();
     assert!(row.ends_with("42ms         1.2/-"), "{table}");
+}
+
+#[cfg(test)]
+#[test]
+fn long_zone_and_host_names_keep_the_columns_aligned_and_a_silent_store_says_why() {
+    let mut status = crate::admin::tests::example_status();
+    let mut silent = status.stores[0].clone();
+    silent.name = "eu-bucket".into();
+    silent.zone = "s3.eu-central-1.wasabisys.com".into();
+    silent.host = "s3.eu-central-1.wasabisys.com/cairn-data".into();
+    silent.state = StoreStanding::Offline;
+    silent.why = Some("bucket \"cairn-data\" does not exist".into());
+    status.stores.push(silent);
+    let table = store_table(&status.stores);
+    let lines: Vec<&str> = table.lines().collect();
+    let head = lines[0];
+    for row in &lines[1..3] {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // Each row's HOST and LABELS values start where their headings do.
+        for (heading, cell) in [("HOST", cells[3]), ("LABELS", cells[4])] {
+            assert_eq!(head.find(heading), row.find(cell), "{table}");
+        }
+    }
+    assert_eq!(
+        lines[3], "  eu-bucket: bucket \"cairn-data\" does not exist",
+        "{table}"
+    );
 }

@@ -101,10 +101,7 @@ pub fn up(
             let name = store_name(i);
             match start_store(&exe, data, &name, &secret_path, nfs.ip()) {
                 Ok((addr, child)) => {
-                    cfg.stores.push(StoreRef {
-                        name: name.clone(),
-                        address: addr.to_string(),
-                    });
+                    cfg.stores.push(StoreRef::cairn(&name, &addr.to_string()));
                     children.push((name, child));
                 }
                 Err(e) => return fail(&format!("store {name} did not start"), e),

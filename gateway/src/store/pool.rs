@@ -247,6 +247,11 @@ impl Stores {
             .map_or_else(|| id.to_string(), |e| e.name.clone())
     }
 
+    /// Why store `id` is not answering, while it is not.
+    pub fn cause(&self, id: StoreId) -> Option<String> {
+        self.lock().get(&id).and_then(|e| e.cause.clone())
+    }
+
     /// The link to store `id` as `cairn status` shows it.
     pub fn link(&self, id: StoreId) -> LinkStats {
         self.lock()

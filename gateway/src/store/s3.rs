@@ -35,7 +35,9 @@ use cairn_chunkstore::protocol::{check_key, check_len, MAX_LIST};
 
 use super::{Capacity, ChunkStore, ListEntry, ShardStat, Status, StoreError, StoreFuture};
 
+mod config;
 mod errors;
+pub use config::cluster_id;
 use errors::is_range;
 
 /// Retries of one request on 5xx, throttling and network errors.

@@ -120,6 +120,16 @@ pub struct ClusterOptions {
     /// Every store reached through its own emulated WAN link (the seed
     /// advanced per store; see [`Cluster::wan_of`]).
     pub wan: Option<WanSpec>,
+    /// Bucket stores (`kind = "s3"`), after the `cairn chunkstore` ones.
+    pub buckets: Vec<BucketStore>,
+}
+
+/// A `kind = "s3"` store: its name and the rest of its `[[stores]]` table
+/// (see [`crate::garage::Garage::store_table`]).
+#[derive(Clone, Debug)]
+pub struct BucketStore {
+    pub name: String,
+    pub table: String,
 }
 
 impl ClusterOptions {
@@ -138,6 +148,7 @@ impl ClusterOptions {
             read: String::new(),
             drain: String::new(),
             wan: None,
+            buckets: Vec::new(),
         }
     }
 
@@ -246,8 +257,9 @@ impl Cluster {
             }
         }
         let names: Vec<String> = cluster.stores.iter().map(|s| s.spec.name.clone()).collect();
-        for name in &names {
-            cluster.wait_store_online(name, true, READY_DEADLINE);
+        let buckets = cluster.options.buckets.iter().map(|b| b.name.clone());
+        for name in names.into_iter().chain(buckets) {
+            cluster.wait_store_online(&name, true, READY_DEADLINE);
         }
         cluster
     }
@@ -302,6 +314,9 @@ impl Cluster {
                 "\n[[stores]]\nname = {}\naddress = \"{address}\"",
                 toml_str(&s.spec.name)
             );
+        }
+        for b in &self.options.buckets {
+            let _ = writeln!(t, "\n[[stores]]\nname = {}\n{}", toml_str(&b.name), b.table);
         }
         t
     }
