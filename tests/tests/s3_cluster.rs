@@ -221,3 +221,107 @@ async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_n
     let mut nfs = cluster.mount().await;
     read_back(&mut nfs, &files, "restored from the bucket").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec_2_1_over_three_bucket_prefixes_reads_and_repairs_through_one_gone() {
+    let seed = test_seed("ec_2_1_over_three_bucket_prefixes");
+    let mut garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    // Four prefixes of one bucket, each its own failure domain (`host`);
+    // p1 goes through Garage node 3's endpoint, the others through node 1.
+    let bucket = |name: &str, node: usize| BucketStore {
+        name: name.into(),
+        table: format!(
+            "{}\nhost = \"{name}\"",
+            garage.store_table(node, "cairn", name, &credentials, &["s3"])
+        ),
+    };
+    let mut options = ClusterOptions::new(Vec::new());
+    options.buckets = vec![
+        bucket("p1", 2),
+        bucket("p2", 0),
+        bucket("p3", 0),
+        bucket("p4", 0),
+    ];
+    options.chunk_size = "8 MiB".into();
+    options.repair =
+        "grace = \"3s\"\naudit_every = \"2s\"\norphan_delay = \"15s\"\nbandwidth = \"0\"".into();
+    let mut cluster = Cluster::start(options);
+    let said = cluster.cairn(&["class", "create", "arch", "--ec", "2+1", "--spread", "host"]);
+    assert!(said.contains("needs 3 host domains"), "{said}");
+    cluster.class_set("/", "arch");
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let mut files = write_mix(&mut nfs, &root, "", seed).await;
+    for i in 0..3 {
+        let data = random_bytes(seed ^ (100 + i as u64), (5 << 20) + i * 4099);
+        files.push(write_file(&mut nfs, &root, "", &format!("big{i}"), data).await);
+    }
+    cluster.wait_drained(DRAIN_DEADLINE);
+    let shards_on = |cluster: &Cluster, store: &str| {
+        cluster
+            .chunks()
+            .iter()
+            .filter(|c| c.class == "arch")
+            .flat_map(|c| c.objects.clone())
+            .filter(|(s, _)| s == store)
+            .count()
+    };
+    let chunks: Vec<_> = cluster
+        .chunks()
+        .into_iter()
+        .filter(|c| c.class == "arch")
+        .collect();
+    for c in &chunks {
+        let hosts: BTreeSet<&String> = c.stores.iter().collect();
+        assert_eq!(
+            (c.layout.as_str(), hosts.len()),
+            ("ec 2+1", 3),
+            "chunk {} on {:?}",
+            c.key,
+            c.stores
+        );
+    }
+    assert!(
+        shards_on(&cluster, "p1") > 0,
+        "p1 holds no shard: {chunks:?}"
+    );
+
+    // p1's way to the bucket is gone (its Garage node is down; the others
+    // still serve): every byte reads, rebuilt from the other two shards.
+    garage.kill_node(2);
+    cluster.wait_store_online("p1", false, PROBE_DEADLINE);
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "with p1 unreachable").await;
+    let status = cluster.status();
+    let p1 = status["stores"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == "p1")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        p1["why"].as_str().is_some_and(|w| !w.is_empty()),
+        "cairn status says why p1 is not answering: {p1}"
+    );
+
+    // After the grace, repair rebuilds p1's shards onto the spare.
+    cairn_tests::poll_until(
+        "every arch chunk whole again without p1",
+        std::time::Duration::from_secs(120),
+        || {
+            let on_p1 = shards_on(&cluster, "p1");
+            let status = cluster.try_cairn_json(&["status"])?;
+            let health = class_health(&status, "arch");
+            match (on_p1, health["healthy"].as_u64()) {
+                (0, Some(n)) if n == chunks.len() as u64 => Ok(()),
+                _ => Err(format!("{on_p1} shards on p1; health {health}")),
+            }
+        },
+    );
+    assert!(shards_on(&cluster, "p4") > 0, "nothing was rebuilt onto p4");
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "after the repair, p1 still gone").await;
+}

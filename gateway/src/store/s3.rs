@@ -563,4 +563,19 @@ impl ChunkStore for S3Store {
     fn capacity(&self) -> StoreFuture<'_, Capacity> {
         Box::pin(self.capacity_now())
     }
+
+    /// The capacity comes from memory once counted: a probe also asks the
+    /// bucket for the marker's head (one request), so a bucket that stopped
+    /// answering is seen as such.
+    fn probe(&self) -> StoreFuture<'_, Capacity> {
+        Box::pin(async move {
+            if self.uuid.initialized() {
+                self.client
+                    .head(&self.marker_path())
+                    .await
+                    .map_err(|e| self.error("probe", "marker", e))?;
+            }
+            self.capacity_now().await
+        })
+    }
 }
