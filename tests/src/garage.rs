@@ -209,6 +209,11 @@ admin_token = "cairn-test"
         format!("http://127.0.0.1:{}", self.s3_ports[i])
     }
 
+    /// The S3 address of node `i` (0-based), for a proxy in front of it.
+    pub fn s3_addr(&self, i: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.s3_ports[i]))
+    }
+
     /// The first node's S3 endpoint.
     pub fn endpoint(&self) -> String {
         self.endpoint_of(0)

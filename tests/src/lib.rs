@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod libnfs;
 pub mod rawrpc;
 mod relay;
+pub mod slowdown;
 pub mod smb;
 pub mod view;
 pub mod wan;

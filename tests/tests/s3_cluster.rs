@@ -325,3 +325,79 @@ async fn ec_2_1_over_three_bucket_prefixes_reads_and_repairs_through_one_gone() 
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "after the repair, p1 still gone").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_bucket_slows_the_drain_and_loses_nothing() {
+    let seed = test_seed("a_throttling_bucket");
+    let garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    let proxy = cairn_tests::slowdown::SlowDown::start(garage.s3_addr(0));
+    let mut options = ClusterOptions::new(vec![
+        StoreSpec::new("d1", "h1", &["local"]),
+        StoreSpec::new("d2", "h2", &["local"]),
+    ]);
+    options.buckets = vec![BucketStore {
+        name: "b1".into(),
+        table: garage
+            .store_table(0, "cairn", "c1", &credentials, &["s3"])
+            .replace(&garage.endpoint(), &proxy.endpoint()),
+    }];
+    let mut cluster = Cluster::start(options);
+    cluster.class_create("mixed", &["--replicas", "2", "--labels", "local,s3"]);
+    cluster.class_set("/", "mixed");
+
+    // The provider throttles every request while the files are written
+    // and their drain starts.
+    proxy.set_throttling(true);
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let mut files = write_mix(&mut nfs, &root, "", seed).await;
+    for i in 0..50 {
+        let data = random_bytes(seed ^ (700 + i as u64), 10_000 + i * 997);
+        files.push(write_file(&mut nfs, &root, "", &format!("small{i}"), data).await);
+    }
+    cairn_tests::poll_until(
+        "the gateway's requests to the bucket are being throttled",
+        std::time::Duration::from_secs(60),
+        || match proxy.refused() {
+            n if n >= 10 => Ok(()),
+            n => Err(format!("{n} requests answered 503 SlowDown")),
+        },
+    );
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("SlowDown") || logs.contains("503"),
+        "the gateway's log shows the throttling"
+    );
+    proxy.set_throttling(false);
+
+    // Once the provider takes requests again, every chunk gets its copy in
+    // the bucket, and reads from the bucket alone are exact.
+    cluster.wait_drained(DRAIN_DEADLINE);
+    cairn_tests::poll_until(
+        "every chunk of the class has its copy in the bucket",
+        std::time::Duration::from_secs(120),
+        || {
+            let chunks = cluster.chunks();
+            let status = cluster.try_cairn_json(&["status"])?;
+            let health = class_health(&status, "mixed");
+            let off_bucket = chunks
+                .iter()
+                .filter(|c| !c.stores.iter().any(|s| s == "b1"))
+                .count();
+            match (off_bucket, health["healthy"].as_u64()) {
+                (0, Some(n)) if n == chunks.len() as u64 && n > 0 => Ok(()),
+                _ => Err(format!(
+                    "{off_bucket} of {} chunks not in the bucket; health {health}",
+                    chunks.len()
+                )),
+            }
+        },
+    );
+    cluster.store_mut("d1").kill9();
+    cluster.store_mut("d2").kill9();
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "from the bucket after the throttling").await;
+    assert!(proxy.refused() >= 10);
+}
