@@ -247,7 +247,7 @@ async fn ec_2_1_over_three_bucket_prefixes_reads_and_repairs_through_one_gone() 
     options.chunk_size = "8 MiB".into();
     options.repair =
         "grace = \"3s\"\naudit_every = \"2s\"\norphan_delay = \"15s\"\nbandwidth = \"0\"".into();
-    let mut cluster = Cluster::start(options);
+    let cluster = Cluster::start(options);
     let said = cluster.cairn(&["class", "create", "arch", "--ec", "2+1", "--spread", "host"]);
     assert!(said.contains("needs 3 host domains"), "{said}");
     cluster.class_set("/", "arch");
