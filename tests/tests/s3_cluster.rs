@@ -87,6 +87,7 @@ async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_n
     options.buckets = vec![BucketStore {
         name: "b1".into(),
         table: garage.store_table(0, "cairn", "c1", &credentials, &["s3"]),
+        online: true,
     }];
     // Every store (the bucket too) gets each metadata backup object.
     options.backup = "ship_every = \"300ms\"\ncopies = 3".into();
@@ -236,6 +237,7 @@ async fn ec_2_1_over_three_bucket_prefixes_reads_and_repairs_through_one_gone() 
             "{}\nhost = \"{name}\"",
             garage.store_table(node, "cairn", name, &credentials, &["s3"])
         ),
+        online: true,
     };
     let mut options = ClusterOptions::new(Vec::new());
     options.buckets = vec![
@@ -342,6 +344,7 @@ async fn a_throttling_bucket_slows_the_drain_and_loses_nothing() {
         table: garage
             .store_table(0, "cairn", "c1", &credentials, &["s3"])
             .replace(&garage.endpoint(), &proxy.endpoint()),
+        online: true,
     }];
     let mut cluster = Cluster::start(options);
     cluster.class_create("mixed", &["--replicas", "2", "--labels", "local,s3"]);
@@ -400,4 +403,109 @@ async fn a_throttling_bucket_slows_the_drain_and_loses_nothing() {
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "from the bucket after the throttling").await;
     assert!(proxy.refused() >= 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_bucket_settings_are_named_in_status_and_the_rest_works() {
+    let seed = test_seed("wrong_bucket_settings");
+    let garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    let wrong_keys = garage.dir().join("wrong.credentials");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&wrong_keys)
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(
+                    f,
+                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
+                    garage.key_id,
+                    "0".repeat(64)
+                )
+            })
+            .expect("write the wrong credentials");
+    }
+    let mut options = ClusterOptions::new(vec![
+        StoreSpec::new("d1", "h1", &[]),
+        StoreSpec::new("d2", "h2", &[]),
+    ]);
+    options.buckets = vec![
+        BucketStore {
+            name: "missing".into(),
+            table: garage.store_table(0, "no-such-bucket", "c1", &credentials, &["s3"]),
+            online: false,
+        },
+        BucketStore {
+            name: "refused".into(),
+            table: garage.store_table(0, "cairn", "c1", &wrong_keys, &["s3"]),
+            online: false,
+        },
+    ];
+    let cluster = Cluster::start(options);
+    // Both bucket stores are offline, each with what to fix.
+    let why_of = |name: &str| {
+        cluster.status()["stores"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .map(|s| s["why"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    cairn_tests::poll_until(
+        "cairn status says why each bucket store is offline",
+        std::time::Duration::from_secs(30),
+        || {
+            let (missing, refused) = (why_of("missing"), why_of("refused"));
+            if missing.contains("no-such-bucket")
+                && missing.contains("fix")
+                && refused.contains("fix")
+            {
+                Ok(())
+            } else {
+                Err(format!("missing: {missing:?}; refused: {refused:?}"))
+            }
+        },
+    );
+    let table = cluster.cairn(&["status"]);
+    assert!(table.contains("  missing: "), "{table}");
+    assert!(table.contains("  refused: "), "{table}");
+
+    // The cairn stores carry the data meanwhile, and nothing is lost.
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let files = write_mix(&mut nfs, &root, "", seed).await;
+    cluster.wait_drained(DRAIN_DEADLINE);
+    for c in cluster.chunks() {
+        assert!(
+            c.stores.iter().all(|s| s == "d1" || s == "d2"),
+            "chunk {} placed on {:?}",
+            c.key,
+            c.stores
+        );
+    }
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "with both bucket stores refused").await;
+
+    // A config mistake stops the start, naming every problem.
+    let bad = cluster.scratch().join("bad.toml");
+    let text = cluster.gateway_config_text()
+        + "\n[[stores]]\nname = \"half\"\nkind = \"s3\"\nbucket = \"cairn\"\n";
+    std::fs::write(&bad, text).expect("write the bad config");
+    let out = std::process::Command::new(cairn_tests::gateway::cairn_bin())
+        .arg("gateway")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .expect("run cairn gateway");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    for field in ["stores[4].endpoint", "stores[4].capacity"] {
+        assert!(said.contains(field), "{field} is named: {said}");
+    }
 }

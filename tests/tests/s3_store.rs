@@ -104,6 +104,22 @@ async fn wrong_settings_fail_with_what_to_fix_and_change_nothing() {
         "{text}"
     );
 
+    // A region the endpoint does not serve.
+    let mut elsewhere = settings(&garage, "cairn", "p1", "id-a");
+    elsewhere.region = "mars-north-1".to_owned();
+    let err = S3Store::new(elsewhere)
+        .unwrap()
+        .capacity()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("refused as it should be: {text}");
+    assert!(!err.retryable(), "{text}");
+    assert!(
+        text.contains("fix: set `region` to the bucket's region (now \"mars-north-1\")"),
+        "{text}"
+    );
+
     // Another cluster's prefix.
     let foreign = S3Store::new(settings(&garage, "cairn", "p1", "id-b")).unwrap();
     let err = foreign.put("c0000000000000c02", b"x").await.unwrap_err();

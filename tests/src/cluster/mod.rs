@@ -130,6 +130,9 @@ pub struct ClusterOptions {
 pub struct BucketStore {
     pub name: String,
     pub table: String,
+    /// Whether [`Cluster::start`] waits for it to be online (false for a
+    /// test of wrong settings).
+    pub online: bool,
 }
 
 impl ClusterOptions {
@@ -257,7 +260,12 @@ impl Cluster {
             }
         }
         let names: Vec<String> = cluster.stores.iter().map(|s| s.spec.name.clone()).collect();
-        let buckets = cluster.options.buckets.iter().map(|b| b.name.clone());
+        let buckets = cluster
+            .options
+            .buckets
+            .iter()
+            .filter(|b| b.online)
+            .map(|b| b.name.clone());
         for name in names.into_iter().chain(buckets) {
             cluster.wait_store_online(&name, true, READY_DEADLINE);
         }

@@ -31,6 +31,21 @@ impl S3Store {
                 ),
             );
         }
+        // A signature scoped to a region the endpoint does not serve (AWS
+        // says so in AuthorizationHeaderMalformed or a redirect).
+        if text.contains("AuthorizationHeaderMalformed") && text.contains("scope")
+            || text.contains("PermanentRedirect")
+            || text.contains("IncorrectEndpoint")
+        {
+            return StoreError::Refused {
+                addr: self.address.clone(),
+                reason: format!(
+                    "{}; fix: set `region` to the bucket's region (now {:?}), or correct `endpoint`",
+                    s3_reason(&text),
+                    self.settings.region
+                ),
+            };
+        }
         match err {
             object_store::Error::NotFound { .. } => StoreError::NotFound {
                 key: key.to_owned(),
