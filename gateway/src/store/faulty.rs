@@ -47,6 +47,8 @@ struct Faults {
     flip: bool,
     full: bool,
     silent: bool,
+    /// Overrides the inner store's [`ChunkStore::list_every`].
+    list_every: Option<Duration>,
 }
 
 /// A fault-injecting wrapper; see the module doc.
@@ -115,6 +117,12 @@ impl Faulty {
     }
 
     /// Calls of `op` made so far.
+    /// Makes the store ask to be listed at most every `every`, as a bucket
+    /// does.
+    pub fn set_list_every(&self, every: Duration) {
+        self.faults().list_every = Some(every);
+    }
+
     pub fn calls(&self, op: Op) -> u64 {
         self.faults().calls.get(&op).copied().unwrap_or(0)
     }
@@ -249,6 +257,11 @@ impl ChunkStore for Faulty {
 
     fn reset(&self) {
         self.inner.reset();
+    }
+
+    fn list_every(&self) -> Duration {
+        let own = self.faults().list_every;
+        own.unwrap_or_else(|| self.inner.list_every())
     }
 
     fn heard(&self) -> Option<tokio::time::Instant> {

@@ -103,6 +103,12 @@ pub trait ChunkStore: Send + Sync + std::fmt::Debug {
         self.capacity()
     }
 
+    /// The audit lists this store at most this often (zero: at every
+    /// audit); a backend that bills listings asks for less.
+    fn list_every(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Forgets any idle connections: the pool found the store not answering.
     fn reset(&self) {}
 

@@ -247,6 +247,13 @@ impl Stores {
             .map_or_else(|| id.to_string(), |e| e.name.clone())
     }
 
+    /// How often the audit may list store `id` ([`ChunkStore::list_every`]).
+    pub fn list_every(&self, id: StoreId) -> Duration {
+        self.lock()
+            .get(&id)
+            .map_or(Duration::ZERO, |e| e.store.list_every())
+    }
+
     /// Why store `id` is not answering, while it is not.
     pub fn cause(&self, id: StoreId) -> Option<String> {
         self.lock().get(&id).and_then(|e| e.cause.clone())

@@ -45,6 +45,10 @@ pub const RETRIES: usize = 4;
 /// The bytes stored are counted again from a listing this often (a listing
 /// costs one request per 1,000 objects).
 pub const RECOUNT_EVERY: Duration = Duration::from_secs(6 * 3600);
+/// The audit lists a bucket at most this often: a listing costs one
+/// request per 1,000 objects, so a minutely audit of 1M objects would send
+/// 1.4M billed requests a day.
+pub const LIST_EVERY: Duration = Duration::from_secs(3600);
 /// How long one request may take in all (a 64 MiB object over a slow link
 /// included); a get with a stall limit gives up sooner when nothing comes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -562,6 +566,10 @@ impl ChunkStore for S3Store {
 
     fn capacity(&self) -> StoreFuture<'_, Capacity> {
         Box::pin(self.capacity_now())
+    }
+
+    fn list_every(&self) -> Duration {
+        LIST_EVERY
     }
 
     /// The capacity comes from memory once counted: a probe also asks the

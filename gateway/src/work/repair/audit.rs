@@ -31,9 +31,28 @@ impl Repairer {
             if !view.online {
                 continue;
             }
+            // A store whose listing is billed (a bucket) is listed at most
+            // every `list_every`; in between, its unreferenced objects keep
+            // their clocks (what its last listing found missing was handed
+            // to the repair pass that followed it).
+            let every = self.stores.list_every(store);
+            if self
+                .listed
+                .get(&store)
+                .is_some_and(|at| at.elapsed() < every)
+            {
+                seen_unreferenced.extend(
+                    self.unreferenced
+                        .iter()
+                        .filter(|((s, _), _)| *s == store)
+                        .map(|(id, since)| (id.clone(), *since)),
+                );
+                continue;
+            }
             let Ok(listed) = self.stores.list_keys(store, None).await else {
                 continue;
             };
+            self.listed.insert(store, Instant::now());
             for key in &listed {
                 // Only chunk objects: metadata backups (`m…`) have their own
                 // pruning (ship.rs).

@@ -81,6 +81,8 @@ pub struct Repairer {
     condemned: Condemned,
     /// Objects no chunk references, and since when.
     unreferenced: HashMap<(StoreId, String), Instant>,
+    /// When the audit last listed each store.
+    listed: HashMap<StoreId, Instant>,
     /// Chunks the last pass left alone because their class cannot be read.
     unreadable: AtomicU64,
 }
@@ -95,6 +97,7 @@ impl Repairer {
             missing: HashSet::new(),
             condemned: Arc::new(Mutex::new(HashSet::new())),
             unreferenced: HashMap::new(),
+            listed: HashMap::new(),
             unreadable: AtomicU64::new(0),
         }
     }

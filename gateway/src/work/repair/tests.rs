@@ -180,3 +180,44 @@ async fn no_copy_is_made_on_a_store_whose_trash_still_holds_it() {
     assert_eq!(repairer.repair_one().await.unwrap(), info.size);
     assert!(chunks(&rig)[0].placements.iter().any(|p| p.1 == spare));
 }
+
+#[tokio::test]
+async fn a_store_that_bills_listings_is_listed_once_an_interval_and_keeps_its_orphan_clock() {
+    let rig = rig(2).await;
+    rig.faulty[0].set_list_every(Duration::from_secs(3600));
+    // An object no chunk references on each store.
+    let stray = crate::store::ObjectKey::of(
+        cairn_metadata::ChunkId(999),
+        cairn_metadata::ChunkLayout::Replicas,
+        0,
+    )
+    .to_string();
+    for &id in &rig.ids {
+        rig.stores
+            .put(id, &stray, Arc::new(b"stray".to_vec()))
+            .await
+            .unwrap();
+    }
+    let mut repairer = repairer(&rig, Duration::ZERO);
+    let lists = |rig: &Rig| [rig.faulty[0].calls(Op::List), rig.faulty[1].calls(Op::List)];
+    let before = lists(&rig);
+    repairer.audit().await.unwrap();
+    let first = repairer.unreferenced.clone();
+    repairer.audit().await.unwrap();
+    let after = lists(&rig);
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1]],
+        [1, 2],
+        "the billed store is listed once, the other at every audit"
+    );
+    // Both strays are still on their orphan clocks, from the first sighting.
+    assert_eq!(
+        repairer.unreferenced.len(),
+        2,
+        "{:?}",
+        repairer.unreferenced
+    );
+    for (id, since) in &first {
+        assert_eq!(repairer.unreferenced.get(id), Some(since), "{id:?}");
+    }
+}
