@@ -55,6 +55,7 @@ pub struct Garage {
     tmp: tempfile::TempDir,
     nodes: Vec<Node>,
     s3_ports: Vec<u16>,
+    admin_ports: Vec<u16>,
     /// The access key made for the tests, and its secret.
     pub key_id: String,
     pub secret_key: String,
@@ -73,6 +74,7 @@ impl Garage {
             .collect();
         let mut nodes = Vec::new();
         let mut s3_ports = Vec::new();
+        let mut admin_ports = Vec::new();
         for i in 1..=3 {
             let dir = tmp.path().join(format!("n{i}"));
             std::fs::create_dir_all(&dir).expect("node dir");
@@ -99,12 +101,14 @@ root_domain = ".s3.garage.localhost"
 [admin]
 api_bind_addr = "127.0.0.1:{admin}"
 admin_token = "cairn-test"
+metrics_token = "cairn-test"
 "#,
                     d = dir.display()
                 ),
             )
             .expect("write node config");
             s3_ports.push(s3);
+            admin_ports.push(admin);
             nodes.push(Node {
                 config,
                 dir,
@@ -116,6 +120,7 @@ admin_token = "cairn-test"
             tmp,
             nodes,
             s3_ports,
+            admin_ports,
             key_id: String::new(),
             secret_key: String::new(),
         };
@@ -207,6 +212,46 @@ admin_token = "cairn-test"
     /// The S3 endpoint of node `i` (0-based), `http://127.0.0.1:PORT`.
     pub fn endpoint_of(&self, i: usize) -> String {
         format!("http://127.0.0.1:{}", self.s3_ports[i])
+    }
+
+    /// S3 requests node `i` (0-based) has served so far, per operation
+    /// (`PutObject`, `GetObject`, `ListObjectsV2`…), from its Prometheus
+    /// metrics (`api_s3_request_counter`).
+    pub fn s3_requests(&self, i: usize) -> std::collections::BTreeMap<String, u64> {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.admin_ports[i]))
+            .expect("connect to garage's admin port");
+        conn.set_read_timeout(Some(CLI_DEADLINE)).expect("timeout");
+        write!(
+            conn,
+            "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer cairn-test\r\n\r\n"
+        )
+        .expect("ask for metrics");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("read metrics");
+        assert!(
+            text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+            "garage metrics: {}",
+            &text[..text.len().min(300)]
+        );
+        let mut counts = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("api_s3_request_counter{"))
+        {
+            let endpoint = line
+                .split("api_endpoint=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default();
+            let value = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            *counts.entry(endpoint.to_owned()).or_insert(0) += value as u64;
+        }
+        counts
     }
 
     /// The S3 address of node `i` (0-based), for a proxy in front of it.
