@@ -33,6 +33,6 @@ pub use size::ByteSize;
 pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};
 pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};
 pub use stores::{
-    read_credentials, StoreKind, StoreRef, ACCESS_KEY_ENV, DEFAULT_PREFIX, DEFAULT_REGION,
-    SECRET_KEY_ENV,
+    read_credentials, StoreKind, StoreRef, ACCESS_KEY_ENV, DEFAULT_BUCKET_SCRUB_BANDWIDTH,
+    DEFAULT_BUCKET_SCRUB_EVERY, DEFAULT_PREFIX, DEFAULT_REGION, SECRET_KEY_ENV,
 };

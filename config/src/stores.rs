@@ -81,7 +81,21 @@ pub struct StoreRef {
     /// The quota: the most cairn keeps in the bucket under the prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<ByteSize>,
+    /// The gateway re-reads every object of the bucket once per this
+    /// period, to find bit rot ("0s": never); default
+    /// [`DEFAULT_BUCKET_SCRUB_EVERY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub_every: Option<crate::Duration>,
+    /// Bytes per second that scrub reads at most; default
+    /// [`DEFAULT_BUCKET_SCRUB_BANDWIDTH`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub_bandwidth: Option<ByteSize>,
 }
+
+/// `scrub_every` of a bucket store when the key is absent: a week.
+pub const DEFAULT_BUCKET_SCRUB_EVERY: crate::Duration = crate::Duration::secs(7 * 86_400);
+/// `scrub_bandwidth` of a bucket store when the key is absent.
+pub const DEFAULT_BUCKET_SCRUB_BANDWIDTH: ByteSize = ByteSize::mib(16);
 
 impl StoreRef {
     /// A `cairn chunkstore` daemon at `address`.
@@ -100,6 +114,8 @@ impl StoreRef {
             host: None,
             labels: Vec::new(),
             capacity: None,
+            scrub_every: None,
+            scrub_bandwidth: None,
         }
     }
 
@@ -131,6 +147,16 @@ impl StoreRef {
                 self.bucket.as_deref().unwrap_or_default()
             )
         })
+    }
+
+    /// A bucket store's scrub period and bytes per second.
+    pub fn bucket_scrub(&self) -> (std::time::Duration, u64) {
+        (
+            self.scrub_every.unwrap_or(DEFAULT_BUCKET_SCRUB_EVERY).get(),
+            self.scrub_bandwidth
+                .unwrap_or(DEFAULT_BUCKET_SCRUB_BANDWIDTH)
+                .bytes(),
+        )
     }
 
     pub fn bucket_region(&self) -> &str {
@@ -200,6 +226,8 @@ impl StoreRef {
                     ("host", self.host.is_some()),
                     ("labels", !self.labels.is_empty()),
                     ("capacity", self.capacity.is_some()),
+                    ("scrub_every", self.scrub_every.is_some()),
+                    ("scrub_bandwidth", self.scrub_bandwidth.is_some()),
                 ] {
                     if set {
                         report(

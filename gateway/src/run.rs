@@ -397,6 +397,15 @@ async fn serve(
         }
     }
     if let Some(repairer) = repairer {
+        if let Some(stores) = &stores {
+            let scrub =
+                crate::work::repair::scrub::Scrub::new(stores.clone(), repairer.condemned());
+            workers.push(tokio::spawn(runner::run(
+                scrub,
+                shutdown.subscribe(),
+                board.clone(),
+            )));
+        }
         workers.push(tokio::spawn(runner::run(
             repairer.job(),
             shutdown.subscribe(),

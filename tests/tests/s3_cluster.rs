@@ -50,6 +50,8 @@ async fn bucket_keys(
         capacity: 1 << 30,
         reserve: 0,
         cluster_id: cluster_id(&secret),
+        scrub_every: std::time::Duration::ZERO,
+        scrub_bandwidth: 0,
     })
     .expect("client");
     let mut keys = BTreeSet::new();
@@ -508,4 +510,127 @@ async fn wrong_bucket_settings_are_named_in_status_and_the_rest_works() {
     for field in ["stores[4].endpoint", "stores[4].capacity"] {
         assert!(said.contains(field), "{field} is named: {said}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_scrubs_a_bucket_and_repair_replaces_a_rotten_object() {
+    use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
+    let seed = test_seed("the_gateway_scrubs_a_bucket");
+    let garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    // Two bucket prefixes (their own hosts), scrubbed every 2 s at no cap.
+    let bucket = |name: &str| BucketStore {
+        name: name.into(),
+        table: format!(
+            "{}\nhost = \"{name}\"\nscrub_every = \"2s\"\nscrub_bandwidth = \"0\"",
+            garage.store_table(0, "cairn", name, &credentials, &["s3"])
+        ),
+        online: true,
+    };
+    let mut options = ClusterOptions::new(vec![StoreSpec::new("d1", "h1", &["local"])]);
+    options.buckets = vec![bucket("b1"), bucket("b2")];
+    let mut cluster = Cluster::start(options);
+    cluster.class_create("mixed", &["--replicas", "2", "--labels", "local,s3"]);
+    cluster.class_set("/", "mixed");
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let files = write_mix(&mut nfs, &root, "", seed).await;
+    cluster.wait_drained(DRAIN_DEADLINE);
+
+    // Rot one object in a bucket: other bytes under the same key, with the
+    // crc32c cairn stored it with (as bit rot at the provider would leave).
+    let (victim, key) = cluster
+        .chunks()
+        .iter()
+        .flat_map(|c| c.objects.clone())
+        .find(|(s, _)| s.starts_with('b'))
+        .expect("an object in a bucket");
+    let secret = Secret::load(cluster.secret_path()).expect("secret");
+    let lister = S3Store::new(S3Settings {
+        name: "rot".into(),
+        endpoint: garage.endpoint(),
+        bucket: "cairn".into(),
+        region: REGION.into(),
+        prefix: victim.clone(),
+        access_key_id: garage.key_id.clone(),
+        secret_access_key: garage.secret_key.clone(),
+        path_style: true,
+        zone: String::new(),
+        host: String::new(),
+        labels: Vec::new(),
+        capacity: 1 << 30,
+        reserve: 0,
+        cluster_id: cluster_id(&secret),
+        scrub_every: std::time::Duration::ZERO,
+        scrub_bandwidth: 0,
+    })
+    .expect("client");
+    let stat = lister.stat(&key).await.expect("stat the victim");
+    let mut bytes = lister.get(&key, 0, stat.len, None).await.expect("read it");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    let raw = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(garage.endpoint())
+        .with_bucket_name("cairn")
+        .with_region(REGION)
+        .with_access_key_id(&garage.key_id)
+        .with_secret_access_key(&garage.secret_key)
+        .with_virtual_hosted_style_request(false)
+        .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
+        .build()
+        .expect("raw client");
+    let mut attributes = Attributes::new();
+    attributes.insert(
+        Attribute::Metadata("cairn-crc32c".into()),
+        format!("{:08x}", stat.crc).into(),
+    );
+    raw.put_opts(
+        &object_store::path::Path::from(format!("{victim}/o/{key}")),
+        PutPayload::from(bytes),
+        PutOptions {
+            attributes,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("rot the object");
+    assert_eq!(lister.stat(&key).await.expect("stat").crc, stat.crc);
+
+    // The scrub finds it, the repair makes the copy again on the other
+    // bucket, and the bucket copies alone read back exact.
+    let other = if victim == "b1" { "b2" } else { "b1" };
+    cairn_tests::poll_until(
+        "the rotten copy is replaced",
+        std::time::Duration::from_secs(90),
+        || {
+            let placed = cluster
+                .chunks()
+                .iter()
+                .flat_map(|c| c.objects.clone())
+                .any(|(s, k)| s == victim && k == key);
+            if placed {
+                Err(format!("{key} still placed on {victim}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("bit rot in a bucket"),
+        "the scrub logs what it found"
+    );
+    let chunks = cluster.chunks();
+    let remade = chunks
+        .iter()
+        .find(|c| c.objects.iter().any(|(_, k)| *k == key))
+        .expect("the chunk is still there");
+    assert!(
+        remade.stores.iter().any(|s| s == other),
+        "the copy was made again on {other}: {remade:?}"
+    );
+    cluster.store_mut("d1").kill9();
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "from the buckets after the repair").await;
 }

@@ -28,6 +28,8 @@ fn settings(garage: &Garage, bucket: &str, prefix: &str, cluster_id: &str) -> S3
         capacity: 1 << 30,
         reserve: 0,
         cluster_id: cluster_id.to_owned(),
+        scrub_every: Duration::ZERO,
+        scrub_bandwidth: 0,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Capacity, ChunkStore, ListEntry, ShardStat, StoreError, StoreFuture};
+use super::{Capacity, ChunkStore, ListEntry, Pacer, ShardStat, StoreError, StoreFuture};
 
 /// A store operation, to aim a fault at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +49,8 @@ struct Faults {
     silent: bool,
     /// Overrides the inner store's [`ChunkStore::list_every`].
     list_every: Option<Duration>,
+    /// Overrides the inner store's [`ChunkStore::gateway_scrub`].
+    gateway_scrub: Option<(Duration, u64)>,
 }
 
 /// A fault-injecting wrapper; see the module doc.
@@ -121,6 +123,12 @@ impl Faulty {
     /// does.
     pub fn set_list_every(&self, every: Duration) {
         self.faults().list_every = Some(every);
+    }
+
+    /// Makes the store one the gateway scrubs (as a bucket is); with
+    /// [`Faulty::set_flip`] on, its `verify` finds every object corrupt.
+    pub fn set_gateway_scrub(&self, every: Duration, rate: u64) {
+        self.faults().gateway_scrub = Some((every, rate));
     }
 
     pub fn calls(&self, op: Op) -> u64 {
@@ -262,6 +270,27 @@ impl ChunkStore for Faulty {
     fn list_every(&self) -> Duration {
         let own = self.faults().list_every;
         own.unwrap_or_else(|| self.inner.list_every())
+    }
+
+    fn gateway_scrub(&self) -> Option<(Duration, u64)> {
+        let own = self.faults().gateway_scrub;
+        own.or_else(|| self.inner.gateway_scrub())
+    }
+
+    fn verify<'a>(&'a self, key: &'a str, pacer: &'a dyn Pacer) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let flipped = self.faults().flip;
+            if flipped {
+                return Err(StoreError::Remote {
+                    addr: self.inner.address().to_owned(),
+                    op: "verify",
+                    key: key.to_owned(),
+                    status: cairn_chunkstore::Status::Corrupt,
+                    detail: "a byte flipped (fault injection)".to_owned(),
+                });
+            }
+            self.inner.verify(key, pacer).await
+        })
     }
 
     fn heard(&self) -> Option<tokio::time::Instant> {

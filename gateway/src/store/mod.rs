@@ -36,6 +36,7 @@ mod read_tests;
 pub mod s3;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 pub use keys::ObjectKey;
 pub use link::{Caps, Purpose};
@@ -83,6 +84,23 @@ pub trait ChunkStore: Send + Sync + std::fmt::Debug {
         len: u64,
         stall: Option<Duration>,
     ) -> StoreFuture<'a, Vec<u8>>;
+
+    /// Reads `key` whole, no faster than `pacer` allows, and checks it
+    /// against the crc32c stored with it: a mismatch is
+    /// [`Status::Corrupt`]. A `cairn chunkstore` checks its own shards (its
+    /// scrub); the default is a len-0 get, which such a store answers
+    /// after checking the whole object.
+    fn verify<'a>(&'a self, key: &'a str, pacer: &'a dyn Pacer) -> StoreFuture<'a, ()> {
+        let _ = pacer;
+        Box::pin(async move { self.get(key, 0, 0, None).await.map(drop) })
+    }
+
+    /// Whether the gateway scrubs this store ([`ChunkStore::verify`] of
+    /// every object, at the given bytes per second, a pass every given
+    /// period), as one that cannot check its own bytes (a bucket) needs.
+    fn gateway_scrub(&self) -> Option<(Duration, u64)> {
+        None
+    }
 
     /// An object's length and crc32c.
     fn stat<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ShardStat>;

@@ -334,7 +334,7 @@ impl Stores {
 
     /// Runs `op` on store `id`; a store that cannot be reached, or that went
     /// silent (a timeout), is marked as not answering.
-    async fn with<T, Fut>(
+    pub(super) async fn with<T, Fut>(
         &self,
         id: StoreId,
         op: impl FnOnce(Arc<dyn ChunkStore>) -> Fut,

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use cairn_chunkstore::protocol::{check_key, check_len, MAX_LIST};
 
-use super::{Capacity, ChunkStore, ListEntry, ShardStat, Status, StoreError, StoreFuture};
+use super::{Capacity, ChunkStore, ListEntry, Pacer, ShardStat, Status, StoreError, StoreFuture};
 
 mod config;
 mod errors;
@@ -49,6 +49,8 @@ pub const RECOUNT_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// request per 1,000 objects, so a minutely audit of 1M objects would send
 /// 1.4M billed requests a day.
 pub const LIST_EVERY: Duration = Duration::from_secs(3600);
+/// A verification reads an object in ranged gets of this many bytes.
+const VERIFY_PIECE: u64 = 4 << 20;
 /// How long one request may take in all (a 64 MiB object over a slow link
 /// included); a get with a stall limit gives up sooner when nothing comes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -84,6 +86,10 @@ pub struct S3Settings {
     /// Who owns the prefix: a value derived from the cluster secret, kept
     /// in the marker.
     pub cluster_id: String,
+    /// The gateway re-reads every object once per this period (zero: never).
+    pub scrub_every: Duration,
+    /// Bytes per second a scrub reads at most.
+    pub scrub_bandwidth: u64,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -388,8 +394,9 @@ impl S3Store {
         };
         let end = offset.checked_add(len);
         if len == 0 || end.is_none() {
-            // Nothing to fetch: the object must exist and hold the range.
-            let stat = self.head(key).await?;
+            // Nothing to fetch, after checking the whole object; it must
+            // hold the range.
+            let stat = self.verify_now(key, None).await?;
             return match end.filter(|&e| e <= stat.len) {
                 Some(_) => Ok(Vec::new()),
                 None => Err(past(stat.len)),
@@ -456,6 +463,41 @@ impl S3Store {
             });
         }
         Ok(out)
+    }
+
+    /// Reads `key` whole in ranged gets of [`VERIFY_PIECE`] (each once
+    /// `pacer` allows) and compares its crc32c with the one stored with it.
+    async fn verify_now(
+        &self,
+        key: &str,
+        pacer: Option<&dyn Pacer>,
+    ) -> Result<ShardStat, StoreError> {
+        let stat = self.head(key).await?;
+        let mut crc = 0u32;
+        let mut at = 0;
+        while at < stat.len {
+            let n = VERIFY_PIECE.min(stat.len - at);
+            if let Some(p) = pacer {
+                p.wait(n).await;
+            }
+            // Boxed: get_now calls this for a len-0 get.
+            let piece = Box::pin(self.get_now(key, at, n, None)).await?;
+            crc = crc32c::crc32c_append(crc, &piece);
+            at += n;
+        }
+        if crc != stat.crc {
+            return Err(StoreError::Remote {
+                addr: self.address.clone(),
+                op: "verify",
+                key: key.to_owned(),
+                status: Status::Corrupt,
+                detail: format!(
+                    "{key}: its bytes have crc32c {crc:08x}, it was stored with {:08x}",
+                    stat.crc
+                ),
+            });
+        }
+        Ok(stat)
     }
 
     async fn delete_now(&self, key: &str) -> Result<bool, StoreError> {
@@ -570,6 +612,15 @@ impl ChunkStore for S3Store {
 
     fn list_every(&self) -> Duration {
         LIST_EVERY
+    }
+
+    fn verify<'a>(&'a self, key: &'a str, pacer: &'a dyn Pacer) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.verify_now(key, Some(pacer)).await.map(drop) })
+    }
+
+    fn gateway_scrub(&self) -> Option<(Duration, u64)> {
+        let s = &self.settings;
+        (!s.scrub_every.is_zero()).then_some((s.scrub_every, s.scrub_bandwidth))
     }
 
     /// The capacity comes from memory once counted: a probe also asks the

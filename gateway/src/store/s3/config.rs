@@ -51,6 +51,8 @@ impl S3Settings {
             capacity: store.capacity.map_or(0, |c| c.bytes()),
             reserve: 0,
             cluster_id: cluster_id(secret),
+            scrub_every: store.bucket_scrub().0,
+            scrub_bandwidth: store.bucket_scrub().1,
         })
     }
 }

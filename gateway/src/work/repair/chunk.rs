@@ -105,6 +105,7 @@ impl Repairer {
             .map(|&(shard, store)| (store, ObjectKey::of(chunk, info.layout, shard).to_string()))
             .collect();
         let added = targets.clone();
+        let given_up = trash.clone();
         let layout = info.layout;
         let (r, a) = (removed.clone(), added.clone());
         let checksums: Vec<(u32, StoreId, Vec<u8>)> = objects
@@ -124,6 +125,13 @@ impl Repairer {
             })
             .await?;
         if committed {
+            // The bad objects given up are in the trash: no longer condemned
+            // (a later copy under the same key on that store is a new one).
+            let mut condemned = self.condemned.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &given_up {
+                condemned.remove(id);
+            }
+            std::mem::drop(condemned);
             let names = |v: &[(u32, StoreId)]| {
                 v.iter()
                     .map(|&(i, s)| format!("{i}@{}", self.stores.name(s)))

@@ -24,6 +24,7 @@ mod audit;
 mod chunk;
 pub mod progress;
 mod rebalance;
+pub mod scrub;
 #[cfg(test)]
 pub(crate) mod tests;
 

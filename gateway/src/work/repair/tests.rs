@@ -221,3 +221,38 @@ async fn a_store_that_bills_listings_is_listed_once_an_interval_and_keeps_its_or
         assert_eq!(repairer.unreferenced.get(id), Some(since), "{id:?}");
     }
 }
+
+#[tokio::test]
+async fn the_bucket_scrub_finds_a_rotten_copy_and_repair_makes_it_again() {
+    let rig = rig(3).await;
+    write_and_drain(&rig, "f", vec![3u8; 200_000]).await;
+    let info = chunks(&rig).remove(0);
+    let rotten = info.placements[0].1;
+    let i = rig.ids.iter().position(|s| *s == rotten).unwrap();
+    // Every store is scrubbed by the gateway; only one holds rotten bytes.
+    for f in &rig.faulty {
+        f.set_gateway_scrub(Duration::ZERO, 0);
+    }
+    rig.faulty[i].set_flip(true);
+    let repairer = repairer(&rig, Duration::ZERO);
+    let mut scrub = super::scrub::Scrub::new(rig.stores.clone(), repairer.condemned());
+    let key = crate::store::ObjectKey::of(info.id, info.layout, 0).to_string();
+    let mut steps = 0;
+    while scrub.scrub_one().await.unwrap() && steps < 20 {
+        steps += 1;
+    }
+    let condemned = repairer.condemned().lock().unwrap().clone();
+    assert_eq!(
+        condemned.into_iter().collect::<Vec<_>>(),
+        vec![(rotten, key)],
+        "only the rotten copy is condemned ({steps} steps)"
+    );
+    assert_eq!(repairer.repair_one().await.unwrap(), info.size);
+    let placed: Vec<StoreId> = chunks(&rig)[0].placements.iter().map(|p| p.1).collect();
+    assert!(!placed.contains(&rotten), "{placed:?}");
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    assert!(
+        repairer.condemned().lock().unwrap().is_empty(),
+        "the rotten copy given up is no longer condemned"
+    );
+}
