@@ -634,3 +634,98 @@ async fn the_gateway_scrubs_a_bucket_and_repair_replaces_a_rotten_object() {
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "from the buckets after the repair").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_disks_age_into_ec_shards_across_three_buckets() {
+    let seed = test_seed("replicas_on_disks_age_into_ec_shards");
+    let garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    // Three prefixes standing for buckets at three providers.
+    let bucket = |name: &str| BucketStore {
+        name: name.into(),
+        table: format!(
+            "{}\nzone = \"{name}\"\nhost = \"{name}\"",
+            garage.store_table(0, "cairn", name, &credentials, &["s3"])
+        ),
+        online: true,
+    };
+    let mut options = ClusterOptions::new(vec![
+        StoreSpec::new("d1", "h1", &["local"]),
+        StoreSpec::new("d2", "h2", &["local"]),
+    ]);
+    options.buckets = vec![bucket("p1"), bucket("p2"), bucket("p3")];
+    let mut cluster = Cluster::start(options);
+    let said = cluster.cairn(&[
+        "class",
+        "create",
+        "aging",
+        "--replicas",
+        "2",
+        "--labels",
+        "local",
+        "--archive-after",
+        "3s",
+        "--archive-ec",
+        "2+1",
+        "--archive-labels",
+        "s3",
+        "--archive-spread",
+        "zone",
+    ]);
+    assert!(
+        said.contains("archived chunks needs 3 zone domains"),
+        "{said}"
+    );
+    cluster.class_set("/", "aging");
+    let mut nfs = cluster.mount().await;
+    let root = nfs.root.clone();
+    let mut files = write_mix(&mut nfs, &root, "", seed).await;
+    files.push(
+        write_file(
+            &mut nfs,
+            &root,
+            "",
+            "extra",
+            random_bytes(seed + 9, 5 << 20),
+        )
+        .await,
+    );
+    cluster.wait_drained(DRAIN_DEADLINE);
+
+    // Every chunk ends as 2+1 shards, one in each bucket, and nothing of it
+    // stays on the disks.
+    cairn_tests::poll_until(
+        "every chunk re-laid as shards across the three buckets",
+        std::time::Duration::from_secs(90),
+        || {
+            let chunks = cluster.chunks();
+            let left: Vec<_> = chunks
+                .iter()
+                .filter(|c| {
+                    let mut on = c.stores.clone();
+                    on.sort();
+                    c.layout != "ec 2+1" || on != ["p1", "p2", "p3"]
+                })
+                .collect();
+            match (left.is_empty(), chunks.is_empty()) {
+                (true, false) => Ok(()),
+                _ => Err(format!("not yet: {left:?}")),
+            }
+        },
+    );
+    for d in ["d1", "d2"] {
+        cairn_tests::poll_until(
+            &format!("{d} holds no chunk object any more"),
+            std::time::Duration::from_secs(60),
+            || match cluster.store(d).shard_keys().len() {
+                0 => Ok(()),
+                n => Err(format!("{n} objects left")),
+            },
+        );
+    }
+    cluster.store_mut("d1").kill9();
+    cluster.store_mut("d2").kill9();
+    drop_cache(&cluster);
+    read_back(&mut nfs, &files, "from the shards in the buckets").await;
+}
