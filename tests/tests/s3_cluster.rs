@@ -188,7 +188,8 @@ async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_n
     read_back(&mut nfs, &files, "from the bucket alone").await;
 
     // The gateway is lost too: `cairn restore` from the bucket alone, its
-    // table in a copy of the gateway's config.
+    // table in a copy of the gateway's config, its keys in the standard
+    // AWS environment variables this time.
     lose_the_gateway(&mut cluster);
     let from = cluster.scratch().join("from.toml");
     std::fs::write(
@@ -196,7 +197,12 @@ async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_n
         format!(
             "data_dir = \"/var/lib/cairn\"\n[cluster]\nsecret_file = {:?}\n\n[[stores]]\nname = \"b1\"\n{}\n",
             cluster.secret_path().display().to_string(),
-            garage.store_table(0, "cairn", "c1", &credentials, &["s3"])
+            garage
+                .store_table(0, "cairn", "c1", &credentials, &["s3"])
+                .lines()
+                .filter(|l| !l.starts_with("credentials_file"))
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     )
     .expect("write the restore config");
@@ -206,6 +212,8 @@ async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_n
         .arg(&from)
         .arg("--data")
         .arg(cluster.gateway_data_dir())
+        .env("AWS_ACCESS_KEY_ID", &garage.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &garage.secret_key)
         .output()
         .expect("run cairn restore");
     let said = format!(
