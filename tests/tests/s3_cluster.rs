@@ -34,9 +34,28 @@ async fn bucket_keys(
     prefix: &str,
     secret: &Path,
 ) -> BTreeSet<String> {
+    let store = direct(garage, bucket, prefix, secret);
+    let mut keys = BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list(after.as_deref(), 1000)
+            .await
+            .expect("list the bucket");
+        let full = page.len() == 1000;
+        after = page.last().map(|e| e.key.clone());
+        keys.extend(page.into_iter().map(|e| e.key));
+        if !full {
+            return keys;
+        }
+    }
+}
+
+/// A client of `prefix` of `bucket` beside the gateway's (same cluster).
+fn direct(garage: &Garage, bucket: &str, prefix: &str, secret: &Path) -> S3Store {
     let secret = Secret::load(secret).expect("cluster secret");
-    let store = S3Store::new(S3Settings {
-        name: "lister".into(),
+    S3Store::new(S3Settings {
+        name: "beside".into(),
         endpoint: garage.endpoint(),
         bucket: bucket.into(),
         region: REGION.into(),
@@ -53,21 +72,7 @@ async fn bucket_keys(
         scrub_every: std::time::Duration::ZERO,
         scrub_bandwidth: 0,
     })
-    .expect("client");
-    let mut keys = BTreeSet::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .list(after.as_deref(), 1000)
-            .await
-            .expect("list the bucket");
-        let full = page.len() == 1000;
-        after = page.last().map(|e| e.key.clone());
-        keys.extend(page.into_iter().map(|e| e.key));
-        if !full {
-            return keys;
-        }
-    }
+    .expect("client")
 }
 
 /// A file of `len` bytes that is `marker` over and over: plaintext anyone
@@ -554,26 +559,7 @@ async fn the_gateway_scrubs_a_bucket_and_repair_replaces_a_rotten_object() {
         .flat_map(|c| c.objects.clone())
         .find(|(s, _)| s.starts_with('b'))
         .expect("an object in a bucket");
-    let secret = Secret::load(cluster.secret_path()).expect("secret");
-    let lister = S3Store::new(S3Settings {
-        name: "rot".into(),
-        endpoint: garage.endpoint(),
-        bucket: "cairn".into(),
-        region: REGION.into(),
-        prefix: victim.clone(),
-        access_key_id: garage.key_id.clone(),
-        secret_access_key: garage.secret_key.clone(),
-        path_style: true,
-        zone: String::new(),
-        host: String::new(),
-        labels: Vec::new(),
-        capacity: 1 << 30,
-        reserve: 0,
-        cluster_id: cluster_id(&secret),
-        scrub_every: std::time::Duration::ZERO,
-        scrub_bandwidth: 0,
-    })
-    .expect("client");
+    let lister = direct(&garage, "cairn", &victim, cluster.secret_path());
     let stat = lister.stat(&key).await.expect("stat the victim");
     let mut bytes = lister.get(&key, 0, stat.len, None).await.expect("read it");
     let middle = bytes.len() / 2;
@@ -736,4 +722,41 @@ async fn replicas_on_disks_age_into_ec_shards_across_three_buckets() {
     cluster.store_mut("d2").kill9();
     drop_cache(&cluster);
     read_back(&mut nfs, &files, "from the shards in the buckets").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_nothing_references_is_collected_from_a_bucket() {
+    let garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    let mut options = ClusterOptions::new(vec![StoreSpec::new("d1", "h1", &[])]);
+    options.buckets = vec![BucketStore {
+        name: "b1".into(),
+        table: garage.store_table(0, "cairn", "c1", &credentials, &[]),
+        online: true,
+    }];
+    options.repair = "audit_every = \"1s\"\norphan_delay = \"3s\"".into();
+    let mut cluster = Cluster::start(options);
+    // A chunk object no chunk references (a drain that died between its
+    // put and its commit leaves one), put beside the gateway's.
+    let stray = "c00000000000f0001";
+    let side = direct(&garage, "cairn", "c1", cluster.secret_path());
+    side.put(stray, b"left behind")
+        .await
+        .expect("put the stray");
+    // The gateway lists the bucket at its first audit after a start.
+    cluster.stop_gateway();
+    cluster.start_gateway();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let keys = bucket_keys(&garage, "cairn", "c1", cluster.secret_path()).await;
+        if !keys.contains(stray) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stray object is still in the bucket after 60 s: {keys:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
