@@ -8,8 +8,10 @@
 //!   to), written on first use of an empty prefix. A prefix that holds
 //!   another cluster's marker is refused, so one bucket can hold several
 //!   clusters (or other data) safely.
-//! - A put sends the whole object in one PUT (objects are at most 64 MiB)
-//!   with its crc32c as user metadata, which `stat` reads back with a HEAD.
+//! - A put sends an object of up to 16 MiB in one PUT, a larger one (a
+//!   32 MiB chunk) as a multipart upload of 8 MiB parts, each retried on
+//!   its own; its crc32c goes as user metadata, which `stat` reads back
+//!   with a HEAD.
 //! - A bucket has no "free space": the capacity is a configured quota, and
 //!   the bytes stored are the gateway's own count, taken from a full listing
 //!   at the first capacity asked and kept up to date by puts and deletes
@@ -27,7 +29,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore,
-    ObjectStoreExt, PutOptions, PutPayload, RetryConfig,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use tokio::time::Instant;
 
@@ -37,6 +39,7 @@ use super::{Capacity, ChunkStore, ListEntry, Pacer, ShardStat, Status, StoreErro
 
 mod config;
 mod errors;
+mod marker;
 pub use config::cluster_id;
 use errors::is_range;
 
@@ -49,6 +52,10 @@ pub const RECOUNT_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// request per 1,000 objects, so a minutely audit of 1M objects would send
 /// 1.4M billed requests a day.
 pub const LIST_EVERY: Duration = Duration::from_secs(3600);
+/// Objects larger than this go up as a multipart upload of [`PART`]-byte
+/// parts (a 32 MiB chunk: 4 parts, 6 requests).
+const MULTIPART_ABOVE: u64 = 16 << 20;
+const PART: usize = 8 << 20;
 /// A verification reads an object in ranged gets of this many bytes.
 const VERIFY_PIECE: u64 = 4 << 20;
 /// How long one request may take in all (a 64 MiB object over a slow link
@@ -186,87 +193,6 @@ impl S3Store {
         Path::from(format!("{}/marker", self.settings.prefix))
     }
 
-    /// The store's uuid from the marker, writing a new marker into an empty
-    /// prefix; a prefix that belongs to another cluster is refused.
-    async fn uuid(&self) -> Result<&str, StoreError> {
-        let uuid = self
-            .uuid
-            .get_or_try_init(|| async {
-                let marker = self.marker_path();
-                match self.client.get(&marker).await {
-                    Ok(got) => {
-                        let bytes = got
-                            .bytes()
-                            .await
-                            .map_err(|e| self.error("read marker", "marker", e))?;
-                        self.check_marker(&bytes)
-                    }
-                    Err(object_store::Error::NotFound { .. }) => self.write_marker().await,
-                    Err(e) => Err(self.error("read marker", "marker", e)),
-                }
-            })
-            .await?;
-        Ok(uuid.as_str())
-    }
-
-    fn check_marker(&self, bytes: &[u8]) -> Result<String, StoreError> {
-        let text = String::from_utf8_lossy(bytes);
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(" = "))
-                .map(|v| v.trim_matches('"').to_owned())
-        };
-        let (Some(uuid), Some(cluster)) = (field("store_uuid"), field("cluster_id")) else {
-            return Err(self.refused(format!(
-                "{}/marker is not a cairn store marker; fix: point `prefix` at a prefix of its own",
-                self.settings.prefix
-            )));
-        };
-        if cluster != self.settings.cluster_id {
-            return Err(self.refused(format!(
-                "prefix {:?} of bucket {:?} belongs to another cairn cluster (marker cluster_id {cluster}, this secret's {}); fix: give this store a prefix of its own, or use that cluster's secret",
-                self.settings.prefix, self.settings.bucket, self.settings.cluster_id
-            )));
-        }
-        Ok(uuid)
-    }
-
-    async fn write_marker(&self) -> Result<String, StoreError> {
-        // Objects already under the prefix without a marker are someone
-        // else's: refuse rather than mix.
-        let mut listing = self.client.list(Some(&self.objects_prefix()));
-        if let Some(first) = listing.next().await {
-            let what = match first {
-                Ok(meta) => format!("it already holds {}", meta.location),
-                Err(e) => return Err(self.error("list", "", e)),
-            };
-            return Err(self.refused(format!(
-                "prefix {:?} of bucket {:?} has no cairn marker but is not empty ({what}); fix: give this store an empty prefix",
-                self.settings.prefix, self.settings.bucket
-            )));
-        }
-        let uuid = format!("{:032x}", rand::random::<u128>());
-        let body = format!(
-            "# cairn chunk store in a bucket: do not edit\nstore_uuid = \"{uuid}\"\ncluster_id = \"{}\"\n",
-            self.settings.cluster_id
-        );
-        self.client
-            .put(&self.marker_path(), PutPayload::from(body.into_bytes()))
-            .await
-            .map_err(|e| self.error("write marker", "marker", e))?;
-        Ok(uuid)
-    }
-
-    fn refused(&self, detail: String) -> StoreError {
-        StoreError::Remote {
-            addr: self.address.clone(),
-            op: "open",
-            key: String::new(),
-            status: Status::BadRequest,
-            detail,
-        }
-    }
-
     /// The bytes and objects under the prefix, from a full listing.
     async fn count(&self) -> Result<Usage, StoreError> {
         let mut listing = self.client.list(Some(&self.objects_prefix()));
@@ -361,21 +287,60 @@ impl S3Store {
             Attribute::Metadata(CRC_FIELD.into()),
             format!("{crc:08x}").into(),
         );
-        self.client
-            .put_opts(
-                &self.object_path(key),
-                PutPayload::from(bytes::Bytes::copy_from_slice(data)),
-                PutOptions {
-                    attributes,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| self.error("put", key, e))?;
-        // One request per put (providers bill per request): an overwrite,
+        if len > MULTIPART_ABOVE {
+            self.put_parts(key, data, attributes).await?;
+        } else {
+            self.client
+                .put_opts(
+                    &self.object_path(key),
+                    PutPayload::from(bytes::Bytes::copy_from_slice(data)),
+                    PutOptions {
+                        attributes,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| self.error("put", key, e))?;
+        }
+        // No HEAD before a put (providers bill per request): an overwrite,
         // rare as keys name content, counts twice until the next recount.
         self.account(Some(len), None);
         Ok(ShardStat { len, crc })
+    }
+
+    /// A multipart upload of [`PART`]-byte parts, one after the other: a
+    /// connection dropped mid-way costs a retry of one part, not of the
+    /// whole object. An upload that fails is aborted (its parts freed).
+    async fn put_parts(
+        &self,
+        key: &str,
+        data: &[u8],
+        attributes: Attributes,
+    ) -> Result<(), StoreError> {
+        let path = self.object_path(key);
+        let options = PutMultipartOptions {
+            attributes,
+            ..Default::default()
+        };
+        let mut upload = self
+            .client
+            .put_multipart_opts(&path, options)
+            .await
+            .map_err(|e| self.error("put", key, e))?;
+        for part in data.chunks(PART) {
+            let sent = upload
+                .put_part(PutPayload::from(bytes::Bytes::copy_from_slice(part)))
+                .await;
+            if let Err(e) = sent {
+                let _ = upload.abort().await;
+                return Err(self.error("put", key, e));
+            }
+        }
+        if let Err(e) = upload.complete().await {
+            let _ = upload.abort().await;
+            return Err(self.error("put", key, e));
+        }
+        Ok(())
     }
 
     async fn get_now(
