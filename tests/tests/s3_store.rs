@@ -74,6 +74,36 @@ async fn a_bucket_keeps_the_chunk_store_contract() {
         other.capacity().await.unwrap(),
     );
     assert_ne!(ida.store_uuid, idb.store_uuid);
+
+    // An object past 16 MiB goes up in 8 MiB parts and reads back whole,
+    // across a part boundary, and verified.
+    let big: Vec<u8> = (0..(40usize << 20)).map(|i| (i % 251) as u8).collect();
+    let before = garage.s3_requests(0);
+    let put = store.put("c0000000000000b02", &big).await.unwrap();
+    let after = garage.s3_requests(0);
+    let count =
+        |m: &std::collections::BTreeMap<String, u64>, op: &str| m.get(op).copied().unwrap_or(0);
+    assert_eq!(
+        (
+            count(&after, "CreateMultipartUpload") - count(&before, "CreateMultipartUpload"),
+            count(&after, "UploadPart") - count(&before, "UploadPart"),
+        ),
+        (1, 5),
+        "{after:?}"
+    );
+    assert_eq!(put.len, big.len() as u64);
+    assert_eq!(store.stat("c0000000000000b02").await.unwrap(), put);
+    let across = store
+        .get("c0000000000000b02", (8 << 20) - 10, 20, None)
+        .await
+        .unwrap();
+    assert_eq!(across, &big[(8 << 20) - 10..(8 << 20) + 10]);
+    let whole = store
+        .get("c0000000000000b02", 0, big.len() as u64, None)
+        .await
+        .unwrap();
+    assert!(whole == big, "the multipart object reads back different");
+    store.get("c0000000000000b02", 0, 0, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
