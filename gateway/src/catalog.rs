@@ -258,6 +258,8 @@ impl Classes {
         if name == DEFAULT_NAME {
             return Err(CatalogError::DeleteDefault);
         }
+        // A name that is no class is an error, not a silent "deleted".
+        self.by_name(name)?;
         let n = name.to_owned();
         let done = self.meta.write(true, move |tx| tx.delete_class(&n)).await;
         self.changed();

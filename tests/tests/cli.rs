@@ -1,6 +1,7 @@
 //! The command line as a new user meets it: `cairn --help` names the
 //! subcommands, and `cairn up` starts a usable gateway with defaults, says how
-//! to reach it, and finds its files again when started a second time.
+//! to reach it, answers `cairn status | head` and a mistyped class name
+//! cleanly, and finds its files again when started a second time.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,18 @@ fn help_names_the_subcommands() {
             "cairn --help should mention `{sub}`:\n{text}"
         );
     }
+    // Each subcommand with its own line of help (fsck's once sat on restore).
+    let line = |sub: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{sub} ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("restore").contains("Rebuild a lost gateway"), "{text}");
+    assert!(
+        line("fsck").contains("Check the gateway's metadata"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -46,6 +59,38 @@ fn cairn_up_serves_with_defaults_and_keeps_its_files() {
     let src = gw.scratch().join("hello.bin");
     let want = write_random_file(&src, 42, 100_000).unwrap();
     libnfs::upload(gw.port(), &src, "hello.bin").unwrap_or_else(|e| panic!("nfs-cp in: {e}"));
+
+    // `cairn status | head`: a reader gone before the reply ends the command
+    // by SIGPIPE, as other Unix tools, not by a panic.
+    let data = gw.up_dir().to_string_lossy().into_owned();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(cairn_tests::gateway::cairn_bin())
+        .args(["status", "--data", &data])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run cairn status");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("panicked"), "{said}");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(13),
+        "ended by SIGPIPE: {:?} {said}",
+        out.status
+    );
+    // A class that does not exist is not "deleted".
+    let out = run_cairn(
+        &["class", "delete", "nosuch", "--data", &data],
+        Duration::from_secs(30),
+    )
+    .expect("cairn class delete");
+    assert_eq!(out.status.code(), Some(1), "{}", command::describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no class named \"nosuch\""),
+        "{}",
+        command::describe(&out)
+    );
 
     gw.stop();
     gw.restart();

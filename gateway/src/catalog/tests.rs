@@ -146,3 +146,14 @@ async fn a_class_in_use_is_not_deleted() {
     assert!(matches!(err, CatalogError::InUse { users: 1, .. }), "{err}");
     assert_eq!(classes.by_name("three").unwrap(), id);
 }
+
+#[tokio::test]
+async fn deleting_a_class_that_does_not_exist_says_so() {
+    let (_dir, _meta, classes) = open();
+    let err = classes.delete("nosuch").await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::NoSuchName { name } if name == "nosuch"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cairn class list"), "{err}");
+}

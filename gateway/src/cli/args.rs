@@ -109,8 +109,9 @@ pub(crate) enum Command {
         #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
         config: PathBuf,
     },
-    /// Rebuild a lost gateway's metadata from the backups on the chunk
-    /// stores: `cairn restore --stores ADDR,ADDR,… --secret-file F --data DIR`
+    /// Rebuild a lost gateway's metadata from the backups on the chunk stores.
+    ///
+    /// `cairn restore --stores ADDR,ADDR,… --secret-file F --data DIR`
     /// (writes DIR/meta.db and DIR/gateway.toml); with bucket stores,
     /// `cairn restore --from gateway.toml --data DIR` (the stores, buckets
     /// included, and the secret from a copy of the lost gateway's config);
@@ -138,9 +139,11 @@ pub(crate) enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// Check the gateway's metadata: every entry points at a live inode,
-    /// link counts and parents agree, the cache lines up. Changes nothing.
-    /// Exit status 0 when consistent, 1 when not, 2 on a usage error.
+    /// Check the gateway's metadata; changes nothing.
+    ///
+    /// Every entry points at a live inode, link counts and parents agree,
+    /// the cache lines up. Exit status 0 when consistent, 1 when not, 2 on
+    /// a usage error.
     Fsck {
         /// The gateway's config file.
         #[arg(

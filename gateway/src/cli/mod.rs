@@ -27,6 +27,9 @@ use crate::run::{self, StartError};
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.prints_and_exits() {
+        output_may_close();
+    }
     match cli.command {
         Command::Up {
             data,
@@ -119,4 +122,27 @@ pub(crate) fn serve(cfg: GatewayConfig, banner: Option<Banner>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+impl Command {
+    /// A command that prints a reply and exits (not a daemon, not one that
+    /// starts daemons or mounts).
+    fn prints_and_exits(&self) -> bool {
+        matches!(
+            self,
+            Command::Status { .. }
+                | Command::Store { .. }
+                | Command::Class { .. }
+                | Command::Cache { .. }
+                | Command::Fsck { .. }
+        )
+    }
+}
+
+/// `cairn status | head`: a reader that closes the pipe early ends the
+/// command quietly, as with other Unix tools (SIGPIPE's default action),
+/// instead of a panic in `println!` (Rust ignores SIGPIPE). Only for
+/// commands that print and exit: a daemon must see EPIPE as an error.
+fn output_may_close() {
+    sigpipe::reset();
 }
