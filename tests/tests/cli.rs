@@ -181,3 +181,21 @@ fn cairn_restore_rebuilds_a_cairn_up_gateway_from_its_own_stores() {
         .unwrap_or_else(|e| panic!("nfs-cp out after the restore: {e}"));
     assert_eq!(sha256_file(&back).unwrap(), want);
 }
+
+#[test]
+fn fsck_without_metadata_says_it_could_not_check_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // No flags: ./cairn-data, as every other command; --data: that folder.
+    for args in [vec!["fsck"], vec!["fsck", "--data", "elsewhere"]] {
+        let out = std::process::Command::new(cairn_tests::gateway::cairn_bin())
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run cairn fsck");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {said}");
+        assert!(said.contains("no gateway metadata at"), "{args:?}: {said}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "fsck created {left:?}");
+}

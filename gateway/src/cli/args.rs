@@ -143,7 +143,9 @@ pub(crate) enum Command {
     ///
     /// Every entry points at a live inode, link counts and parents agree,
     /// the cache lines up. Exit status 0 when consistent, 1 when not, 2 on
-    /// a usage error.
+    /// a usage error, 3 when it could not check (no metadata there, or
+    /// unreadable). Without --config or --data: the `cairn up` folder
+    /// ./cairn-data.
     Fsck {
         /// The gateway's config file.
         #[arg(

@@ -12,6 +12,10 @@ use super::config_error;
 use crate::core::cache::IngestCache;
 use crate::fsck::Report;
 
+/// The exit status when the check could not run (no metadata, unreadable):
+/// not to be mistaken for "inconsistent" (1).
+const CANNOT_CHECK: u8 = 3;
+
 /// `cairn fsck [--config FILE | --data DIR] [--json]`.
 pub(super) fn local(config: Option<PathBuf>, data: Option<PathBuf>, json: bool) -> ExitCode {
     let cfg = match (config, data) {
@@ -20,10 +24,11 @@ pub(super) fn local(config: Option<PathBuf>, data: Option<PathBuf>, json: bool) 
             dir.join("gateway"),
             cairn_config::DEFAULT_LISTEN,
         )),
-        (None, None) => {
-            eprintln!("cairn fsck: say which gateway: --config FILE or --data DIR");
-            return ExitCode::from(2);
-        }
+        // As every other command: the `cairn up` folder ./cairn-data.
+        (None, None) => Ok(GatewayConfig::with_defaults(
+            PathBuf::from("./cairn-data/gateway"),
+            cairn_config::DEFAULT_LISTEN,
+        )),
     };
     match cfg {
         Ok(cfg) => check(&cfg, json),
@@ -71,25 +76,34 @@ fn json_report(report: &Report) -> String {
 
 /// Checks the metadata and the cache of one gateway; prints the report.
 fn check(cfg: &GatewayConfig, json: bool) -> ExitCode {
-    let meta = match cairn_metadata::Metadata::open(&cfg.metadata_path()) {
+    let path = cfg.metadata_path();
+    // Opening would create an empty database, which checks as consistent.
+    if !path.is_file() {
+        eprintln!(
+            "cairn fsck: no gateway metadata at {}: name the gateway with --config FILE, or --data DIR for a `cairn up` folder",
+            path.display()
+        );
+        return ExitCode::from(CANNOT_CHECK);
+    }
+    let meta = match cairn_metadata::Metadata::open(&path) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("cairn fsck: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(CANNOT_CHECK);
         }
     };
     let cache = match IngestCache::open(&cfg.cache_dir(), cfg.cache.max_size.bytes()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cairn fsck: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(CANNOT_CHECK);
         }
     };
     let report = match crate::fsck::check(&meta, &cache) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cairn fsck: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(CANNOT_CHECK);
         }
     };
     if json {
