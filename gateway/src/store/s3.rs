@@ -40,6 +40,7 @@ use super::{Capacity, ChunkStore, ListEntry, Pacer, ShardStat, Status, StoreErro
 mod config;
 mod errors;
 mod marker;
+mod verify;
 pub use config::cluster_id;
 use errors::is_range;
 
@@ -56,8 +57,6 @@ pub const LIST_EVERY: Duration = Duration::from_secs(3600);
 /// parts (a 32 MiB chunk: 4 parts, 6 requests).
 const MULTIPART_ABOVE: u64 = 16 << 20;
 const PART: usize = 8 << 20;
-/// A verification reads an object in ranged gets of this many bytes.
-const VERIFY_PIECE: u64 = 4 << 20;
 /// How long one request may take in all (a 64 MiB object over a slow link
 /// included); a get with a stall limit gives up sooner when nothing comes.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -428,41 +427,6 @@ impl S3Store {
             });
         }
         Ok(out)
-    }
-
-    /// Reads `key` whole in ranged gets of [`VERIFY_PIECE`] (each once
-    /// `pacer` allows) and compares its crc32c with the one stored with it.
-    async fn verify_now(
-        &self,
-        key: &str,
-        pacer: Option<&dyn Pacer>,
-    ) -> Result<ShardStat, StoreError> {
-        let stat = self.head(key).await?;
-        let mut crc = 0u32;
-        let mut at = 0;
-        while at < stat.len {
-            let n = VERIFY_PIECE.min(stat.len - at);
-            if let Some(p) = pacer {
-                p.wait(n).await;
-            }
-            // Boxed: get_now calls this for a len-0 get.
-            let piece = Box::pin(self.get_now(key, at, n, None)).await?;
-            crc = crc32c::crc32c_append(crc, &piece);
-            at += n;
-        }
-        if crc != stat.crc {
-            return Err(StoreError::Remote {
-                addr: self.address.clone(),
-                op: "verify",
-                key: key.to_owned(),
-                status: Status::Corrupt,
-                detail: format!(
-                    "{key}: its bytes have crc32c {crc:08x}, it was stored with {:08x}",
-                    stat.crc
-                ),
-            });
-        }
-        Ok(stat)
     }
 
     async fn delete_now(&self, key: &str) -> Result<bool, StoreError> {
