@@ -75,6 +75,34 @@ fn direct(garage: &Garage, bucket: &str, prefix: &str, secret: &Path) -> S3Store
     .expect("client")
 }
 
+/// A Garage with bucket "cairn" and the test key in a credentials file.
+async fn garage_with_key() -> (Garage, std::path::PathBuf) {
+    let garage = start_garage(&["cairn"]).await;
+    let credentials = garage.dir().join("cairn.credentials");
+    garage.write_credentials(&credentials);
+    (garage, credentials)
+}
+
+/// A bucket store on prefix `name` of bucket "cairn", its own failure
+/// domain (`host = name`), label `s3`, through Garage node `node`; `extra`
+/// lines end its table.
+fn prefix_store(
+    garage: &Garage,
+    node: usize,
+    credentials: &Path,
+    name: &str,
+    extra: &str,
+) -> BucketStore {
+    BucketStore {
+        name: name.into(),
+        table: format!(
+            "{}\nhost = \"{name}\"\n{extra}",
+            garage.store_table(node, "cairn", name, credentials, &["s3"])
+        ),
+        online: true,
+    }
+}
+
 /// A file of `len` bytes that is `marker` over and over: plaintext anyone
 /// could spot in a store's folders.
 fn marked(marker: &[u8], len: usize) -> Vec<u8> {
@@ -84,9 +112,7 @@ fn marked(marker: &[u8], len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_nodes() {
     let seed = test_seed("one_copy_local_one_in_a_bucket");
-    let mut garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (mut garage, credentials) = garage_with_key().await;
     let mut options = ClusterOptions::new(vec![
         StoreSpec::new("d1", "h1", &["local"]),
         StoreSpec::new("d2", "h2", &["local"]),
@@ -241,19 +267,10 @@ async fn one_copy_local_one_in_a_bucket_ciphertext_only_and_reads_through_lost_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ec_2_1_over_three_bucket_prefixes_reads_and_repairs_through_one_gone() {
     let seed = test_seed("ec_2_1_over_three_bucket_prefixes");
-    let mut garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (mut garage, credentials) = garage_with_key().await;
     // Four prefixes of one bucket, each its own failure domain (`host`);
     // p1 goes through Garage node 3's endpoint, the others through node 1.
-    let bucket = |name: &str, node: usize| BucketStore {
-        name: name.into(),
-        table: format!(
-            "{}\nhost = \"{name}\"",
-            garage.store_table(node, "cairn", name, &credentials, &["s3"])
-        ),
-        online: true,
-    };
+    let bucket = |name: &str, node: usize| prefix_store(&garage, node, &credentials, name, "");
     let mut options = ClusterOptions::new(Vec::new());
     options.buckets = vec![
         bucket("p1", 2),
@@ -346,9 +363,7 @@ async fn ec_2_1_over_three_bucket_prefixes_reads_and_repairs_through_one_gone() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_bucket_slows_the_drain_and_loses_nothing() {
     let seed = test_seed("a_throttling_bucket");
-    let garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (garage, credentials) = garage_with_key().await;
     let proxy = cairn_tests::slowdown::SlowDown::start(garage.s3_addr(0));
     let mut options = ClusterOptions::new(vec![
         StoreSpec::new("d1", "h1", &["local"]),
@@ -423,9 +438,7 @@ async fn a_throttling_bucket_slows_the_drain_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_bucket_settings_are_named_in_status_and_the_rest_works() {
     let seed = test_seed("wrong_bucket_settings");
-    let garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (garage, credentials) = garage_with_key().await;
     let wrong_keys = garage.dir().join("wrong.credentials");
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -529,17 +542,11 @@ async fn wrong_bucket_settings_are_named_in_status_and_the_rest_works() {
 async fn the_gateway_scrubs_a_bucket_and_repair_replaces_a_rotten_object() {
     use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
     let seed = test_seed("the_gateway_scrubs_a_bucket");
-    let garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (garage, credentials) = garage_with_key().await;
     // Two bucket prefixes (their own hosts), scrubbed every 2 s at no cap.
-    let bucket = |name: &str| BucketStore {
-        name: name.into(),
-        table: format!(
-            "{}\nhost = \"{name}\"\nscrub_every = \"2s\"\nscrub_bandwidth = \"0\"",
-            garage.store_table(0, "cairn", name, &credentials, &["s3"])
-        ),
-        online: true,
+    let bucket = |name: &str| {
+        let extra = "scrub_every = \"2s\"\nscrub_bandwidth = \"0\"";
+        prefix_store(&garage, 0, &credentials, name, extra)
     };
     let mut options = ClusterOptions::new(vec![StoreSpec::new("d1", "h1", &["local"])]);
     options.buckets = vec![bucket("b1"), bucket("b2")];
@@ -632,17 +639,16 @@ async fn the_gateway_scrubs_a_bucket_and_repair_replaces_a_rotten_object() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_disks_age_into_ec_shards_across_three_buckets() {
     let seed = test_seed("replicas_on_disks_age_into_ec_shards");
-    let garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (garage, credentials) = garage_with_key().await;
     // Three prefixes standing for buckets at three providers.
-    let bucket = |name: &str| BucketStore {
-        name: name.into(),
-        table: format!(
-            "{}\nzone = \"{name}\"\nhost = \"{name}\"",
-            garage.store_table(0, "cairn", name, &credentials, &["s3"])
-        ),
-        online: true,
+    let bucket = |name: &str| {
+        prefix_store(
+            &garage,
+            0,
+            &credentials,
+            name,
+            &format!("zone = \"{name}\""),
+        )
     };
     let mut options = ClusterOptions::new(vec![
         StoreSpec::new("d1", "h1", &["local"]),
@@ -726,9 +732,7 @@ async fn replicas_on_disks_age_into_ec_shards_across_three_buckets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_nothing_references_is_collected_from_a_bucket() {
-    let garage = start_garage(&["cairn"]).await;
-    let credentials = garage.dir().join("cairn.credentials");
-    garage.write_credentials(&credentials);
+    let (garage, credentials) = garage_with_key().await;
     let mut options = ClusterOptions::new(vec![StoreSpec::new("d1", "h1", &[])]);
     options.buckets = vec![BucketStore {
         name: "b1".into(),
