@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use cairn_tests::wan::{Dir, Event};
 use cairn_tests::{
     poll_until, random_bytes, test_seed, Cluster, ClusterOptions, WanCounters, WanSpec,
 };
@@ -230,10 +231,8 @@ async fn a_drain_over_the_wan_lands_every_chunk_at_its_class_and_reads_back_cold
 
 #[tokio::test]
 async fn with_stalls_and_drops_no_store_is_reported_down_while_its_bytes_flow() {
-    let seed = test_seed("with_stalls_and_drops");
-    let spec = link(seed)
-        .with_stalls(0.02, Duration::from_secs(2), Duration::from_secs(10))
-        .with_drops(0.015);
+    let spec = stalls_and_drops(test_seed("with_stalls_and_drops"));
+    let seed = spec.seed;
     let options = ClusterOptions::new(three_hosts()).wan(spec);
     let (cluster, mut nfs, dir) = wan_cluster(options).await;
     let file = write_file(&mut nfs, &dir, "/two", "big", random_bytes(seed, BIG)).await;
@@ -285,6 +284,39 @@ async fn with_stalls_and_drops_no_store_is_reported_down_while_its_bytes_flow() 
         "over stalls and drops (links {links:?}):\n{}",
         problems.join("\n")
     );
+}
+
+/// MiB every store's link is sure to carry up in the stalls-and-drops test:
+/// each store gets two 32 MiB chunks of [`BIG`] at replica 2.
+const SURE_MIB_UP: u64 = 48;
+
+/// The stalls-and-drops link whose schedule, from the first seed drawn
+/// after `seed` that has them, puts at least one stall and one drop in the
+/// first [`SURE_MIB_UP`] MiB up of the three stores' links: a schedule
+/// without both would prove nothing (a random seed once brought 0 drops).
+/// The same `seed` always gives the same link, so a replay stays a replay.
+fn stalls_and_drops(seed: u64) -> WanSpec {
+    let spec = |s: u64| {
+        link(s)
+            .with_stalls(0.02, Duration::from_secs(2), Duration::from_secs(10))
+            .with_drops(0.015)
+    };
+    let has_both = |spec: &WanSpec| {
+        let events: Vec<Event> = (0..3u64)
+            .map(|i| spec.reseeded(spec.seed.wrapping_add(i)))
+            .flat_map(|l| (0..SURE_MIB_UP).filter_map(move |mib| l.event(Dir::Up, mib)))
+            .collect();
+        events.contains(&Event::Drop) && events.iter().any(|e| matches!(e, Event::Stall(_)))
+    };
+    let chosen = (0..10_000u64)
+        .map(|k| spec(seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))))
+        .find(has_both)
+        .expect("one seed in 10,000 has a stall and a drop in 144 MiB");
+    eprintln!(
+        "schedule seed {} (a stall and a drop guaranteed)",
+        chosen.seed
+    );
+    chosen
 }
 
 /// The state `cairn status --json` gives store `name`.
