@@ -427,9 +427,22 @@ async fn serve(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(StartError::Signals)?;
     tasks.push(tokio::spawn(nfs::serve(listener, fs.clone(), access)));
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("interrupted; shutting down"),
-        _ = term.recv() => info!("terminated; shutting down"),
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(StartError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                info!("interrupted; shutting down");
+                break;
+            }
+            _ = term.recv() => {
+                info!("terminated; shutting down");
+                break;
+            }
+            // A closed terminal or a reload request: nothing is reloaded
+            // (the config is read at start), and the gateway serves on.
+            _ = hup.recv() => warn!("SIGHUP: ignored; the config is read at start, so restart the gateway to apply changes"),
+        }
     }
     for t in &tasks {
         t.abort();

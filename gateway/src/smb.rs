@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::info;
 
-use crate::core::{Credentials, Fs, FsError};
+use crate::core::{Credentials, Fs, FsError, SetAttr};
 use crate::fuse::{FuseError, WatchedView};
 
 /// The SMB bridge, as `cairn status` shows it.
@@ -136,6 +136,32 @@ pub async fn resolve_dir(fs: &Fs, path: &str) -> Result<InodeId, ShareError> {
     }
 }
 
+/// Hands the share folder `path` to the SMB users' group (gid `group`):
+/// group-owned, group-writable and setgid, other bits kept. Without it a
+/// share of a folder root made would refuse every SMB user's writes.
+async fn open_to_group(fs: &Fs, path: &str, group: u32) -> Result<(), ShareError> {
+    let id = resolve_dir(fs, path).await?;
+    let inode = fs.getattr(id).await?;
+    let mode = inode.mode & 0o7777;
+    let wanted = mode | 0o2070;
+    if inode.gid == group && mode == wanted {
+        return Ok(());
+    }
+    let attrs = SetAttr {
+        mode: Some(wanted),
+        gid: Some(group),
+        ..SetAttr::default()
+    };
+    fs.setattr(&Credentials::root(), id, attrs, None).await?;
+    info!(
+        path,
+        group = cairn_smb_bridge::SMB_GROUP,
+        mode = format!("{wanted:o}"),
+        "share folder handed to the SMB users' group"
+    );
+    Ok(())
+}
+
 impl Bridge {
     /// Mounts the view, writes smb.conf and starts smbd.
     pub async fn start(cfg: &GatewayConfig, fs: Arc<Fs>) -> Result<Arc<Bridge>, BridgeError> {
@@ -157,6 +183,16 @@ impl Bridge {
             }
             Err(_) => Vec::new(),
         };
+        let group = cairn_smb_bridge::ensure_group()?;
+        for share in cfg.smb.shares.iter().chain(&added) {
+            if let Err(e) = open_to_group(&fs, &share.path, group).await {
+                tracing::warn!(
+                    share = share.name,
+                    path = share.path,
+                    "share folder not handed to the SMB users' group: {e}"
+                );
+            }
+        }
         let view = WatchedView::start(fs, layout.view())?;
         let bridge = Bridge {
             layout: layout.clone(),
@@ -258,6 +294,7 @@ impl Bridge {
             });
         }
         resolve_dir(fs, path).await?;
+        open_to_group(fs, path, cairn_smb_bridge::ensure_group()?).await?;
         let text = {
             let mut added = self.added.lock().unwrap_or_else(|p| p.into_inner());
             added.push(SmbShare {

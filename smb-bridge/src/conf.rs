@@ -76,6 +76,14 @@ pub fn render(layout: &Layout, listen: SocketAddr, shares: &[Share]) -> String {
         let _ = writeln!(t, "    path = {}", dir.display());
         let _ = writeln!(t, "    read only = no");
         let _ = writeln!(t, "    browseable = yes");
+        // The share's folder belongs to the SMB users' group (setgid,
+        // group-writable): acting as that group, every SMB user can write
+        // there, and what they make stays the group's and group-writable.
+        let _ = writeln!(t, "    force group = {}", crate::SMB_GROUP);
+        let _ = writeln!(t, "    create mask = 0774");
+        let _ = writeln!(t, "    force create mode = 0660");
+        let _ = writeln!(t, "    directory mask = 2775");
+        let _ = writeln!(t, "    force directory mode = 2770");
         // smbd splits this command line itself (no shell), so the test
         // runs in an explicit one; Layout refuses paths with quotes.
         let _ = writeln!(

@@ -30,6 +30,8 @@ pub enum SmbError {
         status: std::process::ExitStatus,
         output: String,
     },
+    #[error("group {group} is still unknown after groupadd created it (is /etc/group managed elsewhere?)")]
+    NoGroup { group: &'static str },
     #[error("bad user name {name:?}: {why}")]
     BadUser { name: String, why: String },
     #[error("the password is empty; give one on standard input")]

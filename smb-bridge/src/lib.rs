@@ -14,4 +14,4 @@ pub use conf::{render, write_conf, Share};
 pub use error::SmbError;
 pub use layout::Layout;
 pub use smbd::{SmbdStatus, Supervisor};
-pub use users::add_user;
+pub use users::{add_user, ensure_group, SMB_GROUP};

@@ -6,9 +6,10 @@
 //! minute of running) when it dies, reloaded with SIGHUP, and stopped with
 //! SIGTERM, its leftover `samba-dcerpcd` too (by the PID in its pid file).
 //! Processes left by an earlier gateway that died are stopped by their pid
-//! files before the first start.
+//! files before the first start; smbd is started with a parent-death
+//! signal, so a gateway killed with SIGKILL takes it along.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,7 +85,24 @@ fn stop_leftover(layout: &Layout, program: &str) {
     }
 }
 
-fn spawn_smbd(layout: &Layout) -> Result<Child, SmbError> {
+/// smbd's path, from `PATH` (or the sbin folders a root shell has).
+fn find_smbd() -> Result<PathBuf, SmbError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join("smbd"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| SmbError::Spawn {
+            program: "smbd",
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found in PATH"),
+        })
+}
+
+/// Starts `smbd` under `setpriv --pdeathsig TERM` (util-linux, on every
+/// Debian): smbd gets SIGTERM when the supervisor thread's process dies,
+/// even by SIGKILL, and ends its whole group, so no smbd outlives a killed
+/// gateway holding the port and the view.
+fn spawn_smbd(layout: &Layout, smbd: &Path) -> Result<Child, SmbError> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -97,7 +115,9 @@ fn spawn_smbd(layout: &Layout) -> Result<Child, SmbError> {
         path: layout.smbd_log(),
         source,
     })?;
-    Command::new("smbd")
+    Command::new("setpriv")
+        .args(["--pdeathsig", "TERM", "--"])
+        .arg(smbd)
         .args(["--foreground", "--debug-stdout", "-s"])
         .arg(layout.conf())
         .stdin(Stdio::null())
@@ -105,7 +125,7 @@ fn spawn_smbd(layout: &Layout) -> Result<Child, SmbError> {
         .stderr(err)
         .spawn()
         .map_err(|source| SmbError::Spawn {
-            program: "smbd",
+            program: "setpriv",
             source,
         })
 }
@@ -117,21 +137,43 @@ impl Supervisor {
         layout.create_dirs()?;
         stop_leftover(&layout, "smbd");
         stop_leftover(&layout, "samba-dcerpcd");
-        let first = spawn_smbd(&layout)?;
+        let smbd = find_smbd()?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
-            pid: AtomicU32::new(first.id()),
+            pid: AtomicU32::new(0),
             restarts: AtomicU64::new(0),
         });
-        info!(pid = first.id(), conf = %layout.conf().display(), "smbd started");
+        // smbd dies with the thread that started it (its parent-death
+        // signal), so every start, the first too, is that long-lived thread's.
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let (l, s) = (layout.clone(), shared.clone());
         let thread = std::thread::Builder::new()
             .name("smbd-supervisor".into())
-            .spawn(move || supervise(&l, &s, first))
+            .spawn(move || match spawn_smbd(&l, &smbd) {
+                Ok(first) => {
+                    s.pid.store(first.id(), Ordering::SeqCst);
+                    info!(pid = first.id(), conf = %l.conf().display(), "smbd started");
+                    let _ = started_tx.send(Ok(()));
+                    supervise(&l, &s, first, &smbd);
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                }
+            })
             .map_err(|source| SmbError::Spawn {
                 program: "smbd",
                 source,
             })?;
+        let started = started_rx.recv().unwrap_or_else(|_| {
+            Err(SmbError::Spawn {
+                program: "smbd",
+                source: std::io::Error::other("the supervisor thread ended"),
+            })
+        });
+        if let Err(e) = started {
+            let _ = thread.join();
+            return Err(e);
+        }
         Ok(Supervisor {
             layout,
             shared,
@@ -175,7 +217,7 @@ impl Drop for Supervisor {
     }
 }
 
-fn supervise(layout: &Layout, shared: &Shared, first: Child) {
+fn supervise(layout: &Layout, shared: &Shared, first: Child, smbd: &Path) {
     let mut child = Some(first);
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -189,7 +231,7 @@ fn supervise(layout: &Layout, shared: &Shared, first: Child) {
                 std::thread::sleep(Duration::from_millis(50));
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
-            match spawn_smbd(layout) {
+            match spawn_smbd(layout, smbd) {
                 Ok(c) => {
                     shared.restarts.fetch_add(1, Ordering::SeqCst);
                     shared.pid.store(c.id(), Ordering::SeqCst);

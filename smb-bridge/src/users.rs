@@ -1,6 +1,7 @@
 //! SMB users: a Unix account (created without a home or login shell when
-//! missing, since smbd acts as that uid on the FUSE view) and a password in
-//! the bridge's private tdbsam, set through `smbpasswd -c <our smb.conf>`.
+//! missing, since smbd acts as that uid on the FUSE view), a member of the
+//! [`SMB_GROUP`] that owns every share's folder, and a password in the
+//! bridge's private tdbsam, set through `smbpasswd -c <our smb.conf>`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -43,6 +44,43 @@ fn run(program: &'static str, cmd: &mut Command, input: Option<&str>) -> Result<
     }
 }
 
+/// The Unix group of SMB users. Every share's folder belongs to it
+/// (group-writable, setgid) and smbd forces it as the primary group on the
+/// shares, so an SMB user can write where a share points and files made
+/// over SMB stay the group's: the Samba way for a shared folder.
+pub const SMB_GROUP: &str = "cairn-smb";
+
+/// The gid of [`SMB_GROUP`], creating it (a system group) when missing.
+pub fn ensure_group() -> Result<u32, SmbError> {
+    if let Some(gid) = group_id(SMB_GROUP) {
+        return Ok(gid);
+    }
+    let made = run(
+        "groupadd",
+        Command::new("groupadd").args(["--system", "--", SMB_GROUP]),
+        None,
+    );
+    match (made, group_id(SMB_GROUP)) {
+        (_, Some(gid)) => {
+            info!(group = SMB_GROUP, gid, "created the SMB users' group");
+            Ok(gid)
+        }
+        (Err(e), None) => Err(e),
+        (Ok(()), None) => Err(SmbError::NoGroup { group: SMB_GROUP }),
+    }
+}
+
+/// The gid of Unix group `name`, if it exists.
+fn group_id(name: &str) -> Option<u32> {
+    let out = Command::new("getent")
+        .args(["group", "--", name])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    line.split(':').nth(2)?.trim().parse().ok()
+}
+
 fn unix_user_exists(name: &str) -> bool {
     Command::new("id")
         .args(["-u", "--", name])
@@ -81,6 +119,12 @@ pub fn add_user(layout: &Layout, name: &str, password: &str) -> Result<(), SmbEr
             Err(e) => return Err(e),
         }
     }
+    ensure_group()?;
+    run(
+        "usermod",
+        Command::new("usermod").args(["--append", "--groups", SMB_GROUP, "--", name]),
+        None,
+    )?;
     run(
         "smbpasswd",
         Command::new("smbpasswd")

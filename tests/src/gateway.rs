@@ -124,6 +124,27 @@ impl Gateway {
         Self::launch(Launch::Up, GatewayOptions::default())
     }
 
+    /// `cairn up` with `options.smb` as `--smb 127.0.0.1:PORT`; the other
+    /// options do not apply to `cairn up`.
+    pub fn start_up_with(options: GatewayOptions) -> Self {
+        Self::launch(Launch::Up, options)
+    }
+
+    /// Started with `cairn up`.
+    pub fn is_up(&self) -> bool {
+        matches!(self.launch, Launch::Up)
+    }
+
+    /// The gateway's own data folder: `DIR/gateway` under `cairn up`, else
+    /// the config's `data_dir`.
+    pub fn gateway_data_dir(&self) -> PathBuf {
+        if self.is_up() {
+            self.up_dir().join("gateway")
+        } else {
+            self.data_dir()
+        }
+    }
+
     fn launch(launch: Launch, options: GatewayOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("cairn-e2e-")
@@ -405,12 +426,17 @@ impl Gateway {
         let mut cmd = Command::new(cairn_bin());
         match self.launch {
             Launch::Config => cmd.arg("gateway").arg("--config").arg(self.config_path()),
-            Launch::Up => cmd
-                .arg("up")
-                .arg("--data")
-                .arg(self.up_dir())
-                .arg("--nfs")
-                .arg(self.addr().to_string()),
+            Launch::Up => {
+                cmd.arg("up")
+                    .arg("--data")
+                    .arg(self.up_dir())
+                    .arg("--nfs")
+                    .arg(self.addr().to_string());
+                if self.options.smb {
+                    cmd.arg("--smb").arg(format!("127.0.0.1:{}", self.smb_port));
+                }
+                &mut cmd
+            }
         };
         let child = cmd
             .stdin(Stdio::null())

@@ -19,14 +19,20 @@ pub const PASSWORD: &str = "Secret-1";
 
 /// The FUSE view smbd serves, under the gateway's data folder.
 pub fn view_dir(gw: &Gateway) -> PathBuf {
-    gw.data_dir().join("smb").join("view")
+    gw.gateway_data_dir().join("smb").join("view")
 }
 
-/// Runs `cairn smb user add NAME --config ...` with `stdin` as its input.
+/// Runs `cairn smb user add NAME` for `gw` (`--data` for a `cairn up`
+/// gateway, as the README shows, else `--config`) with `stdin` as its input.
 pub fn cairn_user_add(gw: &Gateway, name: &str, stdin: &str) -> Output {
-    let mut child = Command::new(cairn_bin())
-        .args(["smb", "user", "add", name, "--config"])
-        .arg(gw.config_path())
+    let mut cmd = Command::new(cairn_bin());
+    cmd.args(["smb", "user", "add", name]);
+    if gw.is_up() {
+        cmd.arg("--data").arg(gw.up_dir());
+    } else {
+        cmd.arg("--config").arg(gw.config_path());
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,8 +49,8 @@ pub fn cairn_user_add(gw: &Gateway, name: &str, stdin: &str) -> Output {
         .expect("wait for cairn smb user add")
 }
 
-/// Adds [`USER`] and lets everyone write the tree's root, so the SMB user
-/// can create files there.
+/// Adds [`USER`], as a user would: the share's root is the SMB users'
+/// group's, so nothing else is needed for them to write there.
 pub fn prepare(gw: &Gateway) -> SmbClient {
     let out = cairn_user_add(gw, USER, &format!("{PASSWORD}\n"));
     assert!(
@@ -52,9 +58,6 @@ pub fn prepare(gw: &Gateway) -> SmbClient {
         "cairn smb user add: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(view_dir(gw), std::fs::Permissions::from_mode(0o777))
-        .expect("chmod 777 the tree's root through the view");
     SmbClient::new(gw, "cairn")
 }
 
@@ -63,6 +66,8 @@ pub fn prepare(gw: &Gateway) -> SmbClient {
 pub struct SmbClient {
     pub port: u16,
     pub share: String,
+    pub user: String,
+    pub password: String,
 }
 
 impl SmbClient {
@@ -70,6 +75,17 @@ impl SmbClient {
         Self {
             port: gw.smb_port(),
             share: share.to_owned(),
+            user: USER.to_owned(),
+            password: PASSWORD.to_owned(),
+        }
+    }
+
+    /// The same share as another SMB user.
+    pub fn as_user(&self, user: &str, password: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            ..self.clone()
         }
     }
 
@@ -78,7 +94,7 @@ impl SmbClient {
         let mut cmd = Command::new("smbclient");
         cmd.arg(format!("//127.0.0.1/{}", self.share))
             .args(["-p", &self.port.to_string()])
-            .args(["-U", &format!("{USER}%{PASSWORD}")])
+            .args(["-U", &format!("{}%{}", self.user, self.password)])
             .args(["-m", "SMB3", "-c", cmds]);
         match command::run(cmd, SMB_DEADLINE) {
             Ok(out) => out,
@@ -111,7 +127,7 @@ pub fn smbtorture(client: &SmbClient, tests: &[&str]) -> (bool, String) {
     let mut cmd = Command::new("smbtorture");
     cmd.arg(format!("//127.0.0.1/{}", client.share))
         .args(["-p", &client.port.to_string()])
-        .args(["-U", &format!("{USER}%{PASSWORD}")])
+        .args(["-U", &format!("{}%{}", client.user, client.password)])
         .args(tests);
     let out = match command::run(cmd, SMB_DEADLINE) {
         Ok(out) => out,

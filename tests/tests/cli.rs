@@ -92,6 +92,20 @@ fn cairn_up_serves_with_defaults_and_keeps_its_files() {
         command::describe(&out)
     );
 
+    // SMB users on a gateway without the bridge: refused, no account made.
+    let out = cairn_tests::smb::cairn_user_add(&gw, "cairnnosmb", "pw\n");
+    assert_eq!(out.status.code(), Some(2), "{}", command::describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SMB bridge is off"),
+        "{}",
+        command::describe(&out)
+    );
+    let id = std::process::Command::new("id")
+        .arg("cairnnosmb")
+        .output()
+        .expect("id");
+    assert!(!id.status.success(), "a Unix account was made");
+
     gw.stop();
     gw.restart();
     let back = gw.scratch().join("hello.out");
@@ -198,4 +212,165 @@ fn fsck_without_metadata_says_it_could_not_check_and_creates_nothing() {
     }
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "fsck created {left:?}");
+}
+
+/// The `listen` line of each `cairn up` store's store.toml, by store name.
+fn store_listens(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir.join("stores"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("store.toml")).ok()?;
+            let listen = text.lines().find_map(|l| {
+                l.strip_prefix("listen = \"")
+                    .map(|a| a.trim_end_matches('"').to_owned())
+            })?;
+            Some((e.file_name().to_string_lossy().into_owned(), listen))
+        })
+        .collect()
+}
+
+/// `cairn up` after a crash and beside itself: a second `cairn up` on a
+/// running folder says a gateway runs there and leaves every store config
+/// alone; after kill -9 an immediate `cairn up` waits for the old stores to
+/// let go and starts on the same store ports; a removed store is not
+/// started again.
+#[test]
+fn cairn_up_after_a_crash_and_beside_itself() {
+    let mut gw = Gateway::start_up();
+    let dir = gw.up_dir();
+    let d = dir.to_string_lossy().into_owned();
+    let before = store_listens(&dir);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let texts = |dir: &std::path::Path| -> Vec<String> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|s| {
+                std::fs::read_to_string(dir.join("stores").join(s).join("store.toml")).unwrap()
+            })
+            .collect()
+    };
+    let configs = texts(&dir);
+
+    let out = run_cairn(
+        &["up", "--data", &d, "--nfs", "127.0.0.1:1"],
+        Duration::from_secs(30),
+    )
+    .expect("second cairn up");
+    let said = command::describe(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("a gateway already runs on"), "{said}");
+    assert_eq!(
+        texts(&dir),
+        configs,
+        "a refused cairn up rewrote store configs"
+    );
+
+    // Store b is drained (it holds nothing yet) and removed.
+    for args in [["store", "drain", "b"], ["store", "remove", "b"]] {
+        let mut all = args.to_vec();
+        all.extend(["--data", &d]);
+        let out = run_cairn(&all, Duration::from_secs(60)).expect("cairn store");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            command::describe(&out)
+        );
+    }
+    assert!(
+        dir.join("stores/b/removed").exists(),
+        "no removed mark for cairn up"
+    );
+
+    gw.kill9();
+    // At once, while the old stores may still hold their locks.
+    gw.restart();
+    let after = store_listens(&dir);
+    assert_eq!(after["a"], before["a"], "store a moved");
+    assert_eq!(after["c"], before["c"], "store c moved");
+    assert!(gw.logs().contains("store b was removed"), "{}", gw.logs());
+    poll_until(
+        "store b stays down",
+        Duration::from_secs(10),
+        || match std::net::TcpStream::connect(&before["b"]) {
+            Ok(_) => Err(format!("{} accepts connections", before["b"])),
+            Err(_) => Ok(()),
+        },
+    );
+    let src = gw.scratch().join("after.bin");
+    let want = write_random_file(&src, 5, 50_000).unwrap();
+    libnfs::upload(gw.port(), &src, "after.bin").unwrap_or_else(|e| panic!("nfs-cp in: {e}"));
+    let back = gw.scratch().join("after.out");
+    libnfs::download(gw.port(), "after.bin", &back).unwrap_or_else(|e| panic!("nfs-cp out: {e}"));
+    assert_eq!(sha256_file(&back).unwrap(), want);
+}
+
+/// `cairn gateway --check` validates without starting; `cairn secret new`
+/// writes a 0600 secret and never overwrites one; SIGHUP leaves the gateway
+/// serving.
+#[test]
+fn config_check_secret_new_and_sighup() {
+    let gw = Gateway::start();
+    let config = gw.config_path().to_string_lossy().into_owned();
+    let out = run_cairn(
+        &["gateway", "--check", "--config", &config],
+        Duration::from_secs(30),
+    )
+    .expect("cairn gateway --check");
+    assert!(out.status.success(), "{}", command::describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("good"),
+        "{}",
+        command::describe(&out)
+    );
+
+    let bad = gw.scratch().join("bad.toml");
+    let text: String = std::fs::read_to_string(gw.config_path())
+        .unwrap()
+        .lines()
+        .map(|l| match l.starts_with("data_dir = ") {
+            true => "data_dir = \"/nonexistent/cairn-check\"\n[bogus]\nx = 1\n".to_owned(),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&bad, text).unwrap();
+    let b = bad.to_string_lossy().into_owned();
+    let out = run_cairn(
+        &["gateway", "--check", "--config", &b],
+        Duration::from_secs(30),
+    )
+    .expect("cairn gateway --check bad");
+    assert_eq!(out.status.code(), Some(2), "{}", command::describe(&out));
+    assert!(!std::path::Path::new("/nonexistent/cairn-check").exists());
+
+    let secret = gw.scratch().join("cluster.secret");
+    let s = secret.to_string_lossy().into_owned();
+    let out = run_cairn(&["secret", "new", &s], Duration::from_secs(30)).expect("secret new");
+    assert!(out.status.success(), "{}", command::describe(&out));
+    let first = std::fs::read_to_string(&secret).unwrap();
+    assert_eq!(first.trim().len(), 64, "{first:?}");
+    assert!(
+        first.trim().bytes().all(|c| c.is_ascii_hexdigit()),
+        "{first:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = run_cairn(&["secret", "new", &s], Duration::from_secs(30)).expect("secret new");
+    assert_eq!(out.status.code(), Some(1), "{}", command::describe(&out));
+    assert!(command::describe(&out).contains("never overwritten"));
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), first);
+
+    let pid = rustix::process::Pid::from_raw(gw.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    poll_until("SIGHUP logged", Duration::from_secs(10), || {
+        if gw.logs().contains("SIGHUP: ignored") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    let src = gw.scratch().join("hup.bin");
+    write_random_file(&src, 6, 10_000).unwrap();
+    libnfs::upload(gw.port(), &src, "hup.bin").unwrap_or_else(|e| panic!("after SIGHUP: {e}"));
 }

@@ -19,9 +19,25 @@ fn smb_gateway() -> Gateway {
     })
 }
 
+/// Polls (30 s) until an `ls` of the share's root succeeds and lists `name`.
+fn served_again(smb: &SmbClient, name: &str) {
+    poll_until("SMB served again", Duration::from_secs(30), || {
+        let out = smb.run("ls");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains(name) {
+            Ok(())
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+}
+
 /// `cairn status --json` of `gw`.
 fn status(gw: &Gateway) -> serde_json::Value {
-    let config = gw.config_path();
+    let config = match gw.is_up() {
+        true => gw.up_dir().join("gateway/gateway.toml"),
+        false => gw.config_path(),
+    };
     let out = run_cairn(
         &["status", "--json", "--config", &config.to_string_lossy()],
         Duration::from_secs(60),
@@ -244,15 +260,7 @@ fn a_dead_fuse_view_refuses_connections_until_it_is_back() {
     assert!(!text.contains("kept"), "{text}");
 
     // The gateway mounts the view again; smbd never died.
-    poll_until("SMB service back", Duration::from_secs(30), || {
-        let out = smb.run("ls");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && text.contains("kept") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    });
+    served_again(&smb, "kept");
     let st = status(&gw);
     assert_eq!(
         st["smb"]["pid"].as_u64(),
@@ -279,15 +287,7 @@ fn a_killed_smbd_is_started_again() {
         }
     });
     assert_eq!(st["smb"]["restarts"].as_u64(), Some(1), "{st}");
-    poll_until("SMB served again", Duration::from_secs(30), || {
-        let out = smb.run("ls");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && text.contains("before") {
-            Ok(())
-        } else {
-            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
-        }
-    });
+    served_again(&smb, "before");
 }
 
 #[test]
@@ -360,4 +360,121 @@ fn bad_share_and_user_names_are_refused_and_change_nothing() {
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(shares, ["cairn", "media"], "{st}");
+}
+
+/// The gid of Unix group `name`.
+fn group_id(name: &str) -> u32 {
+    let out = std::process::Command::new("getent")
+        .args(["group", name])
+        .output()
+        .expect("getent group");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no group {name}: {line:?}"))
+}
+
+/// The uid of Unix account `name`.
+fn user_id(name: &str) -> u32 {
+    let out = std::process::Command::new("id")
+        .args(["-u", name])
+        .output()
+        .expect("id -u");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no user {name}"))
+}
+
+/// The README's SMB example as new users run it: `cairn up --smb`, `cairn
+/// smb user add` (twice), `smbclient put` at the share's root with no chmod
+/// of anything. The share's root belongs to the SMB users' group; what one
+/// user puts there another may replace; files stay the group's.
+#[test]
+fn the_readme_smb_example_works_for_new_users() {
+    let gw = Gateway::start_up_with(GatewayOptions {
+        smb: true,
+        ..GatewayOptions::default()
+    });
+    let alice = prepare(&gw);
+    let (bob_name, bob_pw) = ("cairnsmb2", "Secret-2");
+    let out = smb::cairn_user_add(&gw, bob_name, &format!("{bob_pw}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let bob = alice.as_user(bob_name, bob_pw);
+
+    let src = gw.scratch().join("photo.jpg");
+    std::fs::write(&src, b"alice's photo").unwrap();
+    alice.ok(&format!("put {} photo.jpg; mkdir album", src.display()));
+    std::fs::write(&src, b"bob's better photo").unwrap();
+    bob.ok(&format!(
+        "put {} photo.jpg; put {} album\\b.jpg",
+        src.display(),
+        src.display()
+    ));
+
+    use std::os::unix::fs::MetadataExt;
+    let group = group_id("cairn-smb");
+    let root = std::fs::metadata(view_dir(&gw)).unwrap();
+    assert_eq!(root.gid(), group, "the share's root is the group's");
+    assert_eq!(
+        root.mode() & 0o2070,
+        0o2070,
+        "group-writable, setgid: {:o}",
+        root.mode()
+    );
+    let photo = view_dir(&gw).join("photo.jpg");
+    assert_eq!(std::fs::read(&photo).unwrap(), b"bob's better photo");
+    let meta = std::fs::metadata(&photo).unwrap();
+    assert_eq!(meta.uid(), user_id(smb::USER), "alice made it");
+    assert_eq!(meta.gid(), group);
+    assert_eq!(
+        meta.mode() & 0o060,
+        0o060,
+        "group-writable: {:o}",
+        meta.mode()
+    );
+    let album = std::fs::metadata(view_dir(&gw).join("album")).unwrap();
+    assert_eq!((album.gid(), album.mode() & 0o2070), (group, 0o2070));
+}
+
+/// Whether process `pid` runs (a zombie does not count).
+fn process_runs(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// kill -9 of `cairn up --smb`: smbd and its children follow it, nothing
+/// listens on the SMB port, and an immediate `cairn up` clears the dead
+/// view and serves SMB again with the same files.
+#[test]
+fn smbd_does_not_outlive_a_killed_cairn_up() {
+    let mut gw = Gateway::start_up_with(GatewayOptions {
+        smb: true,
+        ..GatewayOptions::default()
+    });
+    let smb = prepare(&gw);
+    smb.ok("mkdir kept");
+    let smbd = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+    gw.kill9();
+    poll_until(
+        "smbd follows the killed gateway",
+        Duration::from_secs(20),
+        || {
+            if process_runs(smbd) {
+                Err(format!("smbd {smbd} still runs"))
+            } else if std::net::TcpStream::connect(("127.0.0.1", gw.smb_port())).is_ok() {
+                Err("something still accepts on the SMB port".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    gw.restart();
+    served_again(&smb, "kept");
 }

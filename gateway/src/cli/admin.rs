@@ -13,7 +13,8 @@ use super::show::{human, print_chunks, print_status, print_stores};
 use super::{config_error, runtime};
 use crate::admin::proto::{
     AdminError, CacheDropped, ClassCreate, ClassCreated, ClassDeleted, ClassGet, ClassList,
-    ClassSet, ClassShow, FsckDeep, Mounted, Reply, Request, Status, StoreLife, Unmounted,
+    ClassSet, ClassShow, FsckDeep, Mounted, Reply, Request, Status, StoreLife, StoreLifeState,
+    Unmounted,
 };
 
 /// Sends one admin request; prints the reply of kind `T` with `show`, or
@@ -112,13 +113,33 @@ pub(super) fn store(action: StoreCmd) -> ExitCode {
     }
 }
 
-/// `cairn store drain|undrain|remove NAME`.
+/// `cairn store drain|undrain|remove NAME`. A store of a `cairn up`
+/// folder (`--data DIR`) that is removed gets a mark in its folder, so
+/// `cairn up` starts it no more.
 fn store_life(target: &Target, req: Request) -> ExitCode {
     admin_call(target, req, false, |v: &StoreLife| {
         println!(
             "store {} is {}; it holds {} copies or shards the metadata needs",
             v.store, v.state, v.holds
-        )
+        );
+        let folder = target
+            .data
+            .as_ref()
+            .map(|d| d.join("stores").join(&v.store))
+            .filter(|f| f.is_dir());
+        if let (StoreLifeState::Removed, Some(folder)) = (v.state, folder) {
+            let mark = folder.join(super::up::REMOVED_MARK);
+            match cairn_config::write_durable(&mark, b"removed with cairn store remove\n") {
+                Ok(()) => println!(
+                    "cairn up will not start it again (its folder {} can go)",
+                    folder.display()
+                ),
+                Err(e) => eprintln!(
+                    "cairn: warning: cannot mark {} removed for cairn up: {e}",
+                    folder.display()
+                ),
+            }
+        }
     })
 }
 

@@ -103,11 +103,21 @@ pub(crate) enum Command {
         action: CacheCmd,
     },
     /// Run a gateway from a config file. A bad config exits with status 2
-    /// and names every field that is wrong.
+    /// and names every field that is wrong. SIGINT and SIGTERM stop it
+    /// cleanly; SIGHUP is logged and ignored (the config is read at start).
     Gateway {
         /// The gateway's TOML config (see config/examples/gateway.toml).
         #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
         config: PathBuf,
+        /// Check the config and exit (0: good, 2: every problem listed)
+        /// without starting anything.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The cluster secret the gateway and every store share.
+    Secret {
+        #[command(subcommand)]
+        action: SecretCmd,
     },
     /// Rebuild a lost gateway's metadata from the backups on the chunk stores.
     ///
@@ -346,6 +356,14 @@ pub(crate) enum UserCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub(crate) enum SecretCmd {
+    /// Write a new random secret (64 hex characters) to FILE, mode 0600;
+    /// an existing FILE is never overwritten. Copy it to every store host
+    /// and name it in `[cluster] secret_file` and each store's `secret_file`.
+    New { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
 pub(crate) enum CacheCmd {
     /// Evict every drained byte from the ingest cache (undrained data stays).
     Drop {
@@ -366,6 +384,18 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// The gateway's config: `--config FILE`, or the `gateway.toml` that
+    /// `cairn up` wrote into `DIR/gateway/`.
+    pub(crate) fn config(&self) -> Result<GatewayConfig, ConfigError> {
+        match (&self.config, &self.data) {
+            (Some(c), _) => GatewayConfig::load(c),
+            (None, d) => {
+                let dir = d.clone().unwrap_or_else(|| PathBuf::from("./cairn-data"));
+                GatewayConfig::load(&dir.join("gateway").join("gateway.toml"))
+            }
+        }
+    }
+
     pub(crate) fn data_dir(&self) -> Result<PathBuf, ConfigError> {
         match (&self.config, &self.data) {
             (Some(c), _) => Ok(GatewayConfig::load(c)?.data_dir),

@@ -13,7 +13,7 @@ mod up;
 
 pub(crate) use admin::admin_call;
 pub use args::Cli;
-use args::{CacheCmd, Command};
+use args::{CacheCmd, Command, SecretCmd};
 pub(crate) use args::{ShareCmd, SmbCmd, Target, UserCmd};
 
 use std::net::SocketAddr;
@@ -48,9 +48,54 @@ pub fn main() -> ExitCode {
         Command::Cache {
             action: CacheCmd::Drop { target },
         } => admin::cache_drop(&target),
-        Command::Gateway { config } => match GatewayConfig::load(&config) {
+        Command::Gateway {
+            config,
+            check: false,
+        } => match GatewayConfig::load(&config) {
             Ok(cfg) => serve(cfg, None),
             Err(e) => config_error(&e),
+        },
+        Command::Gateway {
+            config,
+            check: true,
+        } => match GatewayConfig::load(&config) {
+            Ok(cfg) => {
+                println!(
+                    "{}: good; NFSv3 on {}, data in {}, {} stores{}",
+                    config.display(),
+                    cfg.nfs.listen,
+                    cfg.data_dir.display(),
+                    cfg.stores.len(),
+                    cfg.smb
+                        .listen
+                        .map(|a| format!(", SMB on {a}"))
+                        .unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&e),
+        },
+        Command::Secret {
+            action: SecretCmd::New { file },
+        } => match cairn_chunkstore::Secret::generate_file(&file) {
+            Ok(_) => {
+                println!(
+                    "wrote a new cluster secret to {} (mode 0600); copy it to every store host",
+                    file.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) if file.exists() => {
+                eprintln!(
+                    "cairn secret new: {} exists; a secret is never overwritten (the stores' data depends on it): {e}",
+                    file.display()
+                );
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("cairn secret new: {e}");
+                ExitCode::from(1)
+            }
         },
         Command::Restore {
             stores,

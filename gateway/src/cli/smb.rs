@@ -2,7 +2,7 @@
 //! first, so a bad one is refused with the rule it breaks (exit 2) before
 //! anything is asked of the gateway or of Samba.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use cairn_smb_bridge::Layout;
@@ -37,16 +37,26 @@ pub(crate) fn smb(action: SmbCmd) -> ExitCode {
                 eprintln!("cairn smb user add: bad user name {name:?}: {why}");
                 return ExitCode::from(2);
             }
-            let dir = match target.data_dir() {
-                Ok(d) => d,
+            let config = match target.config() {
+                Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
-            let mut password = String::new();
-            if let Err(e) = std::io::stdin().lock().read_line(&mut password) {
-                eprintln!("cairn smb user add: cannot read the password from standard input: {e}");
+            let Some(listen) = config.smb.listen else {
+                eprintln!(
+                    "cairn smb user add: the SMB bridge is off for this gateway (no [smb] listen in its config); \
+                     start it with `cairn up --smb ADDR:PORT` or set [smb] listen, then add users. No account was made."
+                );
                 return ExitCode::from(2);
-            }
-            let password = password.trim_end_matches(['\n', '\r']);
+            };
+            let dir = config.data_dir;
+            let password = match read_password(&name) {
+                Ok(p) => p,
+                Err(why) => {
+                    eprintln!("cairn smb user add: {why}");
+                    return ExitCode::from(2);
+                }
+            };
+            let password = password.as_str();
             let layout = match Layout::new(&dir) {
                 Ok(l) => l,
                 Err(e) => {
@@ -57,7 +67,6 @@ pub(crate) fn smb(action: SmbCmd) -> ExitCode {
             if !layout.conf().exists() {
                 // The gateway has not run the bridge yet: a config without
                 // shares is enough for the password database.
-                let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 445));
                 if let Err(e) = cairn_smb_bridge::write_conf(&layout, listen, &[]) {
                     eprintln!("cairn smb user add: {e}");
                     return ExitCode::from(1);
@@ -83,4 +92,25 @@ pub(crate) fn smb(action: SmbCmd) -> ExitCode {
             }
         }
     }
+}
+
+/// The password: asked twice without echo on a terminal, else the first
+/// line of standard input.
+fn read_password(user: &str) -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("SMB password for {user}: "))
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first != again {
+            return Err("the two passwords differ; nothing changed".into());
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

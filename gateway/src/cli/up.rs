@@ -34,6 +34,8 @@ enum StoreStartError {
     InitFailed { stderr: String },
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error("its folder is still in use ({} is held) after {} s; another process runs this store", lock.display(), LET_GO_WITHIN.as_secs())]
+    Held { lock: PathBuf },
 }
 
 fn store_name(i: usize) -> String {
@@ -68,6 +70,17 @@ pub fn up(
         eprintln!("cairn up: cannot create {}: {e}", gateway_dir.display());
         return ExitCode::from(2);
     }
+    // A folder another `cairn up` (or gateway) serves is refused before
+    // anything in it is touched: its stores keep their ports and configs.
+    if lock_held(&gateway_dir.join("gateway.lock")) {
+        eprintln!(
+            "cairn up: a gateway already runs on {} (its gateway.lock is held); \
+             see `cairn status --data {}`, or stop it (Ctrl-C, or SIGTERM to its pid) first",
+            data.display(),
+            data.display()
+        );
+        return ExitCode::from(1);
+    }
     // Everything below DIR is for this user only (an older layout is fixed
     // here, with a message per change).
     crate::cli::init_logging("info");
@@ -99,6 +112,10 @@ pub fn up(
         };
         for i in 0..n_stores {
             let name = store_name(i);
+            if data.join("stores").join(&name).join(REMOVED_MARK).exists() {
+                println!("store {name} was removed (cairn store remove); not starting it");
+                continue;
+            }
             match start_store(&exe, data, &name, &secret_path, nfs.ip()) {
                 Ok((addr, child)) => {
                     cfg.stores.push(StoreRef::cairn(&name, &addr.to_string()));
@@ -174,6 +191,65 @@ fn up_exceptions(data: &Path, smb: bool) -> cairn_chunkstore::private::Exception
     }
 }
 
+/// Left in `DIR/stores/NAME/` by `cairn store remove NAME --data DIR`:
+/// `cairn up` starts that store no more.
+pub(crate) const REMOVED_MARK: &str = "removed";
+
+/// How long a store of an earlier run may take to let go of its folder
+/// (stores follow a killed `cairn up` within about a second).
+const LET_GO_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Whether another process holds the flock on `path` (a missing file is
+/// no lock).
+fn lock_held(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    use rustix::fs::{flock, FlockOperation};
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let _ = flock(&file, FlockOperation::Unlock);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Waits (up to [`LET_GO_WITHIN`]) until no process holds the store lock
+/// at `lock`, saying so once if it has to wait.
+fn wait_let_go(name: &str, lock: &Path) -> Result<(), StoreStartError> {
+    let deadline = std::time::Instant::now() + LET_GO_WITHIN;
+    let mut said = false;
+    while lock_held(lock) {
+        if std::time::Instant::now() > deadline {
+            return Err(StoreStartError::Held {
+                lock: lock.to_owned(),
+            });
+        }
+        if !said {
+            println!("waiting for store {name} of an earlier run to stop…");
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The port of the store's previous run when it is free, so that a store
+/// restarted by hand from its `store.toml` and the gateway agree; else a
+/// new free one.
+fn store_port(config_path: &Path, ip: std::net::IpAddr) -> std::io::Result<u16> {
+    let before = std::fs::read_to_string(config_path)
+        .ok()
+        .and_then(|text| StoreConfig::parse(&text, config_path).ok())
+        .map(|cfg| cfg.listen)
+        .filter(|addr| addr.ip() == ip && TcpListener::bind(addr).is_ok());
+    match before {
+        Some(addr) => Ok(addr.port()),
+        None => free_port(ip),
+    }
+}
+
 /// The `store.toml` of store `name` (zone local, host `name`, label hdd).
 fn store_config_text(
     name: &str,
@@ -207,11 +283,12 @@ fn start_store(
             source,
         }
     })?;
-    let port = free_port(ip).map_err(StoreStartError::NoPort)?;
+    wait_let_go(name, &store_data.join(cairn_chunkstore::layout::LOCK_FILE))?;
+    let config_path = dir.join("store.toml");
+    let port = store_port(&config_path, ip).map_err(StoreStartError::NoPort)?;
     let addr = SocketAddr::new(ip, port);
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     let config = store_config_text(name, addr, abs(&store_data), abs(secret))?;
-    let config_path = dir.join("store.toml");
     cairn_config::write_durable(&config_path, config.as_bytes())?;
     if !store_data.join("cairn-store.marker").exists() {
         let out = Command::new(exe)
