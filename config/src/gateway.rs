@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
 use crate::error::ConfigError;
+use crate::http::HttpConfig;
 use crate::net;
 use crate::size::ByteSize;
 use crate::smb::SmbConfig;
@@ -54,6 +55,10 @@ pub struct GatewayConfig {
     /// The SMB bridge; off unless `listen` is set.
     #[serde(default, skip_serializing_if = "SmbConfig::is_off")]
     pub smb: SmbConfig,
+    /// The read-only HTTP endpoint (metrics, status page); off unless
+    /// `listen` is set.
+    #[serde(default, skip_serializing_if = "HttpConfig::is_off")]
+    pub http: HttpConfig,
     /// The chunk stores file data drains to; none keeps data in the cache only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<StoreRef>,
@@ -344,6 +349,7 @@ impl GatewayConfig {
             backup: BackupConfig::default(),
             read: ReadConfig::default(),
             smb: SmbConfig::default(),
+            http: HttpConfig::default(),
             stores: Vec::new(),
         }
     }

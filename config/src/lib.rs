@@ -11,6 +11,7 @@ pub mod durable;
 mod duration;
 mod error;
 mod gateway;
+mod http;
 mod net;
 mod size;
 mod smb;
@@ -29,6 +30,7 @@ pub use gateway::{
     MetadataConfig, NfsConfig, RepairConfig, Squash, DEFAULT_LISTEN, DEFAULT_NFS_MAX_CONNECTIONS,
     DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD, MIN_CACHE_SIZE,
 };
+pub use http::{read_token, HttpConfig};
 pub use size::ByteSize;
 pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};
 pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};

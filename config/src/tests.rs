@@ -441,6 +441,46 @@ fn smb_section_parses_and_bad_shares_are_all_reported() {
 }
 
 #[test]
+fn http_beyond_loopback_needs_a_private_token_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let loopback = format!(
+        "{}[http]\nlisten = \"127.0.0.1:9470\"\n",
+        minimal(tmp.path())
+    );
+    let cfg =
+        GatewayConfig::load(&write_config(tmp.path(), &loopback)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.http.listen, Some("127.0.0.1:9470".parse().unwrap()));
+
+    let open = format!("{}[http]\nlisten = \"0.0.0.0:9470\"\n", minimal(tmp.path()));
+    let (_, message) = load_err(tmp.path(), &open);
+    assert!(
+        message.contains("http.listen") && message.contains("token_file"),
+        "{message}"
+    );
+
+    let token = tmp.path().join("http.token");
+    std::fs::write(&token, "short\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let with_token = format!("{open}token_file = {:?}\n", token.display().to_string());
+    let (_, message) = load_err(tmp.path(), &with_token);
+    assert!(
+        message.contains("http.token_file") && message.contains("chmod 600"),
+        "{message}"
+    );
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, message) = load_err(tmp.path(), &with_token);
+    assert!(message.contains("at least 16 characters"), "{message}");
+    std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
+    let cfg = GatewayConfig::load(&write_config(tmp.path(), &with_token))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        crate::read_token(cfg.http.token_file.as_deref().unwrap()).unwrap(),
+        "0123456789abcdef0123"
+    );
+}
+
+#[test]
 fn share_and_user_name_rules() {
     use crate::{share_name_problem, user_name_problem};
     for ok in ["media", "Photos-2024", "a.b_c"] {

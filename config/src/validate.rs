@@ -106,6 +106,27 @@ impl GatewayConfig {
                 );
             }
         }
+        if let Some(listen) = self.http.listen {
+            if !listen.ip().is_loopback() && self.http.token_file.is_none() {
+                report(
+                    "http.listen",
+                    quoted(&listen),
+                    "is beyond loopback, where anyone who reaches it would see the cluster's state"
+                        .to_owned(),
+                    "set http.token_file to a 0600 file holding a token, or listen on 127.0.0.1",
+                );
+            }
+        }
+        if let Some(path) = &self.http.token_file {
+            if let Err(why) = crate::http::read_token(path) {
+                report(
+                    "http.token_file",
+                    quoted_path(path),
+                    why,
+                    "see the README's HTTP section",
+                );
+            }
+        }
         if self.read.stall.get().is_zero() {
             report(
                 "read.stall",

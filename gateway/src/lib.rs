@@ -21,6 +21,7 @@ pub mod error;
 pub mod fsck;
 pub mod fuse;
 pub mod health;
+pub mod http;
 pub mod mounts;
 pub mod nfs;
 pub mod outlook;

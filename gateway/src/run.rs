@@ -53,6 +53,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("http.token_file: {why}")]
+    HttpToken { why: String },
     #[error("cannot read the cluster secret: {0}")]
     Secret(#[from] cairn_chunkstore::StoreError),
     #[error("cannot open the admin socket {path}: {source}")]
@@ -284,6 +286,14 @@ async fn start(cfg: &GatewayConfig) -> Result<Started, StartError> {
     })
 }
 
+/// Undoes what a start did before it failed: the admin socket, the bridge.
+async fn undo_start(admin_path: &std::path::Path, smb: Option<&crate::smb::Bridge>) {
+    let _ = std::fs::remove_file(admin_path);
+    if let Some(bridge) = smb {
+        bridge.stop().await;
+    }
+}
+
 /// Serves until SIGINT or SIGTERM.
 async fn serve(
     cfg: GatewayConfig,
@@ -323,15 +333,32 @@ async fn serve(
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(source) => {
-            let _ = std::fs::remove_file(&admin_path);
-            if let Some(bridge) = &smb {
-                bridge.stop().await;
-            }
+            undo_start(&admin_path, smb.as_deref()).await;
             return Err(StartError::Bind { addr, source });
         }
     };
+    let http_listener = match cfg.http.listen {
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(source) => {
+                undo_start(&admin_path, smb.as_deref()).await;
+                return Err(StartError::Bind { addr, source });
+            }
+        },
+        None => None,
+    };
+    let http_token = match cfg.http.token_file.as_deref().map(cairn_config::read_token) {
+        Some(Err(why)) => {
+            undo_start(&admin_path, smb.as_deref()).await;
+            return Err(StartError::HttpToken { why });
+        }
+        Some(Ok(token)) => Some(token),
+        None => None,
+    };
     let bound = listener.local_addr().unwrap_or(addr);
+    let ops = crate::http::OpMetrics::default();
     let access = Arc::new(Access {
+        ops: ops.clone(),
         allowed: cfg.nfs.allowed_networks.clone(),
         squash: cfg.nfs.squash,
         anon_uid: cfg.nfs.anon_uid,
@@ -375,11 +402,19 @@ async fn serve(
         mounts: mounts.clone(),
         smb: smb.clone(),
     });
+    let http = Arc::new(crate::http::Http {
+        admin: admin.clone(),
+        ops,
+        token: http_token,
+    });
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = admin.serve(admin_listener).await {
             admin::log_failure(&e);
         }
     })];
+    if let Some(listener) = http_listener {
+        tasks.push(tokio::spawn(crate::http::serve(listener, http)));
+    }
     let mut workers = Vec::new();
     if let Some(stores) = &stores {
         let mut drainer = Drainer::new(fs.clone(), stores.clone(), cfg.drain.clone());

@@ -61,6 +61,12 @@ pub struct GatewayOptions {
     pub smb: bool,
     /// Mount a tmpfs of this many bytes as the data folder (a small disk).
     pub data_disk: Option<u64>,
+    /// Serve the HTTP endpoint (`[http] listen`, `cairn up --http`) on
+    /// 127.0.0.1 and a free port.
+    pub http: bool,
+    /// With `http`: a token the endpoint requires (`[http] token_file`,
+    /// written 0600 beside the config).
+    pub http_token: Option<String>,
 }
 
 impl Default for GatewayOptions {
@@ -75,6 +81,8 @@ impl Default for GatewayOptions {
             nfs_max_connections: None,
             smb: false,
             data_disk: None,
+            http: false,
+            http_token: None,
         }
     }
 }
@@ -100,6 +108,8 @@ pub struct Gateway {
     port: u16,
     /// smbd's port when `options.smb`.
     smb_port: u16,
+    /// The HTTP endpoint's port when `options.http`.
+    http_port: u16,
     child: Option<Child>,
     /// How many times the process has been spawned; names the log files.
     generation: u32,
@@ -163,6 +173,7 @@ impl Gateway {
             options,
             port: 0,
             smb_port: 0,
+            http_port: 0,
             child: None,
             generation: 0,
         };
@@ -172,6 +183,9 @@ impl Gateway {
             gw.port = allocate_port();
             if gw.options.smb {
                 gw.smb_port = allocate_port();
+            }
+            if gw.options.http {
+                gw.http_port = allocate_port();
             }
             gw.write_config();
             match gw.spawn_and_wait() {
@@ -183,6 +197,11 @@ impl Gateway {
             }
         }
         unreachable!("the last attempt either returns or panics")
+    }
+
+    /// The HTTP endpoint's port (0 unless started with `http`).
+    pub fn http_port(&self) -> u16 {
+        self.http_port
     }
 
     /// smbd's port (0 unless started with `smb`).
@@ -382,10 +401,27 @@ impl Gateway {
         if self.launch == Launch::Up {
             return;
         }
+        if let Some(token) = &self.options.http_token {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(self.http_token_path())
+                .expect("create the HTTP token file");
+            std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+                .expect("write the HTTP token");
+        }
         std::fs::write(self.config_path(), self.config_text()).expect("write gateway config");
     }
 
     /// The config file text for the current options and port.
+    /// Where `[http] token_file` points when `options.http_token` is set.
+    fn http_token_path(&self) -> PathBuf {
+        self.dir.path().join("http.token")
+    }
+
     pub fn config_text(&self) -> String {
         let o = &self.options;
         let mut text = String::new();
@@ -410,6 +446,13 @@ impl Gateway {
         let _ = writeln!(text, "max_size = {}", toml_str(&o.cache_max_size));
         let _ = writeln!(text, "\n[log]");
         let _ = writeln!(text, "level = {}", toml_str(&o.log_level));
+        if o.http {
+            let _ = writeln!(text, "\n[http]\nlisten = \"127.0.0.1:{}\"", self.http_port);
+            if o.http_token.is_some() {
+                let path = self.http_token_path();
+                let _ = writeln!(text, "token_file = {}", toml_str(&path.to_string_lossy()));
+            }
+        }
         if o.smb {
             let _ = writeln!(text, "\n[smb]");
             let _ = writeln!(text, "listen = \"127.0.0.1:{}\"", self.smb_port);
@@ -434,6 +477,10 @@ impl Gateway {
                     .arg(self.addr().to_string());
                 if self.options.smb {
                     cmd.arg("--smb").arg(format!("127.0.0.1:{}", self.smb_port));
+                }
+                if self.options.http {
+                    cmd.arg("--http")
+                        .arg(format!("127.0.0.1:{}", self.http_port));
                 }
                 &mut cmd
             }

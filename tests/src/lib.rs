@@ -19,6 +19,7 @@ pub mod slowdown;
 pub mod smb;
 pub mod view;
 pub mod wan;
+pub mod web;
 
 pub use client::{Creds, Nfs, NfsError};
 pub use cluster::{

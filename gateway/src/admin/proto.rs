@@ -208,9 +208,13 @@ pub struct StoreRow {
     pub host: String,
     pub labels: Vec<String>,
     pub capacity: u64,
+    /// Bytes in use on the store's disk, by anything (a bucket: cairn's).
     pub used: u64,
     pub free: u64,
     pub fill_percent: f64,
+    /// Bytes of cairn's own objects on the store.
+    #[serde(default)]
+    pub stored: u64,
     /// Round trip to it in ms (average of recent probes); none before one
     /// answered.
     #[serde(default)]

@@ -55,6 +55,7 @@ impl Admin {
                     used: v.used,
                     free: v.capacity.saturating_sub(v.used),
                     fill_percent: (fill * 10.0).round() / 10.0,
+                    stored: stores.stored(v.id),
                     rtt_ms: link.rtt.map(|d| round(d.as_secs_f64() * 1e3)),
                     up_mb_s: link.up.map(|r| round(r / 1e6)),
                     down_mb_s: link.down.map(|r| round(r / 1e6)),
@@ -67,7 +68,7 @@ impl Admin {
     }
 
     /// `cairn status`.
-    pub(super) async fn status(&self) -> Result<Status, AdminError> {
+    pub(crate) async fn status(&self) -> Result<Status, AdminError> {
         let backlog = self.fs.backlog().await?;
         let now = Timestamp::now().0;
         let oldest = backlog

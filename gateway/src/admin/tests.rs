@@ -31,6 +31,7 @@ pub(crate) fn example_status() -> Status {
             used: 250,
             free: 750,
             fill_percent: 25.0,
+            stored: 200,
             rtt_ms: Some(42.0),
             up_mb_s: Some(1.2),
             down_mb_s: None,

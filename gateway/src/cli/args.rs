@@ -48,6 +48,10 @@ pub(crate) enum Command {
         /// `cairn smb user add NAME --data DIR`.
         #[arg(long, value_name = "ADDR:PORT")]
         smb: Option<SocketAddr>,
+        /// Also serve the read-only HTTP endpoint on ADDR:PORT (loopback):
+        /// the status page at /, Prometheus metrics at /metrics.
+        #[arg(long, value_name = "ADDR:PORT")]
+        http: Option<SocketAddr>,
     },
     /// Mount the gateway's FUSE view of the whole tree on DIR (an empty
     /// folder) for local tools; the running gateway serves it until

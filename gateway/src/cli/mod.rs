@@ -37,7 +37,8 @@ pub fn main() -> ExitCode {
             stores,
             grace,
             smb,
-        } => up::up(&data, nfs, stores, grace, smb),
+            http,
+        } => up::up(&data, nfs, stores, grace, smb, http),
         Command::Mount { dir, target } => admin::mount(dir, &target),
         Command::Umount { dir, target } => admin::umount(dir, &target),
         Command::Smb { action } => smb::smb(action),
@@ -127,10 +128,17 @@ pub(crate) fn init_logging(level: &str) {
         tracing_subscriber::EnvFilter::new(format!("{level},cairn_gateway={level}"))
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi),
+        )
+        // Warnings and errors for the status page's "recent events".
+        .with(crate::http::events::Recent)
         .try_init();
 }
 

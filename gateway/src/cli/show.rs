@@ -3,21 +3,7 @@
 //! those replies as they are).
 
 use crate::admin::proto::{ChunkRow, Status, StoreRow, StoreStanding};
-
-pub(super) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub(crate) use crate::disk::human;
 
 pub(super) fn print_stores(stores: &[StoreRow]) {
     print!("{}", store_table(stores));
@@ -41,7 +27,7 @@ fn store_table(stores: &[StoreRow]) -> String {
                 s.zone.clone(),
                 s.host.clone(),
                 s.labels.join(","),
-                human(s.used),
+                human(s.stored),
                 human(s.free),
                 format!("{}%", s.fill_percent),
                 s.rtt_ms
@@ -56,7 +42,7 @@ fn store_table(stores: &[StoreRow]) -> String {
         "ZONE",
         "HOST",
         "LABELS",
-        "USED",
+        "CAIRN",
         "FREE",
         "FILL",
         "RTT",

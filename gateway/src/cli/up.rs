@@ -64,6 +64,7 @@ pub fn up(
     n_stores: usize,
     grace: cairn_config::Duration,
     smb: Option<SocketAddr>,
+    http: Option<SocketAddr>,
 ) -> ExitCode {
     let gateway_dir = data.join("gateway");
     if let Err(e) = cairn_chunkstore::private::create_dir_all(&gateway_dir) {
@@ -133,6 +134,7 @@ pub fn up(
             path: "/".into(),
         }];
     }
+    cfg.http.listen = http;
     if let Err(e) = cfg.validate() {
         return config_error(&e);
     }
@@ -165,6 +167,11 @@ pub fn up(
         println!("  list it:    nfs-ls 'nfs://{ip}/?nfsport={port}&mountport={port}'");
         println!("  copy in:    nfs-cp ./FILE 'nfs://{ip}//FILE?nfsport={port}&mountport={port}'");
         println!("  Linux:      mount -t nfs -o vers=3,tcp,nolock,port={port},mountport={port} {ip}:/ /mnt/cairn");
+        if let Some(http) = http {
+            println!(
+                "  web:        http://{http}/ (status page), http://{http}/metrics (Prometheus)"
+            );
+        }
         if let Some(smb) = smb {
             println!("  SMB:        share \\\\{}\\cairn on port {} (add a user: cairn smb user add NAME --data {shown})", smb.ip(), smb.port());
         }

@@ -12,6 +12,8 @@
 //! file before the job and commits the job durably; an unstable one does
 //! neither until [`Fs::commit`].
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use cairn_metadata::{FileKind, FileTime, Inode, InodeId, Slot, Timestamp, SLOT_SIZE};
 
 use super::perm::{self, READ, WRITE};
@@ -148,6 +150,7 @@ impl Fs {
         let start = out.len();
         let end = offset + n as u64;
         let last = last.min((end - 1) / SLOT_SIZE);
+        self.counters.read_bytes.fetch_add(n as u64, Relaxed);
         self.touch(id, first, last);
         self.read_ahead(id, offset, n as u64, inode.size);
         let evicted: Vec<Slot> = slots
@@ -196,6 +199,7 @@ impl Fs {
             let at = located.iter().position(|(b, _)| Some(*b) == slot.block);
             let loc = at.map(|i| located.swap_remove(i).1);
             let bytes = self.evicted_range(&slot, a, to - from, loc).await?;
+            self.counters.store_read_bytes.fetch_add(to - from, Relaxed);
             let have = bytes.len().min(dst.len());
             dst[..have].copy_from_slice(&bytes[..have]);
         }

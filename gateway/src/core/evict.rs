@@ -6,6 +6,8 @@
 //! [`Fs::make_room`] evicts before a cache write that would not fit, so
 //! drained data never stands in the way of new writes.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use cairn_metadata::{InodeId, SLOT_SIZE};
 
 use super::{Fs, FsError};
@@ -65,6 +67,8 @@ impl Fs {
                 let freed = self.punch(id, index).await?;
                 done.slots += 1;
                 done.bytes += freed;
+                self.counters.evicted_slots.fetch_add(1, Relaxed);
+                self.counters.evicted_bytes.fetch_add(freed, Relaxed);
                 progressed = true;
             }
             if !progressed {

@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cairn_metadata::{BlockLocation, FileTime, Inode, InodeId, Metadata};
@@ -229,6 +229,27 @@ pub struct Fs {
     classes: Arc<Classes>,
     /// Sequential streams and the blocks fetched ahead of them.
     readahead: readahead::Readahead,
+    /// Bytes read and where from, slots evicted: for `/metrics`.
+    counters: CacheCounters,
+}
+
+/// How the ingest cache serves reads, since start.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// File bytes READ answered (cache and stores together).
+    pub read_bytes: AtomicU64,
+    /// Of those, bytes of evicted slots fetched from the stores (misses).
+    pub store_read_bytes: AtomicU64,
+    /// Slots evicted, and the cache bytes that freed.
+    pub evicted_slots: AtomicU64,
+    pub evicted_bytes: AtomicU64,
+}
+
+impl Fs {
+    /// Reads and evictions since start.
+    pub fn cache_counters(&self) -> &CacheCounters {
+        &self.counters
+    }
 }
 
 impl std::fmt::Debug for Fs {
@@ -275,6 +296,7 @@ impl Fs {
             open: open::OpenCounts::default(),
             classes,
             readahead: readahead::Readahead::new(0),
+            counters: CacheCounters::default(),
         })
     }
 

@@ -214,11 +214,18 @@ async fn handle_record(
         xid: call.xid,
         replies,
     };
+    let started = std::time::Instant::now();
     match (call.prog, call.vers) {
-        (nfs3::PROGRAM, nfs3::VERSION) => Some(nfs3::dispatch(&ctx, call.proc_, call.args).await),
+        (nfs3::PROGRAM, nfs3::VERSION) => {
+            let reply = nfs3::dispatch(&ctx, call.proc_, call.args).await;
+            access.ops.nfs3(call.proc_, started.elapsed());
+            Some(reply)
+        }
         (nfs3::PROGRAM, _) => Some(Reply::prog_mismatch(call.xid, 3, 3)),
         (mount::PROGRAM, mount::VERSION) => {
-            Some(mount::dispatch(&ctx, call.proc_, call.args).await)
+            let reply = mount::dispatch(&ctx, call.proc_, call.args).await;
+            access.ops.mount(started.elapsed());
+            Some(reply)
         }
         (mount::PROGRAM, _) => Some(Reply::prog_mismatch(call.xid, 3, 3)),
         _ => Some(Reply::prog_unavail(call.xid)),

@@ -20,6 +20,8 @@ use crate::core::{Credentials, Fs};
 /// Who may connect and how their identities map.
 #[derive(Clone, Debug)]
 pub struct Access {
+    /// Every call's procedure and latency, for `/metrics`.
+    pub ops: crate::http::OpMetrics,
     pub allowed: Vec<IpNet>,
     pub squash: Squash,
     pub anon_uid: u32,

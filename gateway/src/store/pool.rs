@@ -69,6 +69,8 @@ struct Entry {
     life: StoreState,
     pace: Arc<Pace>,
     link: Link,
+    /// Bytes of cairn's objects on it (its own report, plus puts since).
+    stored: u64,
 }
 
 /// Every store the gateway knows.
@@ -184,6 +186,7 @@ impl Stores {
                 },
                 pace: Arc::new(Pace::new(self.concurrency, self.caps)),
                 link: Link::default(),
+                stored: 0,
                 failing_since: Some(Instant::now()),
                 cause: None,
                 life: StoreState::Active,
@@ -252,6 +255,11 @@ impl Stores {
         self.lock()
             .get(&id)
             .map_or(Duration::ZERO, |e| e.store.list_every())
+    }
+
+    /// Bytes of cairn's objects on store `id`.
+    pub fn stored(&self, id: StoreId) -> u64 {
+        self.lock().get(&id).map_or(0, |e| e.stored)
     }
 
     /// Why store `id` is not answering, while it is not.
@@ -403,6 +411,7 @@ impl Stores {
             // probe reports the store's fill.
             if let Some(e) = self.lock().get_mut(&id) {
                 e.view.used = e.view.used.saturating_add(len);
+                e.stored = e.stored.saturating_add(len);
             }
         }
         stored
@@ -533,6 +542,7 @@ impl Stores {
                         e.view.labels = cap.labels.clone();
                         e.view.capacity = cap.total;
                         e.view.used = cap.total.saturating_sub(cap.free);
+                        e.stored = cap.stored;
                         e.view.reserve = cap.reserve;
                         e.link.add_rtt(took);
                     }
@@ -560,34 +570,9 @@ impl Entry {
     }
 }
 
-/// Ends a transfer on its store's link when it ends, however (a dropped
-/// one moved nothing).
-struct Running<'a> {
-    stores: &'a Stores,
-    id: StoreId,
-    ticket: Option<super::link::Ticket>,
-    moved: u64,
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        if let (Some(ticket), Some(e)) = (self.ticket.take(), self.stores.lock().get_mut(&self.id))
-        {
-            e.link.finish(ticket, self.moved, Instant::now());
-        }
-    }
-}
-
-/// Takes a put's bytes off its store's queue when the put ends, however.
-struct Dequeue<'a>(&'a Stores, StoreId, u64);
-
-impl Drop for Dequeue<'_> {
-    fn drop(&mut self) {
-        if let Some(e) = self.0.lock().get_mut(&self.1) {
-            e.link.dequeue(self.2);
-        }
-    }
-}
+#[path = "pool_guards.rs"]
+mod guards;
+use guards::{Dequeue, Running};
 
 #[cfg(test)]
 #[path = "link_tests.rs"]

@@ -118,16 +118,28 @@ pub struct ShipState {
     pub stores: Vec<String>,
     pub last_error: Option<String>,
     pub shipped_bytes: u64,
+    /// When the shipper was made: before the first ship, lateness counts
+    /// from here (a gateway just started is not "behind").
+    pub started: Option<Instant>,
 }
 
 impl ShipState {
+    /// Whether the shipped metadata is more than `warn_after` behind; with
+    /// nothing shipped yet, whether the shipper started that long ago.
+    fn late(&self, warn_after: Duration) -> bool {
+        match self.shipped_until {
+            Some(t) => Timestamp::now().0 - t.0 > warn_after.as_nanos() as i64,
+            None => self.started.is_none_or(|s| s.elapsed() > warn_after),
+        }
+    }
+
     /// What `cairn status` shows of it, warning once the shipped metadata
     /// is more than `warn_after` behind.
     pub fn report(&self, warn_after: Duration) -> BackupState {
         let behind = self
             .shipped_until
             .map(|t| ((Timestamp::now().0 - t.0).max(0) as f64 / 1e9 * 10.0).round() / 10.0);
-        let late = behind.is_none_or(|b| b > warn_after.as_secs_f64());
+        let late = self.late(warn_after);
         BackupState {
             generation: format!("{:016x}", self.generation),
             changesets: self.changesets,
@@ -195,7 +207,10 @@ impl Shipper {
             cfg,
             key: backup_key(secret),
             scratch: data_dir.join("backup-snapshot.tmp"),
-            state: Arc::new(Mutex::new(ShipState::default())),
+            state: Arc::new(Mutex::new(ShipState {
+                started: Some(Instant::now()),
+                ..ShipState::default()
+            })),
             busy: tokio::sync::Mutex::new(()),
             grace,
             short: std::sync::atomic::AtomicBool::new(false),
@@ -527,7 +542,16 @@ impl Job for ShipJob {
         match result {
             Ok(()) => this.update(|s| s.last_error = None),
             Err(e) => {
-                warn!(cause = %e, "shipping the metadata failed; a new snapshot follows");
+                let starting = {
+                    let s = this.state.lock().unwrap_or_else(|p| p.into_inner());
+                    s.shipped_until.is_none() && !s.late(this.cfg.warn_after.get())
+                };
+                if starting {
+                    // Just started: the stores have not all answered a probe yet.
+                    info!(cause = %e, "metadata shipping waits for the stores");
+                } else {
+                    warn!(cause = %e, "shipping the metadata failed; a new snapshot follows");
+                }
                 // The chain of changes is broken: start a new generation.
                 self.last_snapshot = None;
                 this.update(|s| {
@@ -536,12 +560,11 @@ impl Job for ShipJob {
                 });
             }
         }
-        let late = {
-            let s = this.state.lock().unwrap_or_else(|p| p.into_inner());
-            s.shipped_until.is_none_or(|t| {
-                Timestamp::now().0 - t.0 > this.cfg.warn_after.get().as_nanos() as i64
-            })
-        };
+        let late = this
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .late(this.cfg.warn_after.get());
         if late && !self.warned {
             warn!(warn_after = ?this.cfg.warn_after.get(), "the shipped metadata is behind more than [backup] warn_after");
         }
