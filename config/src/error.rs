@@ -89,6 +89,99 @@ impl ParseByteSizeError {
     }
 }
 
+/// At most this many parse errors are reported from one file.
+const MOST_PARSE_ERRORS: usize = 30;
+
+/// Parses `text` as a `T`, reporting every parse error at once: after each
+/// error, the line it points at (a whole `[section]` when it points at a
+/// header) is blanked and the text parsed again, so a value of the wrong
+/// type or an unknown key does not hide the next one. Each error keeps
+/// toml's own message (line, column, the line itself) and gets a `fix:`
+/// from `hint`. When the rest parses, `validate`'s problems with it are
+/// listed too.
+pub(crate) fn parse_all<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &std::path::Path,
+    hint: fn(&str) -> &'static str,
+    validate: fn(&T) -> Result<(), ConfigError>,
+) -> Result<T, ConfigError> {
+    let mut text = text.to_owned();
+    // (where in the file, the error with its fix), sorted by place below.
+    let mut errors: Vec<(usize, String)> = Vec::new();
+    let rest = loop {
+        match toml::from_str::<T>(&text) {
+            Ok(config) => break Some(config),
+            Err(err) => {
+                let at = err.span().map(|s| s.start);
+                errors.push((
+                    at.unwrap_or(usize::MAX),
+                    format!("{}\n{}", err.to_string().trim_end(), hint(err.message())),
+                ));
+                let blanked = at.is_some_and(|at| blank_at(&mut text, at));
+                if !blanked || errors.len() >= MOST_PARSE_ERRORS {
+                    break None;
+                }
+            }
+        }
+    };
+    if errors.is_empty() {
+        if let Some(config) = rest {
+            return Ok(config);
+        }
+    }
+    errors.sort_by_key(|(at, _)| *at);
+    let mut message = match errors.len() {
+        1 => String::new(),
+        n => format!("{n} errors, each with its fix:\n\n"),
+    };
+    let texts: Vec<String> = errors.into_iter().map(|(_, m)| m).collect();
+    message.push_str(&texts.join("\n\n"));
+    if let Some(Err(ConfigError::Invalid { problems, .. })) = rest.as_ref().map(validate) {
+        message.push_str("\n\nand with the rest of the file:");
+        for p in problems {
+            message.push_str(&format!("\n  {p}"));
+        }
+    }
+    Err(ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Blanks the line of `text` holding byte `at` (and, for a `[table]`
+/// header, every line up to the next header), keeping line numbers; false
+/// when that changes nothing.
+fn blank_at(text: &mut String, at: usize) -> bool {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let header = text[start..line_end].trim_start().starts_with('[');
+    let mut end = line_end;
+    if header {
+        // Up to the next header line.
+        let mut pos = line_end;
+        while pos < text.len() {
+            let next = text[pos + 1..]
+                .find('\n')
+                .map_or(text.len(), |i| pos + 1 + i);
+            if text[(pos + 1).min(text.len())..next]
+                .trim_start()
+                .starts_with('[')
+            {
+                break;
+            }
+            end = next;
+            pos = next;
+        }
+    }
+    if text[start..end].trim().is_empty() {
+        return false;
+    }
+    let blank: String = text[start..end].chars().filter(|&c| c == '\n').collect();
+    text.replace_range(start..end, &blank);
+    true
+}
+
 /// Reads the file at `path`, parses it with `parse` and checks it with
 /// `validate`; every error names the file.
 pub(crate) fn load_file<T>(

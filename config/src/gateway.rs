@@ -360,15 +360,10 @@ impl GatewayConfig {
     }
 
     /// Parses config text without validating it. `path` is only used in errors.
+    /// Every parse error is reported at once (see
+    /// [`crate::error::parse_all`]).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|err| ConfigError::Parse {
-            path: path.to_owned(),
-            message: format!(
-                "{}\n{}",
-                err.to_string().trim_end(),
-                fix_hint(err.message())
-            ),
-        })
+        crate::error::parse_all(text, path, fix_hint, Self::validate)
     }
 
     /// The cache folder: `cache.dir`, or `<data_dir>/cache`.

@@ -116,14 +116,7 @@ impl StoreConfig {
 
     /// Parses config text without validating it. `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|err| ConfigError::Parse {
-            path: path.to_owned(),
-            message: format!(
-                "{}\n{}",
-                err.to_string().trim_end(),
-                fix_hint(err.message())
-            ),
-        })
+        crate::error::parse_all(text, path, fix_hint, Self::validate)
     }
 
     /// Checks every value; returns [`ConfigError::Invalid`] (with `path: None`)

@@ -49,11 +49,23 @@ fn shipped_example_parses_and_validates() {
 fn shipped_example_shows_the_defaults() {
     let parsed = GatewayConfig::parse(EXAMPLE, Path::new("examples/gateway.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut defaults = GatewayConfig::with_defaults(EXAMPLE_DATA_DIR.into(), DEFAULT_LISTEN);
-    // The example spells out the default paths, which are implicit otherwise.
-    defaults.cache.dir = Some(defaults.cache_dir());
-    defaults.metadata.path = Some(defaults.metadata_path());
+    let defaults = GatewayConfig::with_defaults(EXAMPLE_DATA_DIR.into(), DEFAULT_LISTEN);
     assert_eq!(parsed, defaults);
+}
+
+#[test]
+fn the_example_with_only_data_dir_changed_keeps_everything_under_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = EXAMPLE.replace(EXAMPLE_DATA_DIR, &tmp.path().display().to_string());
+    assert_eq!(
+        text.matches(&tmp.path().display().to_string()).count(),
+        1,
+        "the example names {EXAMPLE_DATA_DIR} in one place only"
+    );
+    let cfg =
+        GatewayConfig::load(&write_config(tmp.path(), &text)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.cache_dir(), tmp.path().join("cache"));
+    assert_eq!(cfg.metadata_path(), tmp.path().join("meta.db"));
 }
 
 #[test]
@@ -330,6 +342,54 @@ fn every_problem_is_reported_at_once() {
         message.contains("parent folder /nonexistent-cairn-parent does not exist"),
         "{message}"
     );
+}
+
+#[test]
+fn every_type_error_and_unknown_key_is_reported_in_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Seven mistakes that once took six runs to find, one each.
+    let text = format!(
+        "{}[nfs]\nlisten = 2049\nsquash = \"sometimes\"\nmax_connections = \"many\"\n\
+         [cache]\nmax_size = 64\n\
+         [drain]\nquiet = 5\nbogus = 1\n\
+         [bogus_section]\nx = 1\ny = 2\n\
+         [read]\nstall = \"0s\"\n",
+        minimal(tmp.path())
+    );
+    let (err, message) = load_err(tmp.path(), &text);
+    assert!(matches!(err, ConfigError::Parse { .. }), "{message}");
+    for needle in [
+        "listen = 2049",
+        "squash = \"sometimes\"",
+        "max_connections = \"many\"",
+        "cache.max_size = \"64 B\": is below the minimum",
+        "quiet = 5",
+        "bogus = 1",
+        "bogus_section",
+        "read.stall",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle} missing from:\n{message}"
+        );
+    }
+    assert!(
+        message.starts_with(&format!(
+            "cannot parse config file {}:\n6 errors",
+            tmp.path().join("gateway.toml").display()
+        )),
+        "{message}"
+    );
+    // The keys of the unknown section are not reported a second time.
+    assert!(
+        !message.contains("`x`") && !message.contains("`y`"),
+        "{message}"
+    );
+    assert_eq!(message.matches("fix: ").count(), 8, "{message}");
+    // In file order.
+    let listen = message.find("listen = 2049").unwrap();
+    let quiet = message.find("quiet = 5").unwrap();
+    assert!(listen < quiet, "{message}");
 }
 
 #[test]

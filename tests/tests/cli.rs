@@ -55,6 +55,23 @@ fn cairn_up_serves_with_defaults_and_keeps_its_files() {
         gw.up_dir().join("gateway").is_dir(),
         "cairn up keeps its state in DIR/gateway/"
     );
+    // The next command the banner prints works as printed, though `cairn`
+    // is not on PATH here (as after the README's `cargo run`).
+    let logs = gw.logs();
+    let status_line = logs
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("status:"))
+        .unwrap_or_else(|| panic!("no status: line in the banner:\n{logs}"));
+    let words: Vec<&str> = status_line.split_whitespace().collect();
+    let mut cmd = std::process::Command::new(words[0]);
+    cmd.args(&words[1..]);
+    let out = command::run(cmd, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("the banner's {status_line:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{status_line}: {}",
+        command::describe(&out)
+    );
 
     let src = gw.scratch().join("hello.bin");
     let want = write_random_file(&src, 42, 100_000).unwrap();
@@ -360,6 +377,21 @@ fn config_check_secret_new_and_sighup() {
     assert_eq!(out.status.code(), Some(1), "{}", command::describe(&out));
     assert!(command::describe(&out).contains("never overwritten"));
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), first);
+
+    // CAIRN_CONFIG names the gateway for every admin command, not only
+    // `cairn gateway` and `cairn fsck`.
+    let mut cmd = std::process::Command::new(cairn_tests::gateway::cairn_bin());
+    cmd.args(["status", "--json"])
+        .env("CAIRN_CONFIG", gw.config_path())
+        .current_dir(gw.scratch());
+    let out = command::run(cmd, Duration::from_secs(30)).expect("cairn status");
+    assert!(
+        out.status.success(),
+        "CAIRN_CONFIG: {}",
+        command::describe(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert!(v["files"]["inodes"].as_u64().is_some(), "{v}");
 
     let pid = rustix::process::Pid::from_raw(gw.pid() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();

@@ -161,13 +161,8 @@ pub(crate) enum Command {
     /// unreadable). Without --config or --data: the `cairn up` folder
     /// ./cairn-data.
     Fsck {
-        /// The gateway's config file.
-        #[arg(
-            long,
-            env = "CAIRN_CONFIG",
-            value_name = "FILE",
-            conflicts_with = "data"
-        )]
+        /// The gateway's config file (or set CAIRN_CONFIG).
+        #[arg(long, value_name = "FILE", conflicts_with = "data")]
         config: Option<PathBuf>,
         /// Or the folder given to `cairn up --data`.
         #[arg(long, value_name = "DIR")]
@@ -376,33 +371,49 @@ pub(crate) enum CacheCmd {
     },
 }
 
-/// Which gateway an admin command talks to.
+/// Which gateway an admin command talks to: `--config FILE`, `--data DIR`,
+/// else the file in `CAIRN_CONFIG`, else `./cairn-data`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Target {
     /// The folder given to `cairn up --data` (default ./cairn-data).
     #[arg(long, value_name = "DIR", conflicts_with = "config")]
     pub(crate) data: Option<PathBuf>,
-    /// The gateway's config file.
+    /// The gateway's config file (or set CAIRN_CONFIG).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 }
 
 impl Target {
-    /// The gateway's config: `--config FILE`, or the `gateway.toml` that
+    /// The config file named: `--config`, or `CAIRN_CONFIG` when neither
+    /// flag is given (a flag on the command line wins over the variable).
+    fn config_file(&self) -> Option<PathBuf> {
+        match (&self.config, &self.data) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(_)) => None,
+            (None, None) => std::env::var_os("CAIRN_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+
+    /// The gateway's config: the file named, or the `gateway.toml` that
     /// `cairn up` wrote into `DIR/gateway/`.
     pub(crate) fn config(&self) -> Result<GatewayConfig, ConfigError> {
-        match (&self.config, &self.data) {
-            (Some(c), _) => GatewayConfig::load(c),
-            (None, d) => {
-                let dir = d.clone().unwrap_or_else(|| PathBuf::from("./cairn-data"));
+        match self.config_file() {
+            Some(c) => GatewayConfig::load(&c),
+            None => {
+                let dir = self
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("./cairn-data"));
                 GatewayConfig::load(&dir.join("gateway").join("gateway.toml"))
             }
         }
     }
 
     pub(crate) fn data_dir(&self) -> Result<PathBuf, ConfigError> {
-        match (&self.config, &self.data) {
-            (Some(c), _) => Ok(GatewayConfig::load(c)?.data_dir),
+        match (self.config_file(), &self.data) {
+            (Some(c), _) => Ok(GatewayConfig::load(&c)?.data_dir),
             (None, Some(d)) => Ok(d.join("gateway")),
             (None, None) => Ok(PathBuf::from("./cairn-data/gateway")),
         }

@@ -18,6 +18,13 @@ const CANNOT_CHECK: u8 = 3;
 
 /// `cairn fsck [--config FILE | --data DIR] [--json]`.
 pub(super) fn local(config: Option<PathBuf>, data: Option<PathBuf>, json: bool) -> ExitCode {
+    // `CAIRN_CONFIG` when neither flag is given, as every admin command.
+    let config = config.or_else(|| {
+        data.is_none()
+            .then(|| std::env::var_os("CAIRN_CONFIG").filter(|v| !v.is_empty()))
+            .flatten()
+            .map(PathBuf::from)
+    });
     let cfg = match (config, data) {
         (Some(path), _) => GatewayConfig::load(&path),
         (None, Some(dir)) => Ok(GatewayConfig::with_defaults(

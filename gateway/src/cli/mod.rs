@@ -118,6 +118,30 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// How a user types this program: `cairn` when that name on `PATH` is this
+/// binary, else its own path (after `cargo run`, `./target/release/cairn`),
+/// so a printed next command works as printed.
+pub(crate) fn me() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "cairn".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p)
+            .filter_map(|d| std::fs::canonicalize(d.join("cairn")).ok())
+            .any(|found| found == exe)
+    });
+    if on_path {
+        return "cairn".to_owned();
+    }
+    match std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| p.to_owned()))
+    {
+        Some(rel) => format!("./{}", rel.display()),
+        None => exe.display().to_string(),
+    }
+}
+
 pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("cairn: bad config: {e}");
     ExitCode::from(2)

@@ -101,7 +101,11 @@ pub(super) fn restore(
         Ok(report) => {
             print!("{report}");
             if embedded && !list {
-                println!("start it with: cairn up --data {}", data.display());
+                println!(
+                    "start it with: {} up --data {}",
+                    super::me(),
+                    data.display()
+                );
             }
             ExitCode::SUCCESS
         }

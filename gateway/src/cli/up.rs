@@ -157,12 +157,13 @@ pub fn up(
         .iter()
         .map(|(n, c)| format!("{n} (pid {})", c.id()))
         .collect();
+    let me = super::me();
     let banner = move |addr: SocketAddr| {
         let (ip, port) = (addr.ip(), addr.port());
         println!("cairn is up: NFSv3 gateway on {addr}, data in {shown}");
         if !pids.is_empty() {
             println!("  stores:     {}", pids.join(", "));
-            println!("  status:     cairn status --data {shown}");
+            println!("  status:     {me} status --data {shown}");
         }
         println!("  list it:    nfs-ls 'nfs://{ip}/?nfsport={port}&mountport={port}'");
         println!("  copy in:    nfs-cp ./FILE 'nfs://{ip}//FILE?nfsport={port}&mountport={port}'");
@@ -173,7 +174,7 @@ pub fn up(
             );
         }
         if let Some(smb) = smb {
-            println!("  SMB:        share \\\\{}\\cairn on port {} (add a user: cairn smb user add NAME --data {shown})", smb.ip(), smb.port());
+            println!("  SMB:        share \\\\{}\\cairn on port {} (add a user: {me} smb user add NAME --data {shown})", smb.ip(), smb.port());
         }
         println!("Stop with Ctrl-C.");
     };
