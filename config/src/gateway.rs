@@ -271,6 +271,18 @@ pub struct MetadataConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub level: LogLevel,
+    /// `"text"` (for people) or `"json"` (one JSON object per line, for a
+    /// log shipper).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Least severe level that is logged.

@@ -26,9 +26,10 @@ pub use durable::{write_durable, DurableError, TempFile};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ParseByteSizeError, Problem};
 pub use gateway::{
-    BackupConfig, CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogLevel,
-    MetadataConfig, NfsConfig, RepairConfig, Squash, DEFAULT_LISTEN, DEFAULT_NFS_MAX_CONNECTIONS,
-    DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD, MIN_CACHE_SIZE,
+    BackupConfig, CacheConfig, ClusterConfig, DrainConfig, GatewayConfig, LogConfig, LogFormat,
+    LogLevel, MetadataConfig, NfsConfig, RepairConfig, Squash, DEFAULT_LISTEN,
+    DEFAULT_NFS_MAX_CONNECTIONS, DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD,
+    MIN_CACHE_SIZE,
 };
 pub use http::{read_token, HttpConfig};
 pub use size::ByteSize;

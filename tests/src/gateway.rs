@@ -54,6 +54,8 @@ pub struct GatewayOptions {
     pub cache_max_size: String,
     /// `[log] level`.
     pub log_level: String,
+    /// `[log] format = "json"`.
+    pub log_json: bool,
     /// `[nfs] max_connections`; `None` leaves the default.
     pub nfs_max_connections: Option<u32>,
     /// Run the SMB bridge (`[smb] listen` on 127.0.0.1 and a free port,
@@ -78,6 +80,7 @@ impl Default for GatewayOptions {
             anon_gid: 65534,
             cache_max_size: "2 GiB".into(),
             log_level: "info".into(),
+            log_json: false,
             nfs_max_connections: None,
             smb: false,
             data_disk: None,
@@ -446,6 +449,9 @@ impl Gateway {
         let _ = writeln!(text, "max_size = {}", toml_str(&o.cache_max_size));
         let _ = writeln!(text, "\n[log]");
         let _ = writeln!(text, "level = {}", toml_str(&o.log_level));
+        if o.log_json {
+            let _ = writeln!(text, "format = \"json\"");
+        }
         if o.http {
             let _ = writeln!(text, "\n[http]\nlisten = \"127.0.0.1:{}\"", self.http_port);
             if o.http_token.is_some() {

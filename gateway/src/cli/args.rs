@@ -118,6 +118,13 @@ pub(crate) enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print a shell completion script: `cairn completions bash >
+    /// /etc/bash_completion.d/cairn` (zsh: into a folder on $fpath as
+    /// `_cairn`; fish: ~/.config/fish/completions/cairn.fish).
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (cairn.1, cairn-up.1, …) into DIR, from the
+    /// same definitions as --help: `cairn manpages /usr/local/share/man/man1`.
+    Manpages { dir: PathBuf },
     /// The cluster secret the gateway and every store share.
     Secret {
         #[command(subcommand)]

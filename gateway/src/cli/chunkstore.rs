@@ -31,7 +31,7 @@ pub(super) fn chunkstore(action: Option<StoreAction>, config: Option<PathBuf>) -
             }
         },
         None => {
-            init_logging(cfg.log.level.as_str());
+            init_logging(cfg.log.level.as_str(), cfg.log.format);
             super::spawn::exit_with_parent();
             match runtime().block_on(cairn_chunkstore::serve(cfg, |addr| {
                 println!("cairn chunkstore listening on {addr}");

@@ -76,6 +76,21 @@ pub fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cairn", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Manpages { dir } => match manpages(&dir) {
+            Ok(n) => {
+                println!("wrote {n} manual pages to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cairn manpages: cannot write into {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        },
         Command::Secret {
             action: SecretCmd::New { file },
         } => match cairn_chunkstore::Secret::generate_file(&file) {
@@ -142,25 +157,56 @@ pub(crate) fn me() -> String {
     }
 }
 
+/// Writes `cairn.1` and one page per subcommand (`cairn-up.1`,
+/// `cairn-store-drain.1`, …) into `dir`; how many it wrote.
+fn manpages(dir: &std::path::Path) -> std::io::Result<usize> {
+    fn write(dir: &std::path::Path, cmd: clap::Command, name: &str) -> std::io::Result<usize> {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.to_owned())).render(&mut page)?;
+        cairn_config::write_durable(&dir.join(format!("{name}.1")), &page)
+            .map_err(std::io::Error::other)?;
+        let mut n = 1;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            n += write(dir, sub.clone(), &format!("{name}-{}", sub.get_name()))?;
+        }
+        Ok(n)
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    write(dir, cmd, "cairn")
+}
+
 pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("cairn: bad config: {e}");
     ExitCode::from(2)
 }
 
-pub(crate) fn init_logging(level: &str) {
+pub(crate) fn init_logging(level: &str, format: cairn_config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},cairn_gateway={level}"))
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    let json = format == cairn_config::LogFormat::Json;
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(ansi),
-        )
+        .with(text)
+        .with(json)
         // Warnings and errors for the status page's "recent events".
         .with(crate::http::events::Recent)
         .try_init();
@@ -182,7 +228,7 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 pub(crate) type Banner = Box<dyn FnOnce(SocketAddr) + Send>;
 
 pub(crate) fn serve(cfg: GatewayConfig, banner: Option<Banner>) -> ExitCode {
-    init_logging(cfg.log.level.as_str());
+    init_logging(cfg.log.level.as_str(), cfg.log.format);
     let result = runtime().block_on(run::run(cfg, |addr| {
         if let Some(b) = banner {
             b(addr);
@@ -212,6 +258,9 @@ impl Command {
                 | Command::Class { .. }
                 | Command::Cache { .. }
                 | Command::Fsck { .. }
+                | Command::Completions { .. }
+                | Command::Secret { .. }
+                | Command::Manpages { .. }
         )
     }
 }

@@ -84,7 +84,7 @@ pub fn up(
     }
     // Everything below DIR is for this user only (an older layout is fixed
     // here, with a message per change).
-    crate::cli::init_logging("info");
+    crate::cli::init_logging("info", cairn_config::LogFormat::Text);
     if let Err(e) =
         cairn_chunkstore::private::secure_and_log(&[data], &up_exceptions(data, smb.is_some()))
     {
