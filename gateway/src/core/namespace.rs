@@ -6,7 +6,7 @@
 use cairn_metadata::{FileKind, FileTime, Inode, InodeId, NewInode, Timestamp, Tx};
 
 use super::attrs::apply_setattr;
-use super::open::OpenCounts;
+use super::open::{OpenCounts, Unlinked};
 use super::perm::{self, EXEC, READ, WRITE};
 use super::{
     check_name, CreateHow, Credentials, DirItem, Fs, FsError, SetAttr, MAX_LINKS, MAX_PATH,
@@ -35,28 +35,30 @@ fn touch_dir(tx: &Tx<'_>, dir: InodeId, nlink_delta: i32, now: FileTime) -> Resu
 
 /// Drops one link of `victim` (already removed from its directory); deletes
 /// the inode at zero, unless a handle has the file open: then it lives on
-/// with no name until the last release (see `open`). Returns the id if its
-/// data should be dropped.
+/// with no name until the last release (see `open`).
 fn drop_link(
     tx: &Tx<'_>,
     mut victim: Inode,
     now: FileTime,
     open: &OpenCounts,
-) -> Result<Option<InodeId>, FsError> {
+) -> Result<Unlinked, FsError> {
     if victim.kind == FileKind::File && victim.nlink <= 1 && open.is_open(victim.id) {
         victim.nlink = 0;
         victim.ctime = now;
         tx.update_inode(&victim)?;
-        return Ok(None);
+        return Ok(Unlinked::KeptOpen(victim.id));
     }
     if victim.kind == FileKind::Dir || victim.nlink <= 1 {
         tx.delete_inode(victim.id)?;
-        return Ok((victim.kind == FileKind::File).then_some(victim.id));
+        return Ok(match victim.kind {
+            FileKind::File => Unlinked::Freed(victim.id),
+            _ => Unlinked::Nothing,
+        });
     }
     victim.nlink -= 1;
     victim.ctime = now;
     tx.update_inode(&victim)?;
-    Ok(None)
+    Ok(Unlinked::Nothing)
 }
 
 struct NewNode {
@@ -425,7 +427,7 @@ impl Fs {
                 drop_link(tx, victim, now, &open)
             })
             .await?;
-        self.drop_data(dropped).await
+        self.settle_unlink(dropped).await
     }
 
     /// Moves `from_dir/from` to `to_dir/to`, replacing a compatible target.
@@ -450,7 +452,7 @@ impl Fs {
                 let id = tx.lookup(from_dir, &from)?.ok_or(FsError::NotFound)?;
                 let mut src = tx.inode(id)?.ok_or(FsError::NotFound)?;
                 if from_dir == to_dir && from == to {
-                    return Ok(None);
+                    return Ok(Unlinked::Nothing);
                 }
                 perm::check_sticky(&cred, &src_parent, &src)?;
                 let is_dir = src.kind == FileKind::Dir;
@@ -474,11 +476,11 @@ impl Fs {
                     }
                 }
                 let now = FileTime::now();
-                let mut dropped = None;
+                let mut dropped = Unlinked::Nothing;
                 if let Some(target_id) = tx.lookup(to_dir, &to)? {
                     if target_id == id {
                         // Two names of one file: POSIX says do nothing.
-                        return Ok(None);
+                        return Ok(Unlinked::Nothing);
                     }
                     let target = tx.inode(target_id)?.ok_or(FsError::NotFound)?;
                     let target_is_dir = target.kind == FileKind::Dir;
@@ -513,7 +515,7 @@ impl Fs {
                 Ok(dropped)
             })
             .await?;
-        self.drop_data(dropped).await
+        self.settle_unlink(dropped).await
     }
 
     /// Lists `dir` after `cookie` (0 starts; 1 is ".", 2 is ".."), at most

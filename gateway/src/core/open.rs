@@ -14,6 +14,19 @@ use tracing::{debug, info};
 
 use super::{Fs, FsError};
 
+/// What dropping a link left to do once its transaction commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Unlinked {
+    /// Nothing: other links remain, or it was not a file.
+    #[default]
+    Nothing,
+    /// The file is gone: drop its cached data.
+    Freed(InodeId),
+    /// The file lost its last name while open: it lives on until the last
+    /// release, which may have come while the transaction waited to commit.
+    KeptOpen(InodeId),
+}
+
 /// How many handles each inode has open. Shared with the metadata jobs that
 /// drop links, which read it inside their transaction.
 #[derive(Clone, Debug, Default)]
@@ -102,11 +115,30 @@ impl Fs {
             return Ok(());
         }
         // Most closes are of named files: a read settles those. A remove
-        // committed after this read saw the count gone and freed the file.
+        // whose step ran before the count went, but that commits after this
+        // read, frees the file itself once committed (`settle_unlink`).
         let named = self.meta.read(|v| v.inode(id))?.is_none_or(|i| i.nlink > 0);
         if named {
             return Ok(());
         }
+        self.free_if_closed(id).await
+    }
+
+    /// After a remove or rename committed: drops a freed file's data, and
+    /// frees a file kept for its open handles if the last one was released
+    /// while the transaction waited to commit (that release read the file
+    /// still named, so it left the freeing to this).
+    pub(super) async fn settle_unlink(&self, unlinked: Unlinked) -> Result<(), FsError> {
+        match unlinked {
+            Unlinked::Nothing => Ok(()),
+            Unlinked::Freed(id) => self.drop_data(Some(id)).await,
+            Unlinked::KeptOpen(id) if !self.open.is_open(id) => self.free_if_closed(id).await,
+            Unlinked::KeptOpen(_) => Ok(()),
+        }
+    }
+
+    /// Frees file `id` if it has no name and no open handle, with its data.
+    async fn free_if_closed(&self, id: InodeId) -> Result<(), FsError> {
         let open = self.open.clone();
         let freed = self
             .meta

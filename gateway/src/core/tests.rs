@@ -533,3 +533,56 @@ async fn names_and_kinds_are_checked() {
     assert!(matches!(fs.getattr(f.id).await, Err(FsError::Stale(_))));
     assert_consistent(&fs);
 }
+
+/// The last close of an open file can land while the remove of its last
+/// name waits to commit: the remove saw the file open, the close read it
+/// still named. The file must still be freed (it once stayed, nameless and
+/// closed, until the next restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_close_while_the_remove_commits_still_frees_the_file() {
+    use std::sync::mpsc;
+    let (_d, fs) = open(1 << 30);
+    let fs = std::sync::Arc::new(fs);
+    let f = file(&fs, InodeId::ROOT, "doomed").await;
+    fs.open_handle(f.id).await.unwrap();
+
+    // A job that holds the writer until told: its batch commits after it.
+    let hold = |fs: &std::sync::Arc<Fs>| {
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (go, go_rx) = mpsc::channel::<()>();
+        let fs = fs.clone();
+        let job = tokio::spawn(async move {
+            fs.meta
+                .write(false, move |_tx| {
+                    let _ = started_tx.send(());
+                    let _ = go_rx.recv();
+                    Ok::<_, FsError>(())
+                })
+                .await
+        });
+        (job, started, go)
+    };
+    let (first, first_started, first_go) = hold(&fs);
+    first_started.recv().unwrap();
+    // Queued behind `first`: the remove, then a job that holds the batch
+    // open after the remove's step ran.
+    let remover = fs.clone();
+    let mut remove =
+        Box::pin(async move { remover.remove(&root(), InodeId::ROOT, b"doomed").await });
+    assert!(futures_util::poll!(remove.as_mut()).is_pending());
+    let (second, second_started, second_go) = hold(&fs);
+    first_go.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    second_started.recv().unwrap();
+    // The remove's step has run (it saw the file open), not committed: the
+    // last close reads the file still named.
+    fs.release_handle(f.id).await.unwrap();
+    second_go.send(()).unwrap();
+    second.await.unwrap().unwrap();
+    remove.await.unwrap();
+    assert!(
+        fs.metadata().read(|v| v.inode(f.id)).unwrap().is_none(),
+        "a closed file with no name is still there"
+    );
+    assert_consistent(&fs);
+}
