@@ -25,6 +25,7 @@ pub mod http;
 pub mod mounts;
 pub mod nfs;
 pub mod outlook;
+pub mod progress;
 pub mod restore;
 pub mod run;
 pub mod smb;

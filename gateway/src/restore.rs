@@ -328,6 +328,14 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, Error> {
             ));
             continue;
         }
+        let changesets = found
+            .iter()
+            .filter(|f| matches!(f.object, BackupObject::Changes { .. }))
+            .count();
+        let mut progress = crate::progress::Progress::new(
+            &format!("fetching {label}: metadata objects"),
+            (parts.len() + changesets) as u64,
+        );
         let mut snapshot = Vec::new();
         let mut taken = Timestamp(0);
         let mut bad = None;
@@ -335,6 +343,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, Error> {
             match inv.fetch(&key, f).await {
                 Ok((t, bytes)) => {
                     taken = t;
+                    progress.step(bytes.len() as u64);
                     snapshot.extend_from_slice(&bytes);
                 }
                 Err(e) => {
@@ -344,6 +353,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, Error> {
             }
         }
         if let Some(why) = bad {
+            progress.finish();
             report.push_str(&format!("skipped {label}: {why}\n"));
             continue;
         }
@@ -366,6 +376,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, Error> {
             }
             match inv.fetch(&key, f).await {
                 Ok((t, bytes)) => {
+                    progress.step(bytes.len() as u64);
                     sets.push((t, bytes));
                 }
                 Err(e) => {
@@ -374,6 +385,7 @@ pub async fn restore(plan: &RestorePlan) -> Result<String, Error> {
                 }
             }
         }
+        progress.finish();
         // Apply; a changeset that does not apply ends the chain there.
         let mut applied = sets.len();
         // Built in a temp file beside meta.db (removed if anything fails),

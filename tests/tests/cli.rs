@@ -201,6 +201,18 @@ fn cairn_restore_rebuilds_a_cairn_up_gateway_from_its_own_stores() {
     );
     assert!(out.status.success(), "cairn restore --data: {said}");
     assert!(said.contains("restored generation"), "{said}");
+    // Progress, as plain lines when not on a terminal: the last says all
+    // of the generation's objects were fetched.
+    let last = said
+        .lines()
+        .filter_map(|l| l.split("metadata objects: ").nth(1))
+        .next_back()
+        .unwrap_or_else(|| panic!("no progress line: {said}"));
+    let counts: Vec<&str> = last.split_whitespace().collect();
+    assert!(
+        counts.len() >= 3 && counts[1] == "of" && counts[0] == counts[2] && counts[0] != "0",
+        "{last}"
+    );
     assert!(
         said.contains("cairn up --data"),
         "it says how to go on: {said}"
@@ -516,4 +528,77 @@ fn json_logs_are_one_object_per_line() {
         lines.iter().any(|l| l.contains("gateway serving NFSv3")),
         "{logs}"
     );
+}
+
+/// `cairn store start NAME`: a store of a `cairn up` folder killed with -9
+/// comes back on its port under the running `cairn up` and is online
+/// again; a running one is not started twice.
+#[test]
+fn a_killed_store_of_cairn_up_starts_again() {
+    let gw = Gateway::start_up();
+    let dir = gw.up_dir();
+    let d = dir.to_string_lossy().into_owned();
+    let logs = gw.logs();
+    let pid: i32 = logs
+        .split("b (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid of store b in the banner:\n{logs}"));
+    let state = |name: &str| -> String {
+        up_status(&dir)
+            .and_then(|v| {
+                v["stores"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["name"] == name)
+                    .map(|s| s["state"].as_str().unwrap_or("").to_owned())
+            })
+            .unwrap_or_default()
+    };
+    poll_until("b online", Duration::from_secs(30), || match state("b") {
+        s if s == "online" => Ok(()),
+        s => Err(s),
+    });
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    poll_until("b seen down", Duration::from_secs(30), || {
+        match state("b") {
+            s if s != "online" => Ok(()),
+            s => Err(s),
+        }
+    });
+    let out = run_cairn(
+        &["store", "start", "b", "--data", &d],
+        Duration::from_secs(60),
+    )
+    .expect("cairn store start");
+    assert!(out.status.success(), "{}", command::describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("store b runs again"),
+        "{}",
+        command::describe(&out)
+    );
+    poll_until("b online again", Duration::from_secs(30), || {
+        match state("b") {
+            s if s == "online" => Ok(()),
+            s => Err(s),
+        }
+    });
+    let out = run_cairn(
+        &["store", "start", "b", "--data", &d],
+        Duration::from_secs(60),
+    )
+    .expect("cairn store start");
+    assert_eq!(out.status.code(), Some(1), "{}", command::describe(&out));
+    assert!(command::describe(&out).contains("already runs"));
+    let out = run_cairn(
+        &["store", "start", "zz", "--data", &d],
+        Duration::from_secs(60),
+    )
+    .expect("cairn store start");
+    assert_eq!(out.status.code(), Some(2), "{}", command::describe(&out));
 }

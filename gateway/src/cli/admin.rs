@@ -110,6 +110,7 @@ pub(super) fn store(action: StoreCmd) -> ExitCode {
         StoreCmd::Drain { name, target } => store_life(&target, Request::StoreDrain { name }),
         StoreCmd::Undrain { name, target } => store_life(&target, Request::StoreUndrain { name }),
         StoreCmd::Remove { name, target } => store_life(&target, Request::StoreRemove { name }),
+        StoreCmd::Start { name, target } => super::up::start_again(&name, &target),
     }
 }
 

@@ -228,6 +228,14 @@ pub(crate) enum StoreCmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Start a store of a `cairn up` folder again (after it was killed or
+    /// crashed): it runs under the `cairn up` that is running there, on the
+    /// port in its DIR/stores/NAME/store.toml.
+    Start {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Retire a store; refused while it holds anything the metadata needs
     /// (drain it first). Then take it out of the gateway config.
     Remove {

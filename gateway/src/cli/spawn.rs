@@ -60,6 +60,12 @@ impl Process {
         self.child.id()
     }
 
+    /// Lets it run on after this handle goes (it follows its parent, see
+    /// [`exit_with_parent`]).
+    pub fn detach(mut self) {
+        self.reaped = true;
+    }
+
     /// Sends SIGTERM (a clean shutdown), unless it is reaped already.
     fn terminate(&self) {
         if self.reaped {
@@ -111,10 +117,21 @@ pub fn start_store(
     addr: SocketAddr,
     log: Option<&Path>,
 ) -> Result<Process, SpawnError> {
+    start_store_following(config, addr, log, std::process::id())
+}
+
+/// [`start_store`], but the store follows process `parent` instead of this
+/// one (`cairn store start` hands a store back to a running `cairn up`).
+pub fn start_store_following(
+    config: &Path,
+    addr: SocketAddr,
+    log: Option<&Path>,
+    parent: u32,
+) -> Result<Process, SpawnError> {
     let exe = std::env::current_exe().map_err(SpawnError::Exe)?;
     let mut command = Command::new(exe);
     command
-        .env(PARENT_ENV, std::process::id().to_string())
+        .env(PARENT_ENV, parent.to_string())
         .args(["chunkstore", "--config"])
         .arg(config)
         .stdin(Stdio::null());

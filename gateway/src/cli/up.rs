@@ -82,6 +82,16 @@ pub fn up(
         );
         return ExitCode::from(1);
     }
+    // `cairn store start` finds this process here, to hand it a store.
+    let pid_file = data.join(UP_PID);
+    if let Err(e) =
+        cairn_config::write_durable(&pid_file, format!("{}\n", std::process::id()).as_bytes())
+    {
+        eprintln!(
+            "cairn up: warning: cannot write {}: {e}",
+            pid_file.display()
+        );
+    }
     // Everything below DIR is for this user only (an older layout is fixed
     // here, with a message per change).
     crate::cli::init_logging("info", cairn_config::LogFormat::Text);
@@ -181,7 +191,67 @@ pub fn up(
     let code = serve(cfg, Some(Box::new(banner)));
     let mut processes: Vec<Process> = children.into_iter().map(|(_, p)| p).collect();
     spawn::stop_all(&mut processes);
+    let _ = std::fs::remove_file(&pid_file);
     code
+}
+
+/// `DIR/up.pid`: the running `cairn up`'s process id.
+const UP_PID: &str = "up.pid";
+
+/// `cairn store start NAME --data DIR`: starts store NAME of a `cairn up`
+/// folder again under the `cairn up` running there (it follows that
+/// process, as the stores it started do), on its configured port.
+pub(super) fn start_again(name: &str, target: &super::Target) -> ExitCode {
+    let data = target
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./cairn-data"));
+    let dir = data.join("stores").join(name);
+    let config = dir.join("store.toml");
+    if !config.is_file() {
+        eprintln!(
+            "cairn store start: no store {name} in {} (it starts the stores of a `cairn up` folder; a store of your own runs with `cairn chunkstore --config FILE`)",
+            data.join("stores").display()
+        );
+        return ExitCode::from(2);
+    }
+    if dir.join(REMOVED_MARK).exists() {
+        eprintln!(
+            "cairn store start: store {name} was removed (cairn store remove); it stays stopped"
+        );
+        return ExitCode::from(1);
+    }
+    if lock_held(&dir.join("data").join(cairn_chunkstore::layout::LOCK_FILE)) {
+        eprintln!("cairn store start: store {name} already runs");
+        return ExitCode::from(1);
+    }
+    let up = std::fs::read_to_string(data.join(UP_PID))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    let Some(up) = up else {
+        eprintln!(
+            "cairn store start: no `cairn up` runs on {}; start it with `cairn up --data {}` (it starts every store)",
+            data.display(),
+            data.display()
+        );
+        return ExitCode::from(1);
+    };
+    let addr = match StoreConfig::load(&config) {
+        Ok(c) => c.listen,
+        Err(e) => return config_error(&e),
+    };
+    match spawn::start_store_following(&config, addr, Some(&dir.join("store.log")), up) {
+        Ok(process) => {
+            println!(
+                "store {name} runs again (pid {}) on {addr}, under cairn up (pid {up}); the gateway sees it at its next probe",
+                process.id()
+            );
+            process.detach();
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("store {name} did not start"), e),
+    }
 }
 
 /// What `cairn up` leaves to others: the gateway's SMB folder (Samba sets

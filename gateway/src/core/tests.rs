@@ -547,38 +547,42 @@ async fn a_last_close_while_the_remove_commits_still_frees_the_file() {
     fs.open_handle(f.id).await.unwrap();
 
     // A job that holds the writer until told: its batch commits after it.
+    // Each is queued by its first poll, here, so the order is the test's.
+    let wait = std::time::Duration::from_secs(30);
     let hold = |fs: &std::sync::Arc<Fs>| {
         let (started_tx, started) = mpsc::channel::<()>();
         let (go, go_rx) = mpsc::channel::<()>();
         let fs = fs.clone();
-        let job = tokio::spawn(async move {
+        let job = Box::pin(async move {
             fs.meta
                 .write(false, move |_tx| {
                     let _ = started_tx.send(());
-                    let _ = go_rx.recv();
+                    let _ = go_rx.recv_timeout(wait);
                     Ok::<_, FsError>(())
                 })
                 .await
         });
         (job, started, go)
     };
-    let (first, first_started, first_go) = hold(&fs);
-    first_started.recv().unwrap();
+    let (mut first, first_started, first_go) = hold(&fs);
+    assert!(futures_util::poll!(first.as_mut()).is_pending());
+    first_started.recv_timeout(wait).unwrap();
     // Queued behind `first`: the remove, then a job that holds the batch
     // open after the remove's step ran.
     let remover = fs.clone();
     let mut remove =
         Box::pin(async move { remover.remove(&root(), InodeId::ROOT, b"doomed").await });
     assert!(futures_util::poll!(remove.as_mut()).is_pending());
-    let (second, second_started, second_go) = hold(&fs);
+    let (mut second, second_started, second_go) = hold(&fs);
+    assert!(futures_util::poll!(second.as_mut()).is_pending());
     first_go.send(()).unwrap();
-    first.await.unwrap().unwrap();
-    second_started.recv().unwrap();
+    first.await.unwrap();
+    second_started.recv_timeout(wait).unwrap();
     // The remove's step has run (it saw the file open), not committed: the
     // last close reads the file still named.
     fs.release_handle(f.id).await.unwrap();
     second_go.send(()).unwrap();
-    second.await.unwrap().unwrap();
+    second.await.unwrap();
     remove.await.unwrap();
     assert!(
         fs.metadata().read(|v| v.inode(f.id)).unwrap().is_none(),
