@@ -27,26 +27,35 @@ impl HttpConfig {
     }
 }
 
-/// Why the token in `path` cannot be used, or the token: the file's first
-/// line, at least 16 characters, in a file only its owner may read.
-pub fn read_token(path: &Path) -> Result<String, String> {
+/// Why a token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read it: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("others may read it (mode {mode:o}); fix: chmod 600 {}", path.display())]
+    OpenToOthers { mode: u32, path: PathBuf },
+    #[error(
+        "its first line must be a token of at least 16 characters without spaces; \
+         fix: head -c 24 /dev/urandom | base64 > FILE"
+    )]
+    Weak,
+}
+
+/// The token in `path`: the file's first line, at least 16 characters, in
+/// a file only its owner may read.
+pub fn read_token(path: &Path) -> Result<String, TokenError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "others may read it (mode {:o}); fix: chmod 600 {}",
-            meta.permissions().mode() & 0o777,
-            path.display()
-        ));
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(TokenError::OpenToOthers {
+            mode: mode & 0o777,
+            path: path.to_owned(),
+        });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let text = std::fs::read_to_string(path)?;
     let token = text.lines().next().unwrap_or_default().trim().to_owned();
     if token.len() < 16 || token.contains(char::is_whitespace) {
-        return Err(
-            "its first line must be a token of at least 16 characters without spaces; \
-             fix: head -c 24 /dev/urandom | base64 > FILE"
-                .to_owned(),
-        );
+        return Err(TokenError::Weak);
     }
     Ok(token)
 }

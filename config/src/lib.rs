@@ -31,7 +31,7 @@ pub use gateway::{
     DEFAULT_NFS_MAX_CONNECTIONS, DEFAULT_READAHEAD, MAX_NFS_MAX_CONNECTIONS, MAX_READAHEAD,
     MIN_CACHE_SIZE,
 };
-pub use http::{read_token, HttpConfig};
+pub use http::{read_token, HttpConfig, TokenError};
 pub use size::ByteSize;
 pub use smb::{share_name_problem, share_path_problem, user_name_problem, SmbConfig, SmbShare};
 pub use store::{ScrubConfig, StoreConfig, DEFAULT_STORE_RESERVE};

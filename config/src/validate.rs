@@ -122,7 +122,7 @@ impl GatewayConfig {
                 report(
                     "http.token_file",
                     quoted_path(path),
-                    why,
+                    why.to_string(),
                     "see the README's HTTP section",
                 );
             }

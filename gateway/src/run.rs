@@ -53,8 +53,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("http.token_file: {why}")]
-    HttpToken { why: String },
+    #[error("http.token_file: {0}")]
+    HttpToken(#[from] cairn_config::TokenError),
     #[error("cannot read the cluster secret: {0}")]
     Secret(#[from] cairn_chunkstore::StoreError),
     #[error("cannot open the admin socket {path}: {source}")]
@@ -348,9 +348,9 @@ async fn serve(
         None => None,
     };
     let http_token = match cfg.http.token_file.as_deref().map(cairn_config::read_token) {
-        Some(Err(why)) => {
+        Some(Err(e)) => {
             undo_start(&admin_path, smb.as_deref()).await;
-            return Err(StartError::HttpToken { why });
+            return Err(StartError::HttpToken(e));
         }
         Some(Ok(token)) => Some(token),
         None => None,

@@ -148,6 +148,26 @@ impl Gateway {
         matches!(self.launch, Launch::Up)
     }
 
+    /// `cairn status --json` of this gateway, naming it as a user would:
+    /// `--data DIR` under `cairn up`, else `--config FILE`.
+    pub fn status_json(&self) -> serde_json::Value {
+        let (flag, path) = match self.is_up() {
+            true => ("--data", self.up_dir()),
+            false => ("--config", self.config_path()),
+        };
+        let out = run_cairn(
+            &["status", "--json", flag, &path.to_string_lossy()],
+            Duration::from_secs(60),
+        )
+        .expect("cairn status");
+        assert!(
+            out.status.success(),
+            "cairn status: {}",
+            command::describe(&out)
+        );
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
     /// The gateway's own data folder: `DIR/gateway` under `cairn up`, else
     /// the config's `data_dir`.
     pub fn gateway_data_dir(&self) -> PathBuf {

@@ -20,15 +20,6 @@ fn up_with_http() -> Gateway {
     })
 }
 
-/// `cairn status --json` of a `cairn up` gateway.
-fn status(gw: &Gateway) -> Value {
-    let d = gw.up_dir().to_string_lossy().into_owned();
-    let out = run_cairn(&["status", "--data", &d, "--json"], Duration::from_secs(60))
-        .expect("cairn status");
-    assert!(out.status.success(), "{}", command::describe(&out));
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
 /// Writes `sizes.len()` files over NFS and waits until they are drained and
 /// the default class holds them healthy; their total size.
 fn drained_workload(gw: &Gateway, sizes: &[u64]) -> u64 {
@@ -39,7 +30,7 @@ fn drained_workload(gw: &Gateway, sizes: &[u64]) -> u64 {
             .unwrap_or_else(|e| panic!("nfs-cp: {e}"));
     }
     poll_until("drained and healthy", Duration::from_secs(120), || {
-        let v = status(gw);
+        let v = gw.status_json();
         let default = v["classes"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["name"] == "default"))
@@ -76,7 +67,7 @@ fn metric(m: &std::collections::BTreeMap<String, f64>, key: &str) -> f64 {
 fn metrics_agree_with_cairn_status_after_a_known_workload() {
     let gw = up_with_http();
     let total = drained_workload(&gw, &[100_000, 2_500_000, 7_000_000]);
-    let st = status(&gw);
+    let st = gw.status_json();
     let r = web::get(gw.http_port(), "/metrics");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -244,7 +235,7 @@ fn class_cell(dom: &str, class: &str, health: &str) -> u64 {
 fn the_status_page_in_a_browser_shows_the_stores_and_class_health() {
     let gw = up_with_http();
     drained_workload(&gw, &[300_000, 5_000_000]);
-    let st = status(&gw);
+    let st = gw.status_json();
     let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let _ = std::fs::remove_file(&png);
     let url = format!("http://127.0.0.1:{}/", gw.http_port());

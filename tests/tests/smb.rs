@@ -32,21 +32,6 @@ fn served_again(smb: &SmbClient, name: &str) {
     });
 }
 
-/// `cairn status --json` of `gw`.
-fn status(gw: &Gateway) -> serde_json::Value {
-    let config = match gw.is_up() {
-        true => gw.up_dir().join("gateway/gateway.toml"),
-        false => gw.config_path(),
-    };
-    let out = run_cairn(
-        &["status", "--json", "--config", &config.to_string_lossy()],
-        Duration::from_secs(60),
-    )
-    .expect("cairn status");
-    assert!(out.status.success(), "cairn status: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
 #[test]
 fn smbclient_put_get_ls_mkdir_rename_del() {
     let gw = smb_gateway();
@@ -231,7 +216,7 @@ fn a_dead_fuse_view_refuses_connections_until_it_is_back() {
     let gw = smb_gateway();
     let smb = prepare(&gw);
     smb.ok("mkdir kept");
-    let pid_before = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+    let pid_before = gw.status_json()["smb"]["pid"].as_u64().expect("smbd pid");
 
     // Kill the FUSE side: abort the kernel connection of the view.
     let view = view_dir(&gw);
@@ -261,7 +246,7 @@ fn a_dead_fuse_view_refuses_connections_until_it_is_back() {
 
     // The gateway mounts the view again; smbd never died.
     served_again(&smb, "kept");
-    let st = status(&gw);
+    let st = gw.status_json();
     assert_eq!(
         st["smb"]["pid"].as_u64(),
         Some(pid_before),
@@ -276,11 +261,11 @@ fn a_killed_smbd_is_started_again() {
     let gw = smb_gateway();
     let smb = prepare(&gw);
     smb.ok("mkdir before");
-    let first = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+    let first = gw.status_json()["smb"]["pid"].as_u64().expect("smbd pid");
     let pid = rustix::process::Pid::from_raw(i32::try_from(first).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     let st = poll_until("smbd started again", Duration::from_secs(30), || {
-        let st = status(&gw);
+        let st = gw.status_json();
         match st["smb"]["pid"].as_u64() {
             Some(p) if p != first => Ok(st),
             _ => Err(st.to_string()),
@@ -352,7 +337,7 @@ fn bad_share_and_user_names_are_refused_and_change_nothing() {
         std::fs::read(view_dir(&gw).join("media/m.txt")).unwrap(),
         b"in media"
     );
-    let st = status(&gw);
+    let st = gw.status_json();
     let shares: Vec<&str> = st["smb"]["shares"]
         .as_array()
         .unwrap()
@@ -460,7 +445,7 @@ fn smbd_does_not_outlive_a_killed_cairn_up() {
     });
     let smb = prepare(&gw);
     smb.ok("mkdir kept");
-    let smbd = status(&gw)["smb"]["pid"].as_u64().expect("smbd pid");
+    let smbd = gw.status_json()["smb"]["pid"].as_u64().expect("smbd pid");
     gw.kill9();
     poll_until(
         "smbd follows the killed gateway",

@@ -94,23 +94,27 @@ pub(crate) fn smb(action: SmbCmd) -> ExitCode {
     }
 }
 
+/// Why no password was read.
+#[derive(Debug, thiserror::Error)]
+enum PasswordError {
+    #[error("cannot read the password: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("the two passwords differ; nothing changed")]
+    Differ,
+}
+
 /// The password: asked twice without echo on a terminal, else the first
 /// line of standard input.
-fn read_password(user: &str) -> Result<String, String> {
+fn read_password(user: &str) -> Result<String, PasswordError> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password(format!("SMB password for {user}: "))
-            .map_err(|e| format!("cannot read the password: {e}"))?;
-        let again = rpassword::prompt_password("Again: ")
-            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let first = rpassword::prompt_password(format!("SMB password for {user}: "))?;
+        let again = rpassword::prompt_password("Again: ")?;
         if first != again {
-            return Err("the two passwords differ; nothing changed".into());
+            return Err(PasswordError::Differ);
         }
         return Ok(first);
     }
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
